@@ -1,0 +1,3 @@
+from chatq.cli import main
+
+main()

@@ -1,0 +1,225 @@
+"""The ``chatq`` command: run the stack or one part of it, chat through the queue, benchmark."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from shared.errors import ChatqError
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from producers.client import ChatqClient
+
+cli = typer.Typer(
+    help="chatq: a queue-based distributed worker system for AI chat jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+DEMO_PROMPT = "Hello! In one sentence, what is a job queue good for?"
+
+
+@cli.command()
+def up(
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes to start.")] = 2,
+    port: Annotated[int | None, typer.Option(help="Gateway port.")] = None,
+    sim_port: Annotated[int | None, typer.Option(help="Provider simulator port.")] = None,
+    flower_port: Annotated[int | None, typer.Option(help="Flower port.")] = None,
+    redis_port: Annotated[int | None, typer.Option(help="Embedded Redis port.")] = None,
+    flower: Annotated[bool, typer.Option(help="Start Flower.")] = True,
+    demo: Annotated[bool, typer.Option(help="Send one visible chat through the queue.")] = True,
+    once: Annotated[bool, typer.Option(help="Stop everything after the demo chat.")] = False,
+    sim_ttft_ms: Annotated[float, typer.Option(help="Simulator time to first token.")] = 150,
+    sim_tokens_per_s: Annotated[float, typer.Option(help="Simulator streaming speed.")] = 40,
+) -> None:
+    """Run the whole local stack: Redis, simulator, workers, gateway, Flower. Ctrl-C stops all."""
+    from chatq.up import StackOptions, run_stack
+
+    settings = get_settings()
+    options = StackOptions(
+        workers=workers,
+        gateway_port=port or settings.gateway_port,
+        sim_port=sim_port or settings.sim_port,
+        flower_port=flower_port or settings.flower_port,
+        redis_port=redis_port or settings.embedded_redis_port,
+        flower=flower,
+        demo_prompt=DEMO_PROMPT if demo else None,
+        once=once,
+        sim_args=("--ttft-ms", str(sim_ttft_ms), "--tokens-per-s", str(sim_tokens_per_s)),
+    )
+    _exit_on_chatq_error(lambda: run_stack(settings, options, console))
+
+
+@cli.command()
+def worker(
+    pool: Annotated[str | None, typer.Option(help="threads | gevent | prefork | solo")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Calls in flight per process.")] = None,
+    queues: Annotated[str | None, typer.Option(help="Comma-separated queues to consume.")] = None,
+    name: Annotated[str | None, typer.Option(help="Celery node name, e.g. w1@host.")] = None,
+) -> None:
+    """Run one Celery worker process."""
+    from workers.celery_app import app
+
+    settings = get_settings()
+    argv = [
+        "worker",
+        f"--pool={pool or settings.worker_pool}",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--queues={queues or f'{settings.interactive_queue},{settings.bulk_queue}'}",
+        f"--loglevel={settings.log_level}",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if name:
+        argv.append(f"--hostname={name}")
+    if settings.task_events:
+        argv.append("--task-events")
+    app.worker_main(argv)
+
+
+@cli.command()
+def gateway(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the OpenAI-compatible HTTP gateway."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "producers.gateway:create_app",
+        factory=True,
+        host=host or settings.gateway_host,
+        port=port or settings.gateway_port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@cli.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def sim(ctx: typer.Context) -> None:
+    """Run the OpenAI-compatible provider simulator (see `chatq sim --help`)."""
+    from simulator.__main__ import main as simulator_main
+
+    simulator_main(list(ctx.args))
+
+
+@cli.command()
+def chat(
+    prompt: Annotated[str, typer.Argument(help="What to ask.")],
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    stream: Annotated[bool, typer.Option(help="Print the answer as it streams.")] = True,
+    max_tokens: Annotated[int | None, typer.Option(min=1)] = None,
+) -> None:
+    """Send one chat through the queue (needs `chatq up` or Redis and a worker running)."""
+    from producers.client import ChatqClient
+
+    def run() -> None:
+        with ChatqClient() as client:
+            stream_chat(client, prompt, model=model, stream=stream, max_tokens=max_tokens)
+
+    _exit_on_chatq_error(run)
+
+
+def stream_chat(client: ChatqClient, prompt: str, **params: object) -> None:
+    """Prints one chat's answer, streamed, with its job id and timings."""
+    started = time.perf_counter()
+    console.print(f"[bold cyan]you[/] {prompt}")
+    stream = bool(params.pop("stream", True))
+    options = {k: v for k, v in params.items() if v is not None}
+    job_id = client.submit(prompt, stream=stream, **options)  # type: ignore[arg-type]
+    console.print("[bold green]assistant[/] ", end="")
+    first: float | None = None
+    if stream:
+        for delta in client.stream(job_id):
+            first = first or time.perf_counter()
+            console.print(delta, end="", markup=False, highlight=False)
+            sys.stdout.flush()
+        console.print()
+    result = client.result(job_id)
+    if not stream:
+        console.print(result.content or "", markup=False, highlight=False)
+    total_ms = (time.perf_counter() - started) * 1000
+    ttft = f", first token {(first - started) * 1000:.0f} ms" if first else ""
+    usage = result.usage
+    tokens = f", {usage.prompt_tokens}+{usage.completion_tokens} tokens" if usage else ""
+    console.print(f"[dim]job {job_id}: {result.status.value} in {total_ms:.0f} ms{ttft}{tokens}[/]")
+
+
+@cli.command()
+def status(job_id: str) -> None:
+    """Show a job's record."""
+    from producers.client import ChatqClient
+
+    def run() -> None:
+        with ChatqClient() as client:
+            console.print_json(client.status(job_id).model_dump_json())
+
+    _exit_on_chatq_error(run)
+
+
+@cli.command()
+def cancel(job_id: str) -> None:
+    """Cancel a job that has not ended."""
+    from producers.client import ChatqClient
+
+    def run() -> None:
+        with ChatqClient() as client:
+            ended = client.cancel(job_id)
+        console.print("cancelled" if ended else "already ended: nothing to cancel")
+
+    _exit_on_chatq_error(run)
+
+
+@cli.command()
+def bench(
+    quick: Annotated[bool, typer.Option(help="A smaller run (under a minute).")] = False,
+    jobs: Annotated[int | None, typer.Option(help="Jobs per throughput scenario.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+) -> None:
+    """Measure the pipeline against a no-op Celery task and a direct provider call."""
+    from chatq.bench import BenchOptions, run_bench
+
+    options = BenchOptions.quick() if quick else BenchOptions()
+    if jobs:
+        options.jobs = jobs
+    _exit_on_chatq_error(lambda: run_bench(options, console, json_path))
+
+
+def _exit_on_chatq_error(run: Callable[[], object]) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    try:
+        run()
+    except ChatqError as exc:
+        console.print(f"[bold red]error:[/] {exc.message}")
+        raise typer.Exit(1) from None
+    except RedisConnectionError as exc:
+        url = get_settings().effective_redis_url
+        console.print(
+            f"[bold red]error:[/] cannot reach Redis at {url} ({exc}). "
+            "Start the stack with `chatq up`, or set CHATQ_REDIS_URL."
+        )
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    cli()
+
+
+if __name__ == "__main__":
+    main()

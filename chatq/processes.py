@@ -1,0 +1,110 @@
+"""Starting and stopping the stack's processes: each in its own session, none left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import requests
+
+from shared.errors import ChatqError
+
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class Part:
+    """One running process of the stack, and how to tell it is ready."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    address: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+def python_module_command(module: str, *args: str) -> list[str]:
+    """``python -m module args``, with the interpreter running this process."""
+    return [sys.executable, "-m", module, *args]
+
+
+def spawn(
+    name: str,
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    address: str = "",
+    quiet: bool = False,
+) -> Part:
+    """Starts ``command`` in a new session, so that stopping it stops all it started."""
+    output = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen(
+        list(command),
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+        stdout=output,
+        stderr=output,
+    )
+    return Part(name, process, address)
+
+
+def stop(parts: Sequence[Part], grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM every part's process group, then SIGKILL whatever still runs after ``grace``."""
+    for part in parts:
+        _signal_group(part.process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for part in parts:
+        remaining = max(0.0, deadline - time.monotonic())
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            part.process.wait(timeout=remaining)
+        _signal_group(part.process, signal.SIGKILL)  # also reaps grandchildren left behind
+        part.process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
+
+
+def wait_until(
+    check: Callable[[], bool], *, timeout: float, what: str, part: Part | None = None
+) -> None:
+    """Polls ``check`` until it is true; fails early if ``part``'s process exits."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if part is not None and not part.alive():
+            raise ChatqError(f"{what} exited with code {part.process.returncode} while starting")
+        if time.monotonic() > deadline:
+            raise ChatqError(f"{what} was not ready within {timeout:g} s")
+        time.sleep(0.1)
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    return check
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0

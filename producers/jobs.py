@@ -1,0 +1,81 @@
+"""Turning a caller's arguments into a validated job, and a failed result into an exception."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from pydantic import ValidationError
+
+from shared.celery_config import TASK_CHAT, celery_config, queue_for
+from shared.errors import ERRORS_BY_CODE, ChatqError, InvalidJob, ModelNotFound, ProviderError
+from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from shared.settings import Settings
+
+Messages = str | list[dict[str, Any]]
+
+
+def build_request(
+    messages: Messages, model: str | None, settings: Settings, **params: Any
+) -> ChatRequest:
+    """A validated request; a bare string becomes one user message."""
+    if isinstance(messages, str):
+        messages = [{"role": "user", "content": messages}]
+    try:
+        return ChatRequest.model_validate(
+            {"model": model or settings.default_model, "messages": messages, **params}
+        )
+    except ValidationError as exc:
+        raise InvalidJob(describe_validation_errors(exc.errors())) from exc
+
+
+def check_model(request: ChatRequest, settings: Settings) -> None:
+    if settings.models and request.model not in settings.models:
+        raise ModelNotFound(
+            f"The model '{request.model}' does not exist or you do not have access to it. "
+            f"Available models: {', '.join(settings.models)}.",
+            param="model",
+        )
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """One readable sentence per problem, naming the field to fix."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error["loc"] if p != "body") or "body"
+        parts.append(f"{where}: {error['msg']}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+def producer_app(settings: Settings) -> Celery:
+    """A Celery app used only to send tasks by name; producers never import worker code."""
+    app = Celery("chatq-producer")
+    app.conf.update(celery_config(settings))
+    return app
+
+
+def send_job(app: Celery, job: ChatJob, queue: str) -> None:
+    app.send_task(
+        TASK_CHAT,
+        args=[job.model_dump(mode="json", exclude_none=True)],
+        task_id=job.id,
+        queue=queue,
+    )
+
+
+def job_queue(job: ChatJob, settings: Settings) -> str:
+    return queue_for(job.request.priority, settings)
+
+
+def raise_for_result(result: ChatResult) -> ChatResult:
+    """The result itself if the job is done, else the error it ended with."""
+    if result.status is JobStatus.done:
+        return result
+    error = result.error
+    if error is None:
+        raise ChatqError(f"Job {result.job_id} ended as {result.status.value}")
+    cls = ERRORS_BY_CODE.get(
+        error.code or "", ProviderError if error.type == "api_error" else ChatqError
+    )
+    raise cls(error.message, code=error.code)

@@ -1,0 +1,1 @@
+"""What producers and workers must agree on: models, settings, keys, protocol, errors."""

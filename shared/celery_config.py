@@ -1,0 +1,53 @@
+"""Celery configuration both sides share: task names, queues, serialisation, broker options.
+
+Task names are stable strings so a client in any language can send them: the chat task takes
+one positional argument, a ``ChatJob`` as JSON, and its Celery task id is the job id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.jobs import Priority
+from shared.settings import Settings
+
+TASK_CHAT = "chatq.chat"
+TASK_NOOP = "chatq.noop"  # a no-op task: the baseline `chatq bench` compares the pipeline with
+
+# kombu's Redis transport pools its connections; the default of 10 is too few for a worker
+# that keeps hundreds of calls in flight and acknowledges each of them.
+BROKER_MAX_CONNECTIONS = 1000
+VISIBILITY_TIMEOUT_S = 3600
+
+
+def queue_for(priority: Priority, settings: Settings) -> str:
+    return settings.bulk_queue if priority is Priority.bulk else settings.interactive_queue
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery settings for this deployment, built from the one settings object."""
+    url = settings.effective_redis_url
+    return {
+        "broker_url": url,
+        "result_backend": url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_default_queue": settings.interactive_queue,
+        "task_create_missing_queues": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+        "broker_pool_limit": None,
+        "broker_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT_S,
+            "max_connections": BROKER_MAX_CONNECTIONS,
+        },
+        "redis_max_connections": BROKER_MAX_CONNECTIONS,
+        "result_expires": settings.result_ttl_s,
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
+        "worker_hijack_root_logger": False,
+        "enable_utc": True,
+    }

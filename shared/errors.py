@@ -1,0 +1,137 @@
+"""One exception hierarchy for chatq, and the one table mapping it to HTTP and OpenAI errors.
+
+ChatqError
+├── InvalidJob ── ModelNotFound
+├── JobNotFound
+├── JobTimeout
+├── AuthError
+├── QuotaExceeded
+└── ProviderError
+    ├── RateLimited
+    ├── ProviderUnavailable ── ProviderTimeout
+    └── ProviderRejected
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChatqError(Exception):
+    """Root of every error chatq raises on purpose."""
+
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class InvalidJob(ChatqError):
+    """The request cannot become a job as sent: the caller must change it."""
+
+
+class ModelNotFound(InvalidJob):
+    code = "model_not_found"
+
+
+class JobNotFound(ChatqError):
+    code = "job_not_found"
+
+
+class JobTimeout(ChatqError):
+    """The caller stopped waiting for a job's result; the job itself goes on."""
+
+    code = "job_timeout"
+
+
+class AuthError(ChatqError):
+    code = "invalid_api_key"
+
+
+class QuotaExceeded(ChatqError):
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ProviderError(ChatqError):
+    """The upstream chat API did not give an answer."""
+
+    code = "provider_error"
+
+    def __init__(self, message: str, *, status: int | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.status = status
+
+
+class RateLimited(ProviderError):
+    code = "provider_rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(ProviderError):
+    """Connection errors and 5xx: worth retrying."""
+
+    code = "provider_unavailable"
+
+
+class ProviderTimeout(ProviderUnavailable):
+    code = "provider_timeout"
+
+
+class ProviderRejected(ProviderError):
+    """A 4xx other than 429: the provider will say no again, so it is not retried."""
+
+    code = "provider_rejected"
+
+
+# Each error class: (HTTP status, OpenAI error type). Subclasses not listed inherit a parent's row.
+ERROR_TABLE: dict[type[ChatqError], tuple[int, str]] = {
+    ChatqError: (500, "server_error"),
+    InvalidJob: (400, "invalid_request_error"),
+    ModelNotFound: (404, "invalid_request_error"),
+    JobNotFound: (404, "invalid_request_error"),
+    JobTimeout: (504, "server_error"),
+    AuthError: (401, "authentication_error"),
+    QuotaExceeded: (429, "rate_limit_error"),
+    ProviderError: (502, "api_error"),
+    RateLimited: (429, "rate_limit_error"),
+    ProviderUnavailable: (503, "api_error"),
+    ProviderTimeout: (504, "api_error"),
+    ProviderRejected: (400, "invalid_request_error"),
+}
+
+
+def http_status_and_type(exc: ChatqError) -> tuple[int, str]:
+    """The HTTP status and OpenAI error type for an error, from :data:`ERROR_TABLE`."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]  # type: ignore[index]
+    return ERROR_TABLE[ChatqError]
+
+
+def openai_error_body(
+    message: str, error_type: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """An error body in OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def error_body(exc: ChatqError) -> dict[str, Any]:
+    _, error_type = http_status_and_type(exc)
+    return openai_error_body(exc.message, error_type, param=exc.param, code=exc.code)
+
+
+# Errors a job record can carry by name, so a consumer can rebuild the right class.
+ERRORS_BY_CODE: dict[str, type[ChatqError]] = {
+    cls.code: cls for cls in ERROR_TABLE if cls.code is not None
+}

@@ -1,0 +1,22 @@
+-- Ends a job exactly once: writes its result and appends the end event, unless it already ended.
+-- KEYS[1]  job record hash (keys.job_key)
+-- KEYS[2]  job events stream (keys.events_key)
+-- ARGV[1]  terminal status: done | failed | cancelled
+-- ARGV[2]  result JSON (ChatResult)
+-- ARGV[3]  finished_at (Unix seconds)
+-- ARGV[4]  record TTL in seconds
+-- ARGV[5]  events TTL in seconds
+-- ARGV[6]  '1' if the record must already exist (cancel), '0' otherwise
+-- Returns 1 if this call ended the job, 0 if it had already ended, -1 if it does not exist.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status and ARGV[6] == '1' then
+  return -1
+end
+if status == 'done' or status == 'failed' or status == 'cancelled' then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'finished_at', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('XADD', KEYS[2], '*', 'type', 'end', 'result', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1

@@ -1,0 +1,159 @@
+"""Chat job models (the wire format between producers and workers) and the job status enum."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Fields that steer chatq itself and are never forwarded to the provider.
+CHATQ_FIELDS = frozenset({"session_id", "priority", "metadata", "job_id"})
+
+
+class Role(StrEnum):
+    system = "system"
+    developer = "developer"
+    user = "user"
+    assistant = "assistant"
+    tool = "tool"
+
+
+class Priority(StrEnum):
+    """Which queue a job rides: chat traffic never waits behind a bulk batch."""
+
+    interactive = "interactive"
+    bulk = "bulk"
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    in_progress = "in_progress"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.done, JobStatus.failed, JobStatus.cancelled})
+
+
+class ChatMessage(BaseModel):
+    """One OpenAI chat message. ``content`` may be text or a list of content parts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _content_where_required(self) -> ChatMessage:
+        if self.role in (Role.system, Role.developer, Role.user) and self.content is None:
+            raise ValueError(f"a '{self.role.value}' message needs 'content'")
+        if self.role is Role.tool and not self.tool_call_id:
+            raise ValueError("a 'tool' message needs 'tool_call_id'")
+        return self
+
+    def text(self) -> str:
+        """The message's text; image and other non-text parts contribute nothing."""
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+
+class ChatRequest(BaseModel):
+    """An OpenAI-style chat completion request plus chatq's own fields.
+
+    Unknown OpenAI parameters (``tools``, ``response_format``...) are kept and forwarded.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    n: int | None = Field(None, ge=1, le=1, description="chatq returns one choice per job.")
+    stop: str | list[str] | None = None
+    stream: bool = False
+    session_id: str | None = Field(None, min_length=1, max_length=200)
+    priority: Priority = Priority.interactive
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small_metadata(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 16:
+            raise ValueError("at most 16 metadata keys")
+        return value
+
+    def provider_body(self, *, stream: bool, model: str | None = None) -> dict[str, Any]:
+        """The JSON body to send upstream: OpenAI fields only, chatq's own left out."""
+        body = self.model_dump(mode="json", exclude_none=True, exclude=set(CHATQ_FIELDS))
+        body.pop("stream_options", None)
+        body["stream"] = stream
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if model is not None:
+            body["model"] = model
+        return body
+
+
+def new_job_id() -> str:
+    return f"job_{uuid.uuid4().hex}"
+
+
+class ChatJob(BaseModel):
+    """A chat request accepted into the queue: the Celery task's only argument."""
+
+    id: str = Field(default_factory=new_job_id, min_length=1, max_length=200)
+    request: ChatRequest
+    created_at: float = Field(default_factory=time.time)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+class Timings(BaseModel):
+    """Wall-clock instants (Unix seconds) of the job's life, where known."""
+
+    created_at: float | None = None
+    started_at: float | None = None
+    first_token_at: float | None = None
+    finished_at: float | None = None
+
+
+class JobError(BaseModel):
+    """Why a job failed or was cancelled, in OpenAI error terms."""
+
+    type: str
+    code: str | None = None
+    message: str
+
+
+class ChatResult(BaseModel):
+    """How a job ended. Written once, when the job reaches a terminal status."""
+
+    job_id: str
+    status: JobStatus
+    model: str | None = None
+    content: str | None = None
+    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | str | None = None
+    usage: Usage | None = None
+    timings: Timings = Timings()
+    attempts: int = 0
+    error: JobError | None = None

@@ -1,0 +1,96 @@
+"""The one settings object, read from ``CHATQ_*`` environment variables and ``.env``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_REDIS_PORT = 6379
+DEFAULT_SIM_PORT = 8400
+DEFAULT_MODELS = ("sim-mini", "sim-large")
+
+
+class ProviderTimeouts(BaseModel):
+    """Seconds allowed per phase of a provider call (``CHATQ_PROVIDER_TIMEOUT__READ=...``)."""
+
+    connect: float = Field(10.0, gt=0)
+    read: float = Field(30.0, gt=0, description="Also the idle limit between two stream chunks.")
+
+
+class RetryPolicy(BaseModel):
+    """How provider calls are retried (``CHATQ_RETRY__MAX_RETRIES=...``)."""
+
+    max_retries: int = Field(8, ge=0)
+    initial_delay: float = Field(0.5, ge=0)
+    max_delay: float = Field(20.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything configurable in chatq. Built once per process by :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHATQ_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    # Redis: unset means the embedded server that `chatq up` starts.
+    redis_url: str | None = None
+    embedded_redis_port: int = DEFAULT_REDIS_PORT
+    data_dir: Path = Path(".chatq")
+
+    # Provider: unset means the embedded simulator that `chatq up` starts.
+    provider_base_url: str | None = None
+    provider_api_key: SecretStr | None = None
+    provider_timeout: ProviderTimeouts = ProviderTimeouts()
+    retry: RetryPolicy = RetryPolicy()
+    sim_port: int = DEFAULT_SIM_PORT
+
+    # Models the gateway accepts and lists; the first is the default.
+    models: Annotated[list[str], NoDecode] = list(DEFAULT_MODELS)
+
+    # Queues and job records.
+    interactive_queue: str = "chatq.interactive"
+    bulk_queue: str = "chatq.bulk"
+    result_ttl_s: int = Field(24 * 3600, gt=0)
+    events_ttl_s: int = Field(3600, gt=0)
+    wait_timeout_s: float = Field(300.0, gt=0, description="How long a caller waits for a result.")
+
+    # Workers.
+    worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"
+    worker_concurrency: int = Field(200, ge=1)
+    task_events: bool = True
+
+    # Gateway and Flower.
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    flower_port: int = 5555
+
+    log_level: str = "INFO"
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
+
+    @property
+    def effective_provider_base_url(self) -> str:
+        return (self.provider_base_url or f"http://127.0.0.1:{self.sim_port}/v1").rstrip("/")
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0] if self.models else DEFAULT_MODELS[0]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

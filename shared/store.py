@@ -1,0 +1,192 @@
+"""The job record and event stream in Redis: the one place job state is read and written."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pydantic import BaseModel
+from redis import Redis
+
+from shared import keys
+from shared.errors import JobNotFound, JobTimeout
+from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
+from shared.protocol import DeltaEvent, EndEvent, Event, decode_event, encode_delta
+from shared.scripts import lua
+from shared.settings import Settings
+
+MAX_BLOCK_MS = 5_000  # re-check the caller's deadline at least this often while blocked
+
+
+class JobRecord(BaseModel):
+    """What an operator or caller can see of a job at any moment."""
+
+    job_id: str
+    status: JobStatus
+    model: str | None = None
+    queue: str | None = None
+    attempts: int = 0
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    result: ChatResult | None = None
+
+    @classmethod
+    def from_hash(cls, job_id: str, data: dict[str, str]) -> JobRecord:
+        result = data.get("result")
+        return cls(
+            job_id=job_id,
+            status=JobStatus(data["status"]),
+            model=data.get("model"),
+            queue=data.get("queue"),
+            attempts=int(data.get("attempts", 0)),
+            created_at=_float(data.get("created_at")),
+            started_at=_float(data.get("started_at")),
+            finished_at=_float(data.get("finished_at")),
+            result=ChatResult.model_validate_json(result) if result else None,
+        )
+
+
+def _float(value: str | None) -> float | None:
+    return float(value) if value else None
+
+
+def queued_fields(job: ChatJob, queue: str) -> dict[str, Any]:
+    """The record of a job just accepted into ``queue``."""
+    return {
+        "status": JobStatus.queued.value,
+        "model": job.request.model,
+        "queue": queue,
+        "created_at": job.created_at,
+    }
+
+
+def cancelled_result(job_id: str, reason: str, now: float) -> ChatResult:
+    return ChatResult(
+        job_id=job_id,
+        status=JobStatus.cancelled,
+        error=JobError(type="cancelled", code="job_cancelled", message=reason),
+        timings=Timings(finished_at=now),
+    )
+
+
+class JobStore:
+    """Reads and writes job records and event streams on a (synchronous) Redis client."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        result_ttl_s: int,
+        events_ttl_s: int,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.redis = redis
+        self.result_ttl_s = result_ttl_s
+        self.events_ttl_s = events_ttl_s
+        self.clock = clock
+        self._start = redis.register_script(lua("shared", "start_job.lua"))
+        self._finish = redis.register_script(lua("shared", "finish_job.lua"))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Redis | None = None) -> JobStore:
+        client = redis or Redis.from_url(settings.effective_redis_url, decode_responses=True)
+        return cls(client, result_ttl_s=settings.result_ttl_s, events_ttl_s=settings.events_ttl_s)
+
+    # -- producer side -------------------------------------------------------------------------
+
+    def create(self, job: ChatJob, queue: str) -> None:
+        key = keys.job_key(job.id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(key, mapping=queued_fields(job, queue))
+        pipe.expire(key, self.result_ttl_s)
+        pipe.execute()
+
+    def get(self, job_id: str) -> JobRecord:
+        data = self.redis.hgetall(keys.job_key(job_id))
+        if not data:
+            raise JobNotFound(f"No job with id '{job_id}' (unknown, or its record expired).")
+        return JobRecord.from_hash(job_id, data)
+
+    def cancel(self, job_id: str, reason: str = "Cancelled by the caller.") -> bool:
+        """Cancels a job that has not ended. False if it had already ended."""
+        result = cancelled_result(job_id, reason, self.clock())
+        return self.finish(result, must_exist=True)
+
+    def events(self, job_id: str, *, timeout: float, since: str = "0-0") -> Iterator[Event]:
+        """Every event of a job from ``since`` on, ending with its end event."""
+        deadline = time.monotonic() + timeout
+        stream = keys.events_key(job_id)
+        last_id = since
+        while True:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                raise JobTimeout(f"Job '{job_id}' did not finish within {timeout:g} s.")
+            reply = self.redis.xread({stream: last_id}, block=min(remaining_ms, MAX_BLOCK_MS))
+            for _, entries in reply or ():
+                for entry_id, fields in entries:
+                    last_id = entry_id
+                    event = decode_event(fields)
+                    yield event
+                    if isinstance(event, EndEvent):
+                        return
+
+    def wait(self, job_id: str, *, timeout: float) -> ChatResult:
+        """The job's result, waiting up to ``timeout`` seconds for it to end."""
+        record = self.get(job_id)
+        if record.result is not None and record.status.is_terminal:
+            return record.result
+        for event in self.events(job_id, timeout=timeout):
+            if isinstance(event, EndEvent):
+                return event.result
+        raise AssertionError("unreachable: events() ends with an EndEvent or raises")
+
+    # -- worker side ---------------------------------------------------------------------------
+
+    def start(self, job: ChatJob) -> int | JobStatus:
+        """Marks the job in progress: the attempt number, or its status if it already ended."""
+        reply = self._start(
+            keys=[keys.job_key(job.id)],
+            args=[self.clock(), self.result_ttl_s, job.request.model, job.created_at],
+        )
+        return JobStatus(reply) if isinstance(reply, str) else int(reply)
+
+    def published_text(self, job_id: str) -> str:
+        """The answer text already streamed to consumers (by an earlier, interrupted attempt)."""
+        entries = self.redis.xrange(keys.events_key(job_id))
+        return "".join(
+            e.content
+            for e in map(decode_event, (f for _, f in entries))
+            if isinstance(e, DeltaEvent)
+        )
+
+    def append_delta(self, job_id: str, content: str, *, first: bool = False) -> None:
+        stream = keys.events_key(job_id)
+        if not first:
+            self.redis.xadd(stream, encode_delta(content))
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xadd(stream, encode_delta(content))
+        pipe.expire(stream, self.events_ttl_s)
+        pipe.hset(keys.job_key(job_id), "first_token_at", self.clock())
+        pipe.execute()
+
+    def finish(self, result: ChatResult, *, must_exist: bool = False) -> bool:
+        """Ends the job with ``result`` unless it already ended: True if this call ended it."""
+        if not result.status.is_terminal:
+            raise ValueError(f"finish() needs a terminal status, not {result.status}")
+        reply = self._finish(
+            keys=[keys.job_key(result.job_id), keys.events_key(result.job_id)],
+            args=[
+                result.status.value,
+                result.model_dump_json(exclude_none=True),
+                self.clock(),
+                self.result_ttl_s,
+                self.events_ttl_s,
+                "1" if must_exist else "0",
+            ],
+        )
+        if reply == -1:
+            raise JobNotFound(f"No job with id '{result.job_id}' (unknown, or its record expired).")
+        return reply == 1

@@ -1,0 +1,111 @@
+"""Real parts for integration tests: a Redis server, the simulator over HTTP, worker processes.
+
+Nothing here is mocked: each fixture starts the same processes `chatq up` starts.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from redis import Redis
+
+from chatq.processes import Part, free_port, stop
+from chatq.stack import start_gateway, start_redis, start_simulator, start_workers
+from producers.client import ChatqClient
+from shared.settings import Settings
+
+# Fast retries so fault tests finish quickly; the schedule's shape is unit-tested.
+TEST_ENV = {
+    "CHATQ_RETRY__INITIAL_DELAY": "0.05",
+    "CHATQ_RETRY__MAX_DELAY": "1",
+    "CHATQ_RETRY__MAX_RETRIES": "12",
+    "CHATQ_PROVIDER_TIMEOUT__READ": "5",
+    "CHATQ_TASK_EVENTS": "false",
+    "CHATQ_LOG_LEVEL": "WARNING",
+}
+
+
+@dataclass
+class Stack:
+    """A running set of real parts, and how to reach them."""
+
+    redis_url: str
+    sim_url: str
+    settings: Settings
+    env: dict[str, str]
+    parts: list[Part]
+
+    def client(self) -> ChatqClient:
+        return ChatqClient(self.settings)
+
+    def sim_stats(self) -> dict:
+        return requests.get(self.sim_url.removesuffix("/v1") + "/sim/stats", timeout=5).json()
+
+    def sim_requests(self, limit: int = 100_000) -> list[dict]:
+        url = self.sim_url.removesuffix("/v1") + f"/sim/requests?limit={limit}"
+        return requests.get(url, timeout=5).json()["requests"]
+
+    def sim_reset(self) -> None:
+        requests.post(self.sim_url.removesuffix("/v1") + "/sim/reset", timeout=5)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="chatq-redis-") as data_dir:
+        part = start_redis(free_port(), Path(data_dir), persist=False)
+        try:
+            yield part.address
+        finally:
+            stop([part])
+
+
+@pytest.fixture()
+def redis_client(redis_server: str) -> Iterator[Redis]:
+    client = Redis.from_url(redis_server, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+def start_stack(
+    redis_url: str,
+    *,
+    sim_args: Sequence[str] = (),
+    workers: int = 1,
+    gateway: bool = False,
+    extra_env: dict[str, str] | None = None,
+) -> Stack:
+    """Simulator, worker processes and optionally the gateway on an existing Redis."""
+    Redis.from_url(redis_url).flushdb()
+    parts: list[Part] = []
+    try:
+        sim = start_simulator(free_port(), ["--log-size", "100000", *sim_args])
+        parts.append(sim)
+        env = {
+            **TEST_ENV,
+            "CHATQ_REDIS_URL": redis_url,
+            "CHATQ_PROVIDER_BASE_URL": sim.address,
+            **(extra_env or {}),
+        }
+        settings = Settings(_env_file=None, redis_url=redis_url, provider_base_url=sim.address)
+        parts.extend(start_workers(workers, settings, env, quiet=False))
+        if gateway:
+            port = free_port()
+            parts.append(start_gateway("127.0.0.1", port, env))
+        return Stack(redis_url, sim.address, settings, env, parts)
+    except BaseException:
+        stop(parts)
+        raise
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server: str) -> Iterator[Stack]:
+    """A plain stack: zero-latency simulator and one worker process."""
+    running = start_stack(redis_server)
+    yield running
+    stop(running.parts)

@@ -1,0 +1,114 @@
+"""The job store and its Lua scripts against a real Redis: a job ends exactly once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from shared.errors import JobNotFound, JobTimeout
+from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from shared.protocol import DeltaEvent, EndEvent
+from shared.store import JobStore
+
+
+@pytest.fixture()
+def store(redis_client) -> JobStore:
+    return JobStore(redis_client, result_ttl_s=60, events_ttl_s=60)
+
+
+def new_job(stream: bool = False) -> ChatJob:
+    request = ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}], stream=stream)
+    return ChatJob(request=request)
+
+
+def done(job: ChatJob, content: str = "ok") -> ChatResult:
+    return ChatResult(job_id=job.id, status=JobStatus.done, content=content)
+
+
+def test_lifecycle_queued_in_progress_done(store):
+    job = new_job()
+    store.create(job, "q")
+    assert store.get(job.id).status is JobStatus.queued
+    assert store.start(job) == 1
+    assert store.get(job.id).status is JobStatus.in_progress
+    assert store.finish(done(job))
+    record = store.get(job.id)
+    assert record.status is JobStatus.done and record.result.content == "ok"
+    assert store.wait(job.id, timeout=1).content == "ok"
+
+
+def test_a_job_ends_exactly_once(store):
+    job = new_job()
+    store.create(job, "q")
+    store.start(job)
+    assert store.finish(done(job, "first"))
+    assert not store.finish(done(job, "second"))
+    assert not store.cancel(job.id)
+    assert store.get(job.id).result.content == "first"
+    ends = [e for _, e in store.redis.xrange(f"chatq:events:{job.id}") if e["type"] == "end"]
+    assert len(ends) == 1
+
+
+def test_an_ended_job_is_not_started_again(store):
+    job = new_job()
+    store.create(job, "q")
+    assert store.cancel(job.id)
+    assert store.start(job) is JobStatus.cancelled
+
+
+def test_redelivery_counts_attempts(store):
+    job = new_job()
+    store.create(job, "q")
+    assert store.start(job) == 1
+    assert store.start(job) == 2
+
+
+def test_job_sent_without_a_record_gets_one(store):
+    job = new_job()
+    assert store.start(job) == 1
+    assert store.get(job.id).model == "m"
+
+
+def test_unknown_job(store):
+    with pytest.raises(JobNotFound):
+        store.get("job_missing")
+    with pytest.raises(JobNotFound):
+        store.cancel("job_missing")
+
+
+def test_late_subscriber_gets_every_delta_in_order(store):
+    job = new_job(stream=True)
+    store.create(job, "q")
+    store.start(job)
+    pieces = [f"p{i} " for i in range(50)]
+    for i, piece in enumerate(pieces[:30]):
+        store.append_delta(job.id, piece, first=i == 0)
+
+    received: list[str] = []
+    ended: list[ChatResult] = []
+
+    def consume() -> None:
+        for event in store.events(job.id, timeout=5):
+            if isinstance(event, DeltaEvent):
+                received.append(event.content)
+            elif isinstance(event, EndEvent):
+                ended.append(event.result)
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    for piece in pieces[30:]:
+        store.append_delta(job.id, piece)
+    store.finish(done(job, "".join(pieces)))
+    consumer.join(5)
+    assert received == pieces
+    assert ended[0].content == "".join(pieces)
+    assert store.published_text(job.id) == "".join(pieces)
+
+
+def test_waiting_too_long_raises_but_leaves_the_job(store):
+    job = new_job()
+    store.create(job, "q")
+    with pytest.raises(JobTimeout):
+        store.wait(job.id, timeout=0.2)
+    assert store.get(job.id).status is JobStatus.queued

@@ -1,0 +1,1 @@
+"""What executes chat jobs: the Celery app, its tasks, and the provider client."""

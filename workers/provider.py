@@ -1,0 +1,165 @@
+"""The OpenAI-compatible chat API client: one HTTP call, plain or streamed, with typed errors.
+
+Retries are not done here (see ``workers.chat``): a call either returns or raises a
+``ProviderError`` subclass saying whether it is worth repeating.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from pydantic import SecretStr
+from requests.adapters import HTTPAdapter
+
+from shared.errors import (
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from shared.jobs import Usage
+from shared.settings import ProviderTimeouts
+from workers.retry import retry_after_seconds, should_retry
+from workers.sse import iter_sse_data
+
+JOB_ID_HEADER = "X-Chatq-Job-Id"
+
+
+@dataclass
+class ProviderReply:
+    """A finished provider answer."""
+
+    content: str
+    finish_reason: str | None
+    usage: Usage | None
+    model: str | None = None
+
+
+@dataclass
+class StreamState:
+    """What a streamed answer has told so far besides its text."""
+
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    done: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ProviderClient:
+    """Calls ``POST {base_url}/chat/completions`` over one pooled HTTP session."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: SecretStr | None,
+        timeouts: ProviderTimeouts,
+        pool_size: int = 100,
+        session: requests.Session | None = None,
+    ):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.timeouts = timeouts
+        self.session = session or requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key is not None and api_key.get_secret_value():
+            self._headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
+
+    def complete(self, body: dict[str, Any], *, job_id: str) -> ProviderReply:
+        response = self._post(body, job_id=job_id, stream=False)
+        try:
+            payload = response.json()
+            choice = payload["choices"][0]
+            message = choice.get("message") or {}
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ProviderUnavailable(f"Provider sent an unreadable answer: {exc}") from exc
+        usage = payload.get("usage")
+        return ProviderReply(
+            content=message.get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage.model_validate(usage) if usage else None,
+            model=payload.get("model"),
+        )
+
+    def stream(self, body: dict[str, Any], *, job_id: str, state: StreamState) -> Iterator[str]:
+        """Yields the answer's text deltas; fills ``state`` with finish reason and usage."""
+        response = self._post(body, job_id=job_id, stream=True)
+        try:
+            for data in iter_sse_data(response.iter_content(chunk_size=None)):
+                if data.strip() == "[DONE]":
+                    state.done = True
+                    return
+                chunk = json.loads(data)
+                if "error" in chunk:
+                    raise ProviderUnavailable(f"Provider stream error: {chunk['error']}")
+                state.model = chunk.get("model") or state.model
+                if chunk.get("usage"):
+                    state.usage = Usage.model_validate(chunk["usage"])
+                for choice in chunk.get("choices") or ():
+                    if choice.get("finish_reason"):
+                        state.finish_reason = choice["finish_reason"]
+                    content = (choice.get("delta") or {}).get("content")
+                    if content:
+                        yield content
+        except requests.exceptions.Timeout as exc:
+            idle = self.timeouts.read
+            raise ProviderTimeout(f"Provider stream idle for over {idle:g} s") from exc
+        except (requests.exceptions.RequestException, ValueError) as exc:
+            raise ProviderUnavailable(f"Provider stream broke off: {exc}") from exc
+        finally:
+            response.close()
+        if state.finish_reason is None:
+            raise ProviderUnavailable("Provider stream ended before the answer was complete")
+
+    def _post(self, body: dict[str, Any], *, job_id: str, stream: bool) -> requests.Response:
+        headers = {**self._headers, JOB_ID_HEADER: job_id}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        try:
+            response = self.session.post(
+                self.url,
+                data=json.dumps(body),
+                headers=headers,
+                timeout=(self.timeouts.connect, self.timeouts.read),
+                stream=stream,
+            )
+        except requests.exceptions.Timeout as exc:
+            raise ProviderTimeout(f"Provider did not answer within the timeout: {exc}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise ProviderUnavailable(f"Could not reach the provider: {exc}") from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response
+
+
+def error_from_response(response: requests.Response) -> ProviderError:
+    """The typed error for a provider's 4xx or 5xx answer, with its own message."""
+    status = response.status_code
+    message = _provider_message(response)
+    if status == 429:
+        wait = retry_after_seconds(response.headers, now=time.time())
+        return RateLimited(f"Provider rate limit: {message}", status=status, retry_after=wait)
+    if should_retry(status, response.headers):
+        return ProviderUnavailable(f"Provider error {status}: {message}", status=status)
+    return ProviderRejected(f"Provider rejected the request ({status}): {message}", status=status)
+
+
+def _provider_message(response: requests.Response) -> str:
+    try:
+        error = response.json().get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    except (ValueError, AttributeError):
+        pass
+    return (response.text or response.reason or "no details")[:500]

@@ -1,0 +1,77 @@
+"""The Celery tasks, under stable names that any Celery client can send."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.celery_config import TASK_CHAT, TASK_NOOP
+from shared.errors import InvalidJob
+from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
+from shared.settings import get_settings
+from shared.store import JobStore
+from workers.celery_app import app
+from workers.chat import ChatRunner
+from workers.provider import ProviderClient
+
+log = logging.getLogger("chatq.worker")
+
+_runner: ChatRunner | None = None
+_runner_lock = threading.Lock()
+
+
+def get_runner() -> ChatRunner:
+    """The process's runner, built on first use (after a prefork child starts)."""
+    global _runner
+    with _runner_lock:
+        if _runner is None:
+            settings = get_settings()
+            provider = ProviderClient(
+                settings.effective_provider_base_url,
+                api_key=settings.provider_api_key,
+                timeouts=settings.provider_timeout,
+                pool_size=max(10, settings.worker_concurrency),
+            )
+            _runner = ChatRunner(
+                JobStore.from_settings(settings), provider, settings.retry, rng=random.Random()
+            )
+        return _runner
+
+
+@app.task(name=TASK_CHAT, ignore_result=True)
+def chat(job: dict[str, Any]) -> None:
+    """Runs one chat job; its result goes to the job record and event stream, not Celery's."""
+    try:
+        parsed = ChatJob.model_validate(job)
+    except ValidationError as exc:
+        reject_malformed(job, exc)
+        return
+    get_runner().run(parsed)
+
+
+@app.task(name=TASK_NOOP)
+def noop(value: Any = None) -> Any:
+    """Does nothing: the baseline that `chatq bench` measures the pipeline against."""
+    return value
+
+
+def reject_malformed(job: Any, exc: ValidationError) -> None:
+    """Ends a job whose message does not parse (sent by hand or by another client) as failed."""
+    job_id = job.get("id") if isinstance(job, dict) else None
+    if not isinstance(job_id, str) or not job_id:
+        log.error("dropped a chat task with no usable job id: %s", exc.errors()[:3])
+        return
+    error = InvalidJob(f"Malformed job: {exc.errors()[:3]}")
+    result = ChatResult(
+        job_id=job_id,
+        status=JobStatus.failed,
+        error=JobError(type="invalid_request_error", code=error.code, message=error.message),
+    )
+    get_runner().store.finish(result)
+
+
+__all__ = ["chat", "noop"]
