@@ -68,12 +68,17 @@ def worker(
     name: Annotated[str | None, typer.Option(help="Celery node name, e.g. w1@host.")] = None,
 ) -> None:
     """Run one Celery worker process."""
+    settings = get_settings()
+    pool = pool or settings.worker_pool
+    if pool == "gevent":  # as `celery worker -P gevent` does, before sockets are made
+        from gevent import monkey
+
+        monkey.patch_all()
     from workers.celery_app import app
 
-    settings = get_settings()
     argv = [
         "worker",
-        f"--pool={pool or settings.worker_pool}",
+        f"--pool={pool}",
         f"--concurrency={concurrency or settings.worker_concurrency}",
         f"--queues={queues or f'{settings.interactive_queue},{settings.bulk_queue}'}",
         f"--loglevel={settings.log_level}",

@@ -45,6 +45,8 @@ def redis_command(port: int, data_dir: Path, *, persist: bool) -> list[str]:
         "10000",
         "--loglevel",
         "warning",
+        "--logfile",
+        str(data_dir / "redis.log"),
     ]
     if persist:  # every accepted job survives a restart of the embedded server
         command += ["--appendonly", "yes", "--appendfsync", "everysec"]

@@ -39,7 +39,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_create_missing_queues": True,
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
-        "broker_pool_limit": None,
+        "broker_pool_limit": 50,
         "broker_transport_options": {
             "visibility_timeout": VISIBILITY_TIMEOUT_S,
             "max_connections": BROKER_MAX_CONNECTIONS,

@@ -5,6 +5,7 @@ Nothing here is mocked: each fixture starts the same processes `chatq up` starts
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ class Stack:
     def client(self) -> ChatqClient:
         return ChatqClient(self.settings)
 
+    def settings_redis(self) -> Redis:
+        return Redis.from_url(self.redis_url, decode_responses=True)
+
     def sim_stats(self) -> dict:
         return requests.get(self.sim_url.removesuffix("/v1") + "/sim/stats", timeout=5).json()
 
@@ -72,15 +76,22 @@ def redis_client(redis_server: str) -> Iterator[Redis]:
     client.close()
 
 
+_databases = itertools.count(1)
+
+
 def start_stack(
-    redis_url: str,
+    redis_server: str,
     *,
     sim_args: Sequence[str] = (),
     workers: int = 1,
     gateway: bool = False,
     extra_env: dict[str, str] | None = None,
 ) -> Stack:
-    """Simulator, worker processes and optionally the gateway on an existing Redis."""
+    """Simulator, worker processes and optionally the gateway on an existing Redis.
+
+    Each stack gets a Redis database of its own, so stacks alive at once never share a queue.
+    """
+    redis_url = f"{redis_server.rsplit('/', 1)[0]}/{next(_databases) % 16}"
     Redis.from_url(redis_url).flushdb()
     parts: list[Part] = []
     try:

@@ -1,0 +1,185 @@
+"""``chatq bench``: the pipeline measured against baselines taken in the same run.
+
+Scenarios, all on a fresh embedded Redis, a zero-latency simulator and one worker process:
+- throughput of a no-op Celery task (the floor: what Celery on this Redis does at best);
+- throughput of chat jobs through the whole pipeline (SDK -> queue -> worker -> provider -> Redis);
+- sequential latency of one chat through the queue against calling the simulator directly.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from chatq.processes import Part, free_port, stop
+from chatq.stack import start_redis, start_simulator, start_workers
+from producers.client import ChatqClient
+from producers.jobs import producer_app
+from shared.celery_config import TASK_NOOP
+from shared.settings import Settings
+
+PROMPT = [{"role": "user", "content": "Say hello."}]
+
+
+@dataclass
+class BenchOptions:
+    jobs: int = 3000
+    latency_samples: int = 400
+    warmup: int = 50
+    workers: int = 1
+
+    @classmethod
+    def quick(cls) -> BenchOptions:
+        return cls(jobs=600, latency_samples=100, warmup=20)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by linear interpolation between closest ranks."""
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def timed(calls: int, call: Callable[[], object]) -> list[float]:
+    """Milliseconds each of ``calls`` sequential calls took."""
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def run_bench(options: BenchOptions, console: Console, json_path: Path | None = None) -> dict:
+    parts: list[Part] = []
+    with tempfile.TemporaryDirectory(prefix="chatq-bench-") as data_dir:
+        try:
+            with console.status("Starting Redis, the simulator and the worker..."):
+                redis = start_redis(free_port(), Path(data_dir), persist=False)
+                parts.append(redis)
+                sim = start_simulator(free_port(), ["--ttft-ms", "0", "--tokens-per-s", "0"])
+                parts.append(sim)
+                env = {
+                    "CHATQ_REDIS_URL": redis.address,
+                    "CHATQ_PROVIDER_BASE_URL": sim.address,
+                    "CHATQ_TASK_EVENTS": "false",
+                    "CHATQ_LOG_LEVEL": "WARNING",
+                }
+                settings = Settings(
+                    _env_file=None,
+                    redis_url=redis.address,
+                    provider_base_url=sim.address,
+                    task_events=False,
+                    models=["sim-mini"],
+                )
+                parts.extend(start_workers(options.workers, settings, env, quiet=True))
+            report = _measure(options, settings, sim.address, console)
+        finally:
+            stop(parts)
+    _print(console, report)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
+        console.print(f"Wrote {json_path}")
+    return report
+
+
+def _measure(options: BenchOptions, settings: Settings, sim_url: str, console: Console) -> dict:
+    celery = producer_app(settings)
+    client = ChatqClient(settings)
+    session = requests.Session()
+
+    def noop_round_trip() -> None:
+        celery.send_task(TASK_NOOP, args=[1]).get(timeout=30)
+
+    def chat_round_trip() -> None:
+        client.chat(PROMPT, max_tokens=16)
+
+    def direct_call() -> None:
+        body = {"model": "sim-mini", "messages": PROMPT, "max_tokens": 16}
+        session.post(f"{sim_url}/chat/completions", json=body, timeout=30).raise_for_status()
+
+    with console.status("Warming up..."):
+        for call in (noop_round_trip, chat_round_trip, direct_call):
+            timed(options.warmup, call)
+
+    with console.status(f"No-op Celery task: {options.jobs} at once..."):
+        started = time.perf_counter()
+        handles = [celery.send_task(TASK_NOOP, args=[i]) for i in range(options.jobs)]
+        for handle in handles:
+            handle.get(timeout=120)
+        noop_rate = options.jobs / (time.perf_counter() - started)
+
+    with console.status(f"Chat pipeline: {options.jobs} jobs at once..."):
+        started = time.perf_counter()
+        job_ids = [client.submit(PROMPT, max_tokens=16) for _ in range(options.jobs)]
+        failed = sum(client.result(job_id, timeout=120).status != "done" for job_id in job_ids)
+        pipeline_rate = options.jobs / (time.perf_counter() - started)
+
+    with console.status(f"Sequential latency: {options.latency_samples} samples each..."):
+        direct = timed(options.latency_samples, direct_call)
+        queued = timed(options.latency_samples, chat_round_trip)
+        noop = timed(options.latency_samples, noop_round_trip)
+
+    client.close()
+    celery.close()
+    results = {
+        "noop_jobs_per_s": round(noop_rate, 1),
+        "pipeline_jobs_per_s": round(pipeline_rate, 1),
+        "pipeline_vs_noop_ratio": round(pipeline_rate / noop_rate, 3),
+        "pipeline_failed_jobs": failed,
+        "direct_latency_p50_ms": round(percentile(direct, 50), 2),
+        "direct_latency_p99_ms": round(percentile(direct, 99), 2),
+        "queued_latency_p50_ms": round(percentile(queued, 50), 2),
+        "queued_latency_p99_ms": round(percentile(queued, 99), 2),
+        "added_latency_p50_ms": round(percentile(queued, 50) - percentile(direct, 50), 2),
+        "added_latency_p99_ms": round(percentile(queued, 99) - percentile(direct, 99), 2),
+        "noop_round_trip_p50_ms": round(percentile(noop, 50), 2),
+        "noop_round_trip_p99_ms": round(percentile(noop, 99), 2),
+        "latency_mean_ms": round(statistics.fmean(queued), 2),
+    }
+    return {"options": asdict(options), "results": results}
+
+
+def _print(console: Console, report: dict[str, Any]) -> None:
+    r = report["results"]
+    table = Table(title="chatq bench (same run, same Redis, one worker process)")
+    table.add_column("measure")
+    table.add_column("chatq", justify="right")
+    table.add_column("baseline", justify="right")
+    table.add_column("ratio / added", justify="right")
+    table.add_row(
+        "throughput, jobs/s",
+        f"{r['pipeline_jobs_per_s']}",
+        f"{r['noop_jobs_per_s']} (no-op task)",
+        f"{r['pipeline_vs_noop_ratio']:.2f}x",
+    )
+    for q in ("p50", "p99"):
+        table.add_row(
+            f"latency {q}, ms",
+            f"{r[f'queued_latency_{q}_ms']}",
+            f"{r[f'direct_latency_{q}_ms']} (direct call)",
+            f"+{r[f'added_latency_{q}_ms']} ms",
+        )
+    table.add_row(
+        "no-op round trip p50/p99, ms",
+        f"{r['noop_round_trip_p50_ms']} / {r['noop_round_trip_p99_ms']}",
+        "",
+        "",
+    )
+    console.print(table)
+    if r["pipeline_failed_jobs"]:
+        console.print(f"[red]{r['pipeline_failed_jobs']} pipeline jobs failed[/]")

@@ -1,0 +1,71 @@
+"""Provider faults and rate limits: every job still succeeds, on the provider's schedule."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import pytest
+
+from chatq.processes import stop
+from shared.jobs import JobStatus
+from tests.integration.conftest import start_stack
+
+
+@pytest.fixture(scope="module")
+def faulty_stack(redis_server):
+    """A simulator failing 30% of calls with 500, 503, hangs and streams cut mid-way."""
+    running = start_stack(
+        redis_server,
+        sim_args=[
+            "--fail-rate",
+            "0.3",
+            "--faults",
+            "500,503,timeout,cut",
+            "--hang-s",
+            "5",
+            "--seed",
+            "7",
+        ],
+        extra_env={"CHATQ_PROVIDER_TIMEOUT__READ": "1"},
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_200_jobs_all_succeed_despite_30_percent_faults(faulty_stack):
+    with faulty_stack.client() as client:
+        job_ids = [
+            client.submit(f"question {i}", max_tokens=10, stream=i % 2 == 0) for i in range(200)
+        ]
+        results = [client.result(job_id, timeout=120) for job_id in job_ids]
+        streamed = {job_id: "".join(client.stream(job_id)) for job_id in job_ids[::2]}
+    assert [r.status for r in results] == [JobStatus.done] * 200
+    stats = faulty_stack.sim_stats()
+    assert stats["faults"] > 30, stats  # the faults really happened
+    for result in results[::2]:  # a retried stream never repeats text to consumers
+        assert streamed[result.job_id] == result.content
+    assert max(r.attempts for r in results) == 1  # retries happen inside one delivery
+
+
+@pytest.fixture(scope="module")
+def limited_stack(redis_server):
+    running = start_stack(redis_server, sim_args=["--rpm", "60"])
+    yield running
+    stop(running.parts)
+
+
+def test_429s_are_retried_after_the_providers_retry_after(limited_stack):
+    with limited_stack.client() as client:
+        job_ids = [client.submit(f"limited {i}", max_tokens=4) for i in range(4)]
+        results = [client.result(job_id, timeout=120) for job_id in job_ids]
+    assert all(r.status is JobStatus.done for r in results)
+    log = limited_stack.sim_requests()
+    assert any(entry["outcome"] == "rate_limited" for entry in log)
+    by_job: dict[str, list[dict]] = defaultdict(list)
+    for entry in log:
+        by_job[entry["job_id"]].append(entry)
+    for entries in by_job.values():
+        for refused, retried in itertools.pairwise(entries):
+            if refused["outcome"] == "rate_limited":
+                assert retried["t"] - refused["t"] >= refused["retry_after"] - 0.05
