@@ -11,6 +11,8 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
 
 import requests
 
@@ -44,9 +46,16 @@ def spawn(
     env: Mapping[str, str] | None = None,
     address: str = "",
     quiet: bool = False,
+    log_file: Path | None = None,
 ) -> Part:
-    """Starts ``command`` in a new session, so that stopping it stops all it started."""
-    output = subprocess.DEVNULL if quiet else None
+    """Starts ``command`` in a new session, so that stopping it stops all it started.
+
+    Its output goes to ``log_file`` if given, nowhere if ``quiet``, else to this terminal.
+    """
+    output: int | IO[bytes] | None = subprocess.DEVNULL if quiet else None
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        output = log_file.open("ab")
     process = subprocess.Popen(
         list(command),
         env={**os.environ, **(env or {})},
@@ -54,6 +63,8 @@ def spawn(
         stdout=output,
         stderr=output,
     )
+    if log_file is not None and output is not None and not isinstance(output, int):
+        output.close()  # the child holds its own copy
     return Part(name, process, address)
 
 

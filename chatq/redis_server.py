@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ def find_redis_server() -> str:
 
 def redis_command(port: int, data_dir: Path, *, persist: bool) -> list[str]:
     """The command line of an embedded server on 127.0.0.1:``port`` keeping files in data_dir."""
+    data_dir = data_dir.resolve()  # redis-server changes into --dir before opening its files
     command = [
         find_redis_server(),
         "--port",
@@ -55,6 +55,16 @@ def redis_command(port: int, data_dir: Path, *, persist: bool) -> list[str]:
     return command
 
 
+def redis_answers(url: str) -> bool:
+    client = Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except RedisConnectionError:
+        return False
+    finally:
+        client.close()
+
+
 def wait_for_redis(url: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     client = Redis.from_url(url, socket_connect_timeout=0.5)
@@ -71,19 +81,3 @@ def wait_for_redis(url: str, timeout: float = 10.0) -> None:
                 time.sleep(0.05)
     finally:
         client.close()
-
-
-def start_embedded_redis(
-    port: int, data_dir: Path, *, persist: bool = False
-) -> subprocess.Popen[bytes]:
-    """Starts the server and returns once it answers PING."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        redis_command(port, data_dir, persist=persist), start_new_session=True
-    )
-    try:
-        wait_for_redis(f"redis://127.0.0.1:{port}/0")
-    except ChatqError:
-        process.kill()
-        raise
-    return process

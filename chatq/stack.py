@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from chatq.processes import Part, http_ok, python_module_command, spawn, wait_until
-from chatq.redis_server import redis_command, wait_for_redis
+from chatq.redis_server import redis_answers, redis_command
 from producers.jobs import producer_app
 from shared.settings import Settings
 
@@ -18,13 +18,24 @@ def start_redis(port: int, data_dir: Path, *, persist: bool) -> Part:
     data_dir.mkdir(parents=True, exist_ok=True)
     part = spawn("redis", redis_command(port, data_dir, persist=persist))
     part.address = f"redis://127.0.0.1:{port}/0"
-    wait_for_redis(part.address, timeout=READY_TIMEOUT_S)
+    wait_until(
+        lambda: redis_answers(part.address),
+        timeout=READY_TIMEOUT_S,
+        what=f"Redis (log: {data_dir / 'redis.log'})",
+        part=part,
+    )
     return part
 
 
-def start_simulator(port: int, args: Sequence[str] = (), *, quiet: bool = True) -> Part:
+def start_simulator(port: int, args: Sequence[str] = (), *, log_dir: Path | None = None) -> Part:
     command = python_module_command("simulator", "--port", str(port), *args)
-    part = spawn("simulator", command, address=f"http://127.0.0.1:{port}/v1", quiet=quiet)
+    part = spawn(
+        "simulator",
+        command,
+        address=f"http://127.0.0.1:{port}/v1",
+        quiet=True,
+        log_file=_log(log_dir, "simulator"),
+    )
     wait_until(
         http_ok(f"http://127.0.0.1:{port}/health"),
         timeout=READY_TIMEOUT_S,
@@ -46,13 +57,17 @@ def start_workers(
     group: str = "worker",
     extra_args: Sequence[str] = (),
     quiet: bool = False,
+    log_dir: Path | None = None,
 ) -> list[Part]:
     """Starts ``count`` worker processes and waits until every one answers a ping."""
     parts = []
     for index in range(1, count + 1):
         name = worker_name(index, group)
         command = python_module_command("chatq", "worker", "--name", name, *extra_args)
-        parts.append(spawn(f"worker {name}", command, env=env, address=name, quiet=quiet))
+        log_file = _log(log_dir, f"{group}{index}")
+        parts.append(
+            spawn(f"worker {name}", command, env=env, address=name, quiet=quiet, log_file=log_file)
+        )
     wait_for_workers([p.address for p in parts], settings, parts)
     return parts
 
@@ -74,9 +89,17 @@ def wait_for_workers(names: Sequence[str], settings: Settings, parts: Sequence[P
         app.close()
 
 
-def start_gateway(host: str, port: int, env: Mapping[str, str], *, quiet: bool = False) -> Part:
+def start_gateway(
+    host: str, port: int, env: Mapping[str, str], *, log_dir: Path | None = None
+) -> Part:
     command = python_module_command("chatq", "gateway", "--host", host, "--port", str(port))
-    part = spawn("gateway", command, env=env, address=f"http://{host}:{port}/v1", quiet=quiet)
+    part = spawn(
+        "gateway",
+        command,
+        env=env,
+        address=f"http://{host}:{port}/v1",
+        log_file=_log(log_dir, "gateway"),
+    )
     wait_until(
         http_ok(f"http://{host}:{port}/health"),
         timeout=READY_TIMEOUT_S,
@@ -86,7 +109,7 @@ def start_gateway(host: str, port: int, env: Mapping[str, str], *, quiet: bool =
     return part
 
 
-def start_flower(port: int, env: Mapping[str, str]) -> Part:
+def start_flower(port: int, env: Mapping[str, str], *, log_dir: Path | None = None) -> Part:
     command = python_module_command(
         "celery",
         "-A",
@@ -96,7 +119,14 @@ def start_flower(port: int, env: Mapping[str, str]) -> Part:
         "--address=127.0.0.1",
         "--logging=warning",
     )
-    part = spawn("flower", command, env=env, address=f"http://127.0.0.1:{port}", quiet=True)
+    part = spawn(
+        "flower",
+        command,
+        env=env,
+        address=f"http://127.0.0.1:{port}",
+        quiet=True,
+        log_file=_log(log_dir, "flower"),
+    )
     wait_until(
         http_ok(f"http://127.0.0.1:{port}/healthcheck"),
         timeout=READY_TIMEOUT_S,
@@ -104,3 +134,7 @@ def start_flower(port: int, env: Mapping[str, str]) -> Part:
         part=part,
     )
     return part
+
+
+def _log(log_dir: Path | None, name: str) -> Path | None:
+    return None if log_dir is None else log_dir / f"{name}.log"

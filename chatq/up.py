@@ -56,6 +56,7 @@ def _start(
 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
     env: dict[str, str] = {}
     rows: list[tuple[str, str]] = []
+    logs = settings.data_dir.resolve() / "logs"
     if settings.redis_url is None:
         if port_in_use(options.redis_port):
             raise ChatqError(
@@ -73,7 +74,7 @@ def _start(
         rows.append(("Redis", _hide_password(settings.redis_url)))
     if settings.provider_base_url is None:
         with console.status("Starting the provider simulator..."):
-            sim = start_simulator(options.sim_port, options.sim_args)
+            sim = start_simulator(options.sim_port, options.sim_args, log_dir=logs)
         parts.append(sim)
         env["CHATQ_PROVIDER_BASE_URL"] = sim.address
         rows.append(("Provider simulator", sim.address))
@@ -86,18 +87,19 @@ def _start(
         }
     )
     with console.status(f"Starting {options.workers} worker process(es)..."):
-        workers = start_workers(options.workers, child_settings, env)
+        workers = start_workers(options.workers, child_settings, env, log_dir=logs)
     parts.extend(workers)
     rows.append(("Workers", ", ".join(w.address for w in workers)))
     with console.status("Starting the gateway..."):
-        gateway = start_gateway(settings.gateway_host, options.gateway_port, env)
+        gateway = start_gateway(settings.gateway_host, options.gateway_port, env, log_dir=logs)
     parts.append(gateway)
     rows.append(("Gateway (OpenAI API)", gateway.address))
     if options.flower:
         with console.status("Starting Flower..."):
-            flower = start_flower(options.flower_port, env)
+            flower = start_flower(options.flower_port, env, log_dir=logs)
         parts.append(flower)
         rows.append(("Flower", flower.address))
+    rows.append(("Logs", str(logs)))
     return env, rows
 
 
