@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from redis.exceptions import RedisError
 
 from producers.aio import AsyncChatqClient
-from producers.jobs import describe_validation_errors
+from producers.jobs import describe_validation_errors, error_for_result
 from producers.openai_format import DONE_LINE, chunk, completion, model_list, sse
 from shared.errors import (
     ChatqError,
@@ -99,7 +99,7 @@ async def _stream_events(
             elif isinstance(event, EndEvent):
                 result = event.result
                 if result.status is not JobStatus.done:
-                    yield sse(_result_error_body(result))
+                    yield sse(error_body(error_for_result(result)))
                     return
                 yield sse(chunk(job_id, model, created, finish_reason=result.finish_reason))
                 if include_usage and result.usage:
@@ -110,35 +110,21 @@ async def _stream_events(
         yield sse(error_body(exc))
 
 
-def _result_error_body(result: ChatResult) -> dict[str, Any]:
-    error = result.error
-    if error is None:
-        return openai_error_body(f"Job ended as {result.status.value}", "server_error")
-    return openai_error_body(error.message, error.type, code=error.code)
-
-
 def _failed_job_response(result: ChatResult) -> JSONResponse:
-    error = result.error
-    status = 500
-    if error is not None:
-        status = {
-            "invalid_request_error": 400,
-            "rate_limit_error": 429,
-            "authentication_error": 401,
-            "api_error": 502,
-            "cancelled": 409,
-        }.get(error.type, 500)
-    headers = {"X-Chatq-Job-Id": result.job_id}
-    return JSONResponse(_result_error_body(result), status_code=status, headers=headers)
+    return _error_response(error_for_result(result), {"X-Chatq-Job-Id": result.job_id})
 
 
-async def _chatq_error(request: Request, exc: ChatqError) -> JSONResponse:
+def _error_response(exc: ChatqError, headers: dict[str, str] | None = None) -> JSONResponse:
     status, _ = http_status_and_type(exc)
-    headers = {}
+    headers = dict(headers or {})
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         headers["Retry-After"] = str(max(1, round(retry_after)))
     return JSONResponse(error_body(exc), status_code=status, headers=headers)
+
+
+async def _chatq_error(request: Request, exc: ChatqError) -> JSONResponse:
+    return _error_response(exc)
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

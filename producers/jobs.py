@@ -9,7 +9,14 @@ from celery import Celery
 from pydantic import ValidationError
 
 from shared.celery_config import TASK_CHAT, celery_config, queue_for
-from shared.errors import ERRORS_BY_CODE, ChatqError, InvalidJob, ModelNotFound, ProviderError
+from shared.errors import (
+    ERRORS_BY_CODE,
+    ChatqError,
+    InvalidJob,
+    JobCancelled,
+    ModelNotFound,
+    ProviderError,
+)
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from shared.settings import Settings
 
@@ -68,14 +75,19 @@ def job_queue(job: ChatJob, settings: Settings) -> str:
     return queue_for(job.request.priority, settings)
 
 
-def raise_for_result(result: ChatResult) -> ChatResult:
-    """The result itself if the job is done, else the error it ended with."""
-    if result.status is JobStatus.done:
-        return result
+def error_for_result(result: ChatResult) -> ChatqError:
+    """The exception a job that did not finish as done stands for."""
     error = result.error
+    if result.status is JobStatus.cancelled:
+        return JobCancelled(error.message if error else f"Job {result.job_id} was cancelled.")
     if error is None:
-        raise ChatqError(f"Job {result.job_id} ended as {result.status.value}")
-    cls = ERRORS_BY_CODE.get(
-        error.code or "", ProviderError if error.type == "api_error" else ChatqError
-    )
-    raise cls(error.message, code=error.code)
+        return ChatqError(f"Job {result.job_id} ended as {result.status.value}")
+    fallback = ProviderError if error.type == "api_error" else ChatqError
+    return ERRORS_BY_CODE.get(error.code or "", fallback)(error.message, code=error.code)
+
+
+def raise_for_result(result: ChatResult) -> ChatResult:
+    """The result itself if the job is done, else the error it ended with, raised."""
+    if result.status is not JobStatus.done:
+        raise error_for_result(result)
+    return result

@@ -42,6 +42,10 @@ class JobNotFound(ChatqError):
     code = "job_not_found"
 
 
+class JobCancelled(ChatqError):
+    code = "job_cancelled"
+
+
 class JobTimeout(ChatqError):
     """The caller stopped waiting for a job's result; the job itself goes on."""
 
@@ -100,6 +104,7 @@ ERROR_TABLE: dict[type[ChatqError], tuple[int, str]] = {
     InvalidJob: (400, "invalid_request_error"),
     ModelNotFound: (404, "invalid_request_error"),
     JobNotFound: (404, "invalid_request_error"),
+    JobCancelled: (409, "invalid_request_error"),
     JobTimeout: (504, "server_error"),
     AuthError: (401, "authentication_error"),
     QuotaExceeded: (429, "rate_limit_error"),

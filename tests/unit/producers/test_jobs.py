@@ -1,0 +1,65 @@
+"""Building jobs from caller arguments, and the errors failed jobs stand for."""
+
+from __future__ import annotations
+
+import pytest
+
+from producers.jobs import build_request, check_model, error_for_result, raise_for_result
+from shared.errors import (
+    ChatqError,
+    InvalidJob,
+    JobCancelled,
+    ModelNotFound,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from shared.jobs import ChatResult, JobError, JobStatus
+from shared.settings import Settings
+
+SETTINGS = Settings(_env_file=None, models=["sim-mini"])
+
+
+def test_a_string_becomes_one_user_message_on_the_default_model():
+    request = build_request("hi", None, SETTINGS, max_tokens=3)
+    assert request.model == "sim-mini"
+    assert [(m.role, m.content) for m in request.messages] == [("user", "hi")]
+
+
+def test_bad_arguments_name_the_field_to_fix():
+    with pytest.raises(InvalidJob, match="max_tokens"):
+        build_request("hi", None, SETTINGS, max_tokens=0)
+
+
+def test_unknown_model_lists_the_available_ones():
+    with pytest.raises(ModelNotFound, match="sim-mini"):
+        check_model(build_request("hi", "gpt-9", SETTINGS), SETTINGS)
+
+
+def failed(code: str | None, error_type: str = "api_error", status=JobStatus.failed):
+    return ChatResult(
+        job_id="job_1",
+        status=status,
+        error=JobError(type=error_type, code=code, message="why"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (failed("provider_rejected", "invalid_request_error"), ProviderRejected),
+        (failed("provider_unavailable"), ProviderUnavailable),
+        (failed("stream_diverged"), ChatqError),
+        (failed("job_cancelled", "cancelled", JobStatus.cancelled), JobCancelled),
+    ],
+)
+def test_failed_results_become_their_error(result, expected):
+    error = error_for_result(result)
+    assert isinstance(error, expected)
+    assert error.message == "why"
+    with pytest.raises(expected):
+        raise_for_result(result)
+
+
+def test_done_results_pass_through():
+    done = ChatResult(job_id="job_1", status=JobStatus.done, content="ok")
+    assert raise_for_result(done) is done
