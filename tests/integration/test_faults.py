@@ -8,6 +8,8 @@ from collections import defaultdict
 import pytest
 
 from chatq.processes import stop
+from producers.jobs import raise_for_result
+from shared.errors import ProviderRejected
 from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
@@ -69,3 +71,24 @@ def test_429s_are_retried_after_the_providers_retry_after(limited_stack):
         for refused, retried in itertools.pairwise(entries):
             if refused["outcome"] == "rate_limited":
                 assert retried["t"] - refused["t"] >= refused["retry_after"] - 0.05
+
+
+@pytest.fixture(scope="module")
+def rejecting_stack(redis_server):
+    """A provider that knows only sim-mini, while chatq also offers sim-large."""
+    running = start_stack(redis_server, sim_args=["--models", "sim-mini"])
+    yield running
+    stop(running.parts)
+
+
+def test_a_4xx_from_the_provider_fails_at_once_with_its_message(rejecting_stack):
+    rejecting_stack.sim_reset()
+    with rejecting_stack.client() as client:
+        job_id = client.submit("hi", model="sim-large")
+        result = client.result(job_id, timeout=30)
+        with pytest.raises(ProviderRejected, match="does not exist"):
+            raise_for_result(result)
+    assert result.status is JobStatus.failed
+    assert result.error.code == "provider_rejected"
+    assert "sim-large" in result.error.message
+    assert rejecting_stack.sim_stats()["requests"] == 1  # not retried

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections import Counter
 
 from shared.jobs import JobStatus
@@ -58,3 +61,29 @@ def test_cancelling_an_ended_job_changes_nothing(stack):
         result = client.chat("Hi", max_tokens=3)
         assert not client.cancel(result.job_id)
         assert client.status(result.job_id).status is JobStatus.done
+
+
+def test_chatq_chat_prints_the_streamed_answer(stack):
+    env = {**os.environ, "CHATQ_REDIS_URL": stack.redis_url}
+    run = subprocess.run(
+        [sys.executable, "-m", "chatq", "chat", "Hello from the CLI", "--max-tokens", "6"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "assistant" in run.stdout and ": done in" in run.stdout
+
+
+def test_chatq_chat_without_redis_says_what_to_do():
+    env = {**os.environ, "CHATQ_REDIS_URL": "redis://127.0.0.1:1/0"}
+    run = subprocess.run(
+        [sys.executable, "-m", "chatq", "chat", "hi"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "chatq up" in run.stdout and "CHATQ_REDIS_URL" in run.stdout
