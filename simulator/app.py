@@ -1,261 +1,199 @@
-"""The simulator's HTTP app: OpenAI chat completions (plain and SSE), plus /sim/* introspection."""
+"""The simulator's HTTP app: OpenAI chat completions (plain and SSE), plus /sim/* introspection.
+
+Plain Starlette routes and stdlib json, so that a zero-latency simulator costs its callers
+almost nothing. A chat request is logged, then checked, rate limited, maybe failed, answered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import math
-import random
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from shared.errors import openai_error_body
-from simulator.config import DEFAULT_MODELS, SimConfig
-from simulator.faults import FaultInjector
-from simulator.limits import RateLimiter
-from simulator.replies import Reply, prompt_tokens, reply_for
+from simulator.config import SimConfig
+from simulator.limits import Refusal
+from simulator.replies import Reply, max_tokens_of, prompt_tokens, reply_for
+from simulator.state import Simulator
+from simulator.wire import check_request, chunk_events, completion, error, parse_body
 
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 JOB_ID_HEADER = "x-chatq-job-id"
+Sleep = Callable[[float], Awaitable[None]]
+_FAULT_ANSWERS = {
+    "500": (500, "The server had an error while processing your request (injected fault)."),
+    "503": (503, "The server is overloaded, please try again later (injected fault)."),
+    "timeout": (504, "The server timed out before answering (injected fault)."),
+}
 
 
 class StreamCut(Exception):
     """Raised on purpose to drop a connection mid-answer (the "cut" fault)."""
 
 
-class Simulator:
-    """The simulator's state: limiter, fault draws, counters and the request log."""
-
-    def __init__(self, config: SimConfig, clock: Callable[[], float] = time.monotonic):
-        self.config = config
-        self.clock = clock
-        self.reset()
-
-    def reset(self) -> None:
-        self.limiter = RateLimiter(self.config.rpm, self.config.tpm, self.config.burst_s)
-        self.faults = FaultInjector(
-            self.config.fail_rate, self.config.faults, random.Random(self.config.seed)
-        )
-        self.stats: Counter[str] = Counter()
-        self.log: deque[dict[str, Any]] = deque(maxlen=self.config.log_size)
-
-    def record(self, request: Request, body: Any) -> dict[str, Any]:
-        self.stats["requests"] += 1
-        entry = {
-            "t": self.clock(),
-            "job_id": request.headers.get(JOB_ID_HEADER),
-            "body": body,
-            "outcome": "ok",
-        }
-        self.log.append(entry)
-        return entry
-
-
-def create_app(config: SimConfig, clock: Callable[[], float] = time.monotonic) -> Starlette:
+def create_app(
+    config: SimConfig,
+    clock: Callable[[], float] = time.monotonic,
+    *,
+    wall_clock: Callable[[], float] = time.time,
+    sleep: Sleep = asyncio.sleep,
+) -> Starlette:
+    """The simulator as an ASGI app. ``clock`` drives rate limits and the request log's ``t``,
+    ``wall_clock`` the ``created`` field of completions, ``sleep`` every simulated delay."""
     sim = Simulator(config, clock)
 
     async def chat_completions(request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        entry = sim.record(request, body)
-        problem = validate(body, config)
+        body = parse_body(await request.body())
+        now = sim.clock()
+        entry = sim.record(body, request.headers.get(JOB_ID_HEADER), now)
+        problem = check_request(body, config.models)
         if problem is not None:
-            entry["outcome"] = "invalid"
-            sim.stats["invalid"] += 1
-            status, message, param, code = problem
-            return _error(status, message, "invalid_request_error", param, code)
-        cost = prompt_tokens(body["messages"]) + int(
-            body.get("max_completion_tokens") or body.get("max_tokens") or config.max_reply_tokens
-        )
-        wait = sim.limiter.admit(cost, sim.clock())
-        if wait > 0:
-            entry["outcome"], entry["retry_after"] = "rate_limited", wait
-            sim.stats["rate_limited"] += 1
-            headers = {
-                "retry-after": str(max(1, math.ceil(wait))),
-                "retry-after-ms": str(math.ceil(wait * 1000)),
-                **sim.limiter.headers(),
-            }
-            message = f"Rate limit reached. Please try again in {wait:.3f}s."
-            return _error(429, message, "rate_limit_error", None, "rate_limit_exceeded", headers)
+            sim.invalid(entry)
+            return json_response(problem.body(), problem.status)
+        prompt = prompt_tokens(body["messages"])
+        refusal = sim.limiter.admit(prompt + (max_tokens_of(body) or config.max_reply_tokens), now)
+        if refusal is not None:
+            sim.rate_limited(entry, refusal.retry_after_s)
+            return rate_limited(refusal, sim.limiter.headers(now))
         fault = sim.faults.draw()
         if fault is not None:
-            entry["outcome"] = f"fault:{fault}"
-            sim.stats["faults"] += 1
-            sim.stats[f"faults_{fault}"] += 1
+            sim.fault(entry, fault)
+            if fault == "timeout":
+                await sleep(config.hang_s)
+            if fault != "cut":
+                status, message = _FAULT_ANSWERS[fault]
+                return json_response(error(message, "server_error"), status)
         reply = reply_for(body, echo=config.echo, max_reply_tokens=config.max_reply_tokens)
-        if fault in ("500", "503"):
-            message = "The server had an error while processing your request (injected)."
-            return _error(int(fault), message, "server_error", None, None)
-        if fault == "timeout":
-            await asyncio.sleep(config.hang_s)
-            return _error(504, "Timed out (injected).", "server_error", None, None)
-        sim.stats["prompt_tokens"] += reply.prompt_tokens
-        sim.stats["completion_tokens"] += reply.completion_tokens
-        headers = sim.limiter.headers()
+        ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "model": body["model"]}
+        created = int(wall_clock())
+        headers = sim.limiter.headers(now)
         if body.get("stream"):
-            sim.stats["streamed"] += 1
-            options = body.get("stream_options") or {}
-            chunks = _stream(
-                body["model"], reply, config, bool(options.get("include_usage")), cut=fault == "cut"
-            )
-            return StreamingResponse(chunks, media_type="text/event-stream", headers=headers)
+            sim.stats.streamed += 1
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = list(chunk_events(reply, include_usage=include_usage, created=created, **ids))
+            paced = _paced(events, reply, config, sleep, cut=fault == "cut", done=sim.completed)
+            headers["cache-control"] = "no-cache"
+            return StreamingResponse(paced, media_type="text/event-stream", headers=headers)
+        content = json.dumps(completion(reply, created=created, **ids)).encode()
         if fault == "cut":
-            raise StreamCut("injected: connection dropped before the answer")
-        await _sleep_ms(config.ttft_ms)
+            return CutResponse(content, media_type="application/json", headers=headers)
+        delay_s = config.ttft_ms / 1000
         if config.tokens_per_s > 0:
-            await asyncio.sleep(reply.completion_tokens / config.tokens_per_s)
-        sim.stats["completed"] += 1
-        return Response(
-            json.dumps(completion(body["model"], reply)),
-            media_type="application/json",
-            headers=headers,
-        )
+            delay_s += reply.completion_tokens / config.tokens_per_s
+        if delay_s > 0:
+            await sleep(delay_s)
+        sim.completed(reply.prompt_tokens, reply.completion_tokens)
+        return Response(content, media_type="application/json", headers=headers)
 
-    async def models(request: Request) -> JSONResponse:
-        names = config.models or DEFAULT_MODELS
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "simulator"} for m in names]
-        return JSONResponse({"object": "list", "data": data})
+    async def models(request: Request) -> Response:
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "chatq-simulator"}
+            for name in config.model_names
+        ]
+        return json_response({"object": "list", "data": data})
 
-    async def stats(request: Request) -> JSONResponse:
-        keys = (
-            "requests",
-            "rate_limited",
-            "faults",
-            "completed",
-            "streamed",
-            "invalid",
-            "prompt_tokens",
-            "completion_tokens",
-        )
-        out = {k: sim.stats.get(k, 0) for k in keys}
-        out.update({k: v for k, v in sim.stats.items() if k.startswith("faults_")})
-        return JSONResponse(out)
+    async def stats(request: Request) -> Response:
+        return json_response(sim.stats.as_dict())
 
-    async def requests_log(request: Request) -> JSONResponse:
-        limit = int(request.query_params.get("limit", len(sim.log)))
-        entries = list(sim.log)[-limit:] if limit > 0 else []
-        return JSONResponse({"requests": entries})
+    async def requests_log(request: Request) -> Response:
+        raw = request.query_params.get("limit")
+        try:
+            limit = None if raw is None else int(raw)
+        except ValueError:
+            limit = -1
+        if limit is not None and limit < 0:
+            body = error("'limit' must be a non-negative integer.", "invalid_request_error")
+            return json_response(body, 400)
+        return json_response({"requests": sim.recent(limit)})
 
-    async def reset(request: Request) -> JSONResponse:
+    async def reset(request: Request) -> Response:
         sim.reset()
-        return JSONResponse({"status": "reset"})
+        return json_response({"status": "reset"})
 
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
+    async def health(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        body = error(exc.detail, "invalid_request_error")
+        return json_response(body, exc.status_code, exc.headers)
 
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/models", models),
-            Route("/sim/stats", stats),
-            Route("/sim/requests", requests_log),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/sim/stats", stats, methods=["GET"]),
+            Route("/sim/requests", requests_log, methods=["GET"]),
             Route("/sim/reset", reset, methods=["POST"]),
-            Route("/health", health),
-        ]
+            Route("/health", health, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
     )
     app.state.simulator = sim
     return app
 
 
-def validate(body: Any, config: SimConfig) -> tuple[int, str, str | None, str | None] | None:
-    """(status, message, param, code) of the first problem with a request, or None."""
-    if not isinstance(body, dict):
-        return 400, "We could not parse the JSON body of your request.", None, None
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return 400, "you must provide a model parameter", "model", None
-    if config.models is not None and model not in config.models:
-        message = f"The model `{model}` does not exist or you do not have access to it."
-        return 404, message, "model", "model_not_found"
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return 400, "'messages' must be a non-empty array", "messages", None
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            return 400, f"messages[{i}].role must be one of {sorted(ROLES)}", "messages", None
-    for name in ("max_tokens", "max_completion_tokens"):
-        value = body.get(name)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            return 400, f"'{name}' must be an integer of at least 1", name, None
-    return None
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(json.dumps(data).encode(), status, headers, media_type="application/json")
 
 
-def completion(model: str, reply: Reply) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": reply.content},
-                "finish_reason": reply.finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": reply.usage(),
-    }
+def rate_limited(refusal: Refusal, headers: dict[str, str]) -> Response:
+    """A 429 in OpenAI's shape, saying when to come back."""
+    wait = refusal.retry_after_s
+    headers["retry-after"] = str(max(1, math.ceil(wait)))
+    headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
+    message = (
+        f"Rate limit reached on {refusal.limit} per min: limit {refusal.per_minute}. "
+        f"Please try again in {wait:.3f}s."
+    )
+    return json_response(error(message, "rate_limit_error", "rate_limit_exceeded"), 429, headers)
 
 
-async def _stream(
-    model: str, reply: Reply, config: SimConfig, include_usage: bool, *, cut: bool
+async def _paced(
+    events: list[bytes],
+    reply: Reply,
+    config: SimConfig,
+    sleep: Sleep,
+    *,
+    cut: bool,
+    done: Callable[[int, int], None],
 ) -> AsyncIterator[bytes]:
-    base = {
-        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-    }
-
-    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
-
-    def choice(delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
-        return [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]
-
-    yield event(choice({"role": "assistant", "content": ""}))
-    await _sleep_ms(config.ttft_ms)
-    gap = 1.0 / config.tokens_per_s if config.tokens_per_s > 0 else 0.0
-    stop_at = len(reply.pieces) // 2 if cut else None
-    for i, piece in enumerate(reply.pieces):
-        if i == stop_at:
-            raise StreamCut("injected: stream cut mid-way")
-        if i and gap:
-            await asyncio.sleep(gap)
-        yield event(choice({"content": piece}))
+    """Sends stream events on the configured schedule: ``ttft_ms`` before the first, then one
+    piece every ``1/tokens_per_s`` s; with no gap between pieces, everything in one write.
+    A cut stream ends, without [DONE], after the role and half the pieces."""
+    if config.ttft_ms > 0:
+        await sleep(config.ttft_ms / 1000)
+    stop = 1 + len(reply.pieces) // 2 if cut else len(events)
+    if config.tokens_per_s > 0:
+        gap_s = 1 / config.tokens_per_s
+        for i, event in enumerate(events[:stop]):
+            if 2 <= i <= len(reply.pieces):  # between two pieces
+                await sleep(gap_s)
+            yield event
+    else:
+        yield b"".join(events[:stop])
     if cut:
-        raise StreamCut("injected: stream cut mid-way")
-    yield event(choice({}, reply.finish_reason))
-    if include_usage:
-        yield event([], usage=reply.usage())
-    yield b"data: [DONE]\n\n"
+        raise StreamCut("injected fault: stream cut mid-way")
+    done(reply.prompt_tokens, reply.completion_tokens)
 
 
-async def _sleep_ms(ms: float) -> None:
-    if ms > 0:
-        await asyncio.sleep(ms / 1000)
+class CutResponse(Response):
+    """Sends the status, headers and half the body, then drops the connection."""
 
-
-def _error(
-    status: int,
-    message: str,
-    error_type: str,
-    param: str | None,
-    code: str | None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = openai_error_body(message, error_type, param=param, code=code)
-    return JSONResponse(body, status_code=status, headers=headers)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        half = self.body[: len(self.body) // 2]
+        await send({"type": "http.response.body", "body": half, "more_body": True})
+        raise StreamCut("injected fault: connection dropped mid-answer")

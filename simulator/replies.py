@@ -1,82 +1,37 @@
-"""Deterministic replies: the same request always gets the same answer, cut to ``max_tokens``."""
+"""Deterministic replies: the same request always gets the same answer, cut to ``max_tokens``.
+
+A reply is a tuple of pieces that ``shared.tokens`` counts as exactly one token each, so a
+stream sends one piece per chunk and ``completion_tokens`` is the number of pieces.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from shared.tokens import count_prompt_tokens
 
-# Short words, so that each reply piece is exactly one token by shared.tokens' count.
-VOCABULARY = [
-    "the",
-    "a",
-    "line",
-    "job",
-    "runs",
-    "fast",
-    "and",
-    "each",
-    "task",
-    "gets",
-    "its",
-    "own",
-    "turn",
-    "so",
-    "no",
-    "one",
-    "has",
-    "to",
-    "wait",
-    "long",
-    "for",
-    "work",
-    "to",
-    "end",
-    "when",
-    "many",
-    "ask",
-    "at",
-    "once",
-    "we",
-    "keep",
-    "them",
-    "in",
-    "line",
-    "then",
-    "send",
-    "back",
-    "what",
-    "they",
-    "need",
-    "with",
-    "care",
-    "it",
-    "is",
-    "good",
-    "to",
-    "know",
-    "how",
-    "much",
-    "can",
-    "go",
-    "on",
-    "at",
-    "the",
-    "same",
-    "time",
-]
+# 64 distinct words of at most four letters: each is one token, with or without a leading space.
+_WORDS = (
+    "the a line job runs fast and each task gets its own turn so no one "
+    "has to wait long for work end when many ask at once we keep them in "
+    "then send back what they need with care it is good know how much can go "
+    "on same time all day new old big may done next here path fair slow road"
+)
+VOCABULARY: tuple[str, ...] = tuple(_WORDS.split())
 MIN_REPLY_TOKENS = 8
-_WORD = re.compile(r"\s*\S+")
+_TOKEN = re.compile(r"(\s*)(\w+|[^\w\s])")  # shared.tokens' pieces, with the space before each
+_WORD_CHUNK = 4  # shared.tokens counts one token per four characters of a long word
 
 
 @dataclass(frozen=True)
 class Reply:
-    pieces: list[str]  # one token each; streamed one per chunk
-    finish_reason: str
+    pieces: tuple[str, ...]  # one token each; streamed one per chunk
+    finish_reason: str  # "stop", or "length" when cut to max_tokens
     prompt_tokens: int
 
     @property
@@ -95,7 +50,8 @@ class Reply:
         }
 
 
-def message_text(message: dict[str, Any]) -> str:
+def message_text(message: Mapping[str, Any]) -> str:
+    """The text of a message: a string content, or the text parts of a list content."""
     content = message.get("content")
     if isinstance(content, str):
         return content
@@ -108,30 +64,63 @@ def prompt_tokens(messages: list[dict[str, Any]]) -> int:
     return count_prompt_tokens(message_text(m) for m in messages)
 
 
-def reply_for(body: dict[str, Any], *, echo: bool, max_reply_tokens: int) -> Reply:
-    """The reply to a validated chat completion request."""
+def max_tokens_of(body: Mapping[str, Any]) -> int | None:
+    """The requested completion limit: ``max_completion_tokens``, else ``max_tokens``."""
+    limit = body.get("max_completion_tokens")
+    return body.get("max_tokens") if limit is None else limit
+
+
+def token_pieces(text: str) -> list[str]:
+    """``text`` split into one-token pieces that join back into it (whitespace-only: none)."""
+    pieces: list[str] = []
+    end = 0
+    for match in _TOKEN.finditer(text):
+        space, word = match.groups()
+        chunks = [word[i : i + _WORD_CHUNK] for i in range(0, len(word), _WORD_CHUNK)]
+        chunks[0] = space + chunks[0]
+        pieces.extend(chunks)
+        end = match.end()
+    if pieces and end < len(text):
+        pieces[-1] += text[end:]
+    return pieces
+
+
+def reply_for(body: Mapping[str, Any], *, echo: bool, max_reply_tokens: int) -> Reply:
+    """The reply to a valid chat completion request."""
     messages = body["messages"]
     if echo:
         users = [m for m in messages if m.get("role") == "user"]
-        natural = _WORD.findall(message_text(users[-1])) if users else []
+        natural = token_pieces(message_text(users[-1])) if users else []
     else:
-        natural = _generated(body, max_reply_tokens)
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        natural = generated_pieces(body, max_reply_tokens)
+    limit = max_tokens_of(body)
     cut = limit is not None and len(natural) > limit
-    pieces = natural[:limit] if cut else natural
+    pieces = tuple(natural[:limit] if cut else natural)
     return Reply(pieces, "length" if cut else "stop", prompt_tokens(messages))
 
 
-def _generated(body: dict[str, Any], max_reply_tokens: int) -> list[str]:
-    seed_material = json.dumps(
-        [body.get("model"), body["messages"], body.get("temperature")], sort_keys=True
-    )
-    digest = hashlib.blake2b(seed_material.encode(), digest_size=32).digest()
-    span = max(1, max_reply_tokens - MIN_REPLY_TOKENS + 1)
-    length = min(max_reply_tokens, MIN_REPLY_TOKENS + digest[0] % span)
-    words = []
-    for i in range(length):
-        word = VOCABULARY[(digest[i % 32] + 7 * i + digest[(i * 5 + 1) % 32]) % len(VOCABULARY)]
-        words.append(word.capitalize() if i == 0 else f" {word}")
-    words[-1] += "."
-    return words
+def generated_pieces(body: Mapping[str, Any], max_reply_tokens: int) -> list[str]:
+    """A sentence of vocabulary words chosen by a hash of model, messages and temperature."""
+    material = json.dumps(
+        [body.get("model"), body["messages"], body.get("temperature")],
+        sort_keys=True,
+        separators=(",", ":"),
+    ).encode()
+    digest = hashlib.blake2b(material, digest_size=64).digest()
+    shortest = min(MIN_REPLY_TOKENS, max_reply_tokens)
+    length = shortest + int.from_bytes(digest[:4]) % (max_reply_tokens - shortest + 1)
+    if length == 1:
+        return [VOCABULARY[digest[4] % len(VOCABULARY)].capitalize()]
+    choices = _bytes(digest, length - 1)
+    words = [VOCABULARY[b % len(VOCABULARY)] for b in choices]
+    return [words[0].capitalize(), *(f" {w}" for w in words[1:]), "."]
+
+
+def _bytes(seed: bytes, n: int) -> bytes:
+    """``n`` bytes drawn from ``seed`` by chained hashing."""
+    out = b""
+    block = seed
+    while len(out) < n:
+        block = hashlib.blake2b(block, digest_size=64).digest()
+        out += block
+    return out[:n]
