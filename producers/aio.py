@@ -18,6 +18,7 @@ from producers.jobs import (
     send_job,
 )
 from shared.async_store import AsyncJobStore
+from shared.deployments import DeploymentRegistry
 from shared.jobs import ChatJob, ChatRequest, ChatResult
 from shared.protocol import DeltaEvent, EndEvent, Event
 from shared.settings import Settings, get_settings
@@ -31,6 +32,7 @@ class AsyncChatqClient:
         self.settings = settings or get_settings()
         self.store = AsyncJobStore.from_settings(self.settings, redis)
         self.celery = producer_app(self.settings)
+        self.deployments = DeploymentRegistry(self.settings)
 
     async def submit(
         self,
@@ -45,7 +47,7 @@ class AsyncChatqClient:
             if messages is None:
                 raise TypeError("submit() needs messages or a request")
             request = build_request(messages, model, self.settings, **params)
-        check_model(request, self.settings)
+        check_model(request, self.deployments.aliases())
         job = ChatJob(request=request) if job_id is None else ChatJob(id=job_id, request=request)
         queue = job_queue(job, self.settings)
         await self.store.create(job, queue)

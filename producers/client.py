@@ -16,6 +16,7 @@ from producers.jobs import (
     raise_for_result,
     send_job,
 )
+from shared.deployments import DeploymentRegistry
 from shared.jobs import ChatJob, ChatRequest, ChatResult
 from shared.protocol import DeltaEvent, EndEvent
 from shared.settings import Settings, get_settings
@@ -33,6 +34,7 @@ class ChatqClient:
         self.settings = settings or get_settings()
         self.store = JobStore.from_settings(self.settings, redis)
         self.celery = producer_app(self.settings)
+        self.deployments = DeploymentRegistry(self.settings)
 
     def submit(
         self,
@@ -48,7 +50,7 @@ class ChatqClient:
             if messages is None:
                 raise TypeError("submit() needs messages or a request")
             request = build_request(messages, model, self.settings, **params)
-        check_model(request, self.settings)
+        check_model(request, self.deployments.aliases())
         job = ChatJob(request=request) if job_id is None else ChatJob(id=job_id, request=request)
         queue = job_queue(job, self.settings)
         self.store.create(job, queue)

@@ -57,8 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return model_list(settings.models)
+    async def models(request: Request) -> dict[str, Any]:
+        return model_list(_client(request).deployments.aliases())
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(

@@ -37,11 +37,12 @@ def build_request(
         raise InvalidJob(describe_validation_errors(exc.errors())) from exc
 
 
-def check_model(request: ChatRequest, settings: Settings) -> None:
-    if settings.models and request.model not in settings.models:
+def check_model(request: ChatRequest, models: list[str]) -> None:
+    """Refuses a model no deployment serves, naming the ones that are served."""
+    if request.model not in models:
         raise ModelNotFound(
             f"The model '{request.model}' does not exist or you do not have access to it. "
-            f"Available models: {', '.join(settings.models)}.",
+            f"Available models: {', '.join(models)}.",
             param="model",
         )
 

@@ -98,6 +98,12 @@ class ProviderRejected(ProviderError):
     code = "provider_rejected"
 
 
+class ProviderAuthRejected(ProviderRejected):
+    """401/403: the API key used was refused; another key may still work."""
+
+    code = "provider_auth_rejected"
+
+
 # Each error class: (HTTP status, OpenAI error type). Subclasses not listed inherit a parent's row.
 ERROR_TABLE: dict[type[ChatqError], tuple[int, str]] = {
     ChatqError: (500, "server_error"),

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Fields that steer chatq itself and are never forwarded to the provider.
-CHATQ_FIELDS = frozenset({"session_id", "priority", "metadata", "job_id"})
+CHATQ_FIELDS = frozenset({"session_id", "priority", "metadata", "job_id", "deadline_s"})
 
 
 class Role(StrEnum):
@@ -90,6 +90,9 @@ class ChatRequest(BaseModel):
     session_id: str | None = Field(None, min_length=1, max_length=200)
     priority: Priority = Priority.interactive
     metadata: dict[str, str] = Field(default_factory=dict)
+    deadline_s: float | None = Field(
+        None, gt=0, description="Cancel the job rather than send it this long after submission."
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -120,6 +123,12 @@ class ChatJob(BaseModel):
     id: str = Field(default_factory=new_job_id, min_length=1, max_length=200)
     request: ChatRequest
     created_at: float = Field(default_factory=time.time)
+
+    @property
+    def deadline(self) -> float | None:
+        """When the job stops being worth sending (Unix seconds), if the caller set a limit."""
+        seconds = self.request.deadline_s
+        return None if seconds is None else self.created_at + seconds
 
 
 class Usage(BaseModel):

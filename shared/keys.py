@@ -17,3 +17,8 @@ def job_key(job_id: str) -> str:
 
 def events_key(job_id: str) -> str:
     return f"{PREFIX}:events:{job_id}"
+
+
+def deployment_key(name: str, part: str) -> str:
+    """A key of deployment ``name``: rpm, tpm, inflight, paused, failures, cooldown, bad_keys."""
+    return f"{PREFIX}:dep:{name}:{part}"

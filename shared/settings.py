@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # Provider: unset means the embedded simulator that `chatq up` starts.
     provider_base_url: str | None = None
     provider_api_key: SecretStr | None = None
+    provider_rpm: int | None = Field(None, ge=1)
+    provider_tpm: int | None = Field(None, ge=1)
+    provider_max_concurrency: int | None = Field(None, ge=1)
+    deployments_file: Path | None = None
     provider_timeout: ProviderTimeouts = ProviderTimeouts()
     retry: RetryPolicy = RetryPolicy()
     sim_port: int = DEFAULT_SIM_PORT

@@ -1,4 +1,5 @@
-"""Runs one chat job: claim it, call the provider with retries, publish deltas, end it once."""
+"""Runs one chat job: claim it, pick a deployment, keep to the cluster's limits, call the
+provider with retries and fallbacks, publish deltas, and end the job exactly once."""
 
 from __future__ import annotations
 
@@ -6,16 +7,47 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from shared.errors import ChatqError, ProviderError, ProviderRejected, http_status_and_type
+from shared.deployments import Deployment, DeploymentRegistry
+from shared.errors import (
+    ChatqError,
+    ProviderAuthRejected,
+    ProviderError,
+    ProviderRejected,
+    RateLimited,
+    http_status_and_type,
+)
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from shared.settings import RetryPolicy
 from shared.store import JobStore
-from workers.provider import ProviderClient, ProviderReply, StreamState
+from shared.tokens import count_prompt_tokens
+from workers.health import DeploymentHealth, NoUsableKey
+from workers.limiter import ClusterLimiter, Lease, estimate_tokens
+from workers.provider import Endpoint, ProviderClient, ProviderReply, StreamState
 from workers.retry import backoff_delay
 from workers.streaming import DeltaPublisher
 
 log = logging.getLogger("chatq.worker")
+
+MAX_INLINE_WAIT_S = 30.0  # a job whose slot is further off goes back to the queue until then
+DEFAULT_COMPLETION_ESTIMATE = 256  # tokens charged up front when a job sets no max_tokens
+
+
+class Deferred(Exception):
+    """The job's next slot is too far off to wait for in a worker thread: run it again later."""
+
+    def __init__(self, delay_s: float):
+        super().__init__(f"deferred {delay_s:.1f} s")
+        self.delay_s = delay_s
+
+
+@dataclass
+class Attempts:
+    """What the retry loop knows across tries of one job."""
+
+    retries: int = 0
+    avoid: frozenset[str] = frozenset()
 
 
 class ChatRunner:
@@ -26,6 +58,9 @@ class ChatRunner:
         store: JobStore,
         provider: ProviderClient,
         policy: RetryPolicy,
+        deployments: DeploymentRegistry,
+        limiter: ClusterLimiter,
+        health: DeploymentHealth,
         *,
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -34,23 +69,38 @@ class ChatRunner:
         self.store = store
         self.provider = provider
         self.policy = policy
+        self.deployments = deployments
+        self.limiter = limiter
+        self.health = health
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.clock = clock
 
     def run(self, job: ChatJob) -> ChatResult | None:
-        """Executes the job; None if it had already ended (a redelivery, or a cancel)."""
+        """Executes the job; None if it had already ended (a redelivery, or a cancel).
+
+        Raises ``Deferred`` before claiming the job if it cannot be sent soon.
+        """
+        deadline = job.deadline
+        if deadline is not None and self.clock() > deadline:
+            return self._end(job, _deadline_result(job, self.clock()), attempts=0)
+        deployments = self.deployments.for_alias(job.request.model)
+        first = self.health.choose(deployments, avoid=set())
+        lease = self._book(job, first, max_wait_s=MAX_INLINE_WAIT_S)
+        if isinstance(lease, float):
+            raise Deferred(lease)
         started = self.store.start(job)
         if isinstance(started, JobStatus):
+            self.limiter.settle(lease, 0)
             log.info("job %s skipped: already %s", job.id, started.value)
             return None
         timings = Timings(created_at=job.created_at, started_at=self.clock())
         try:
-            reply = self._call_with_retries(job, attempt_number=started, timings=timings)
+            reply = self._call_with_retries(job, deployments, first, lease, started, timings)
             result = ChatResult(
                 job_id=job.id,
                 status=JobStatus.done,
-                model=reply.model or job.request.model,
+                model=job.request.model,
                 content=reply.content,
                 finish_reason=reply.finish_reason,
                 usage=reply.usage,
@@ -64,52 +114,131 @@ class ChatRunner:
             log.exception("job %s failed unexpectedly", job.id)
             internal = ChatqError(f"Internal worker error: {exc}")
             result = failed_result(job, internal, timings, started)
-        timings.finished_at = self.clock()
+        return self._end(job, result, attempts=started)
+
+    def _end(self, job: ChatJob, result: ChatResult, *, attempts: int) -> ChatResult:
+        result.timings.finished_at = self.clock()
         if self.store.finish(result):
-            log.info(
-                "job %s %s in %.1f ms",
-                job.id,
-                result.status.value,
-                (timings.finished_at - timings.started_at) * 1000,
-            )
+            timings = result.timings
+            took = (timings.finished_at or 0) - (timings.started_at or timings.finished_at or 0)
+            log.info("job %s %s in %.1f ms", job.id, result.status.value, took * 1000)
         return result
 
+    def _book(self, job: ChatJob, deployment: Deployment, *, max_wait_s: float) -> Lease | float:
+        """A slot under the deployment's limits and pauses, or the wait for one."""
+        request = job.request
+        tokens = 0
+        if deployment.tpm:
+            prompt = count_prompt_tokens(m.text() for m in request.messages)
+            tokens = estimate_tokens(prompt, request.max_tokens, DEFAULT_COMPLETION_ESTIMATE)
+        return self.limiter.book(
+            deployment, tokens, max_wait_s=max_wait_s, exact_estimate=request.max_tokens is not None
+        )
+
+    def _wait_for_slot(self, job: ChatJob, deployment: Deployment) -> Lease:
+        """Books a slot, waiting in this thread for as long as it takes."""
+        while True:
+            lease = self._book(job, deployment, max_wait_s=float("inf"))
+            if not isinstance(lease, float):
+                return lease
+            self.sleep(lease)
+
     def _call_with_retries(
-        self, job: ChatJob, *, attempt_number: int, timings: Timings
+        self,
+        job: ChatJob,
+        deployments: list[Deployment],
+        deployment: Deployment,
+        lease: Lease,
+        attempt_number: int,
+        timings: Timings,
     ) -> ProviderReply:
         publisher: DeltaPublisher | None = None
         if job.request.stream:
             already = self.store.published_text(job.id) if attempt_number > 1 else ""
             publisher = DeltaPublisher(self._publisher_for(job.id, timings), already)
-        retry = 0
+        state = Attempts()
         while True:
+            if lease.wait_s > 0:
+                self.sleep(lease.wait_s)
+            reply: ProviderReply | None = None
             try:
-                if publisher is None:
-                    body = job.request.provider_body(stream=False)
-                    return self.provider.complete(body, job_id=job.id)
-                return self._stream_once(job, publisher)
+                reply = self._call_once(job, deployment, publisher)
+                return reply
+            except ProviderAuthRejected:
+                delay = 0.0  # the key is retired; the next one is tried at once
             except ProviderRejected:
                 raise
-            except ProviderError as exc:
-                retry += 1
-                if retry > self.policy.max_retries:
+            except NoUsableKey:
+                self.health.record_failure(deployment)
+                state.avoid |= {deployment.name}
+                if state.avoid >= {d.name for d in deployments}:
                     raise
-                delay = backoff_delay(
-                    retry,
-                    getattr(exc, "retry_after", None),
-                    self.rng,
-                    initial_delay=self.policy.initial_delay,
-                    max_delay=self.policy.max_delay,
-                )
-                log.info("job %s retry %d in %.2f s: %s", job.id, retry, delay, exc.message)
+                delay = 0.0
+            except RateLimited as exc:
+                self.health.record_rate_limited(deployment)
+                pause = exc.retry_after or backoff_delay(1, None, self.rng)
+                self.limiter.pause(deployment, pause)
+                delay = self._next_delay(state, exc)
+            except ProviderError as exc:
+                if self.health.record_failure(deployment) or len(deployments) > 1:
+                    state.avoid |= {deployment.name}
+                delay = self._next_delay(state, exc)
+            finally:
+                usage = reply.usage.total_tokens if reply and reply.usage else None
+                self.limiter.settle(lease, usage)
+            if delay:
                 self.sleep(delay)
+            deployment = self.health.choose(deployments, avoid=set(state.avoid))
+            lease = self._wait_for_slot(job, deployment)
+            if job.deadline is not None and self.clock() > job.deadline:
+                raise ChatqError(
+                    "The job's deadline passed while it waited to be retried.",
+                    code="deadline_exceeded",
+                )
 
-    def _stream_once(self, job: ChatJob, publisher: DeltaPublisher) -> ProviderReply:
+    def _next_delay(self, state: Attempts, exc: ProviderError) -> float:
+        """The backoff before the next try; raises ``exc`` when the retries are used up."""
+        state.retries += 1
+        if state.retries > self.policy.max_retries:
+            raise exc
+        retry_after = getattr(exc, "retry_after", None)
+        delay = backoff_delay(
+            state.retries,
+            retry_after,
+            self.rng,
+            initial_delay=self.policy.initial_delay,
+            max_delay=self.policy.max_delay,
+        )
+        if retry_after:  # the limiter's pause already holds every worker until then
+            delay = 0.0
+        log.info("retry %d in %.2f s: %s", state.retries, delay, exc.message)
+        return delay
+
+    def _call_once(
+        self, job: ChatJob, deployment: Deployment, publisher: DeltaPublisher | None
+    ) -> ProviderReply:
+        endpoint = Endpoint(deployment.url, self.health.api_key(deployment))
+        model = deployment.provider_model
+        try:
+            if publisher is None:
+                body = job.request.provider_body(stream=False, model=model)
+                return self.provider.complete(endpoint, body, job_id=job.id)
+            return self._stream_once(job, endpoint, model, publisher)
+        except ProviderAuthRejected:
+            if endpoint.api_key is None:
+                raise ProviderRejected(
+                    "Provider requires an API key; none is configured."
+                ) from None
+            self.health.retire_key(deployment, endpoint.api_key)
+            raise
+
+    def _stream_once(
+        self, job: ChatJob, endpoint: Endpoint, model: str, publisher: DeltaPublisher
+    ) -> ProviderReply:
         publisher.new_attempt()
         state = StreamState()
-        for piece in self.provider.stream(
-            job.request.provider_body(stream=True), job_id=job.id, state=state
-        ):
+        body = job.request.provider_body(stream=True, model=model)
+        for piece in self.provider.stream(endpoint, body, job_id=job.id, state=state):
             publisher.feed(piece)
         return ProviderReply(
             content=publisher.published,
@@ -136,4 +265,18 @@ def failed_result(job: ChatJob, exc: ChatqError, timings: Timings, attempts: int
         timings=timings,
         attempts=attempts,
         error=JobError(type=error_type, code=exc.code, message=exc.message),
+    )
+
+
+def _deadline_result(job: ChatJob, now: float) -> ChatResult:
+    return ChatResult(
+        job_id=job.id,
+        status=JobStatus.cancelled,
+        model=job.request.model,
+        timings=Timings(created_at=job.created_at, finished_at=now),
+        error=JobError(
+            type="cancelled",
+            code="deadline_exceeded",
+            message="The job's deadline passed before it could be sent; it was not sent.",
+        ),
     )

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from pydantic import SecretStr
 from requests.adapters import HTTPAdapter
 
 from shared.errors import (
+    ProviderAuthRejected,
     ProviderError,
     ProviderRejected,
     ProviderTimeout,
@@ -52,34 +52,40 @@ class StreamState:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one call goes: a deployment's base URL and the API key to use this time."""
+
+    base_url: str
+    api_key: str | None = None
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + "/chat/completions"
+
+
 class ProviderClient:
-    """Calls ``POST {base_url}/chat/completions`` over one pooled HTTP session."""
+    """Calls ``POST {base_url}/chat/completions`` over one pooled HTTP session for all endpoints."""
 
     def __init__(
         self,
-        base_url: str,
         *,
-        api_key: SecretStr | None,
         timeouts: ProviderTimeouts,
         pool_size: int = 100,
         session: requests.Session | None = None,
     ):
-        self.url = base_url.rstrip("/") + "/chat/completions"
         self.timeouts = timeouts
         self.session = session or requests.Session()
-        # Proxy variables and ~/.netrc are read once here rather than on every call, where
-        # requests' per-call lookup costs about a sixth of a worker's CPU per job.
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.url))
+        # Proxy variables and ~/.netrc are read once per endpoint rather than on every call,
+        # where requests' per-call lookup costs about a sixth of a worker's CPU per job.
         self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self._proxies: dict[str, dict[str, str]] = {}
+        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if api_key is not None and api_key.get_secret_value():
-            self._headers["Authorization"] = f"Bearer {api_key.get_secret_value()}"
 
-    def complete(self, body: dict[str, Any], *, job_id: str) -> ProviderReply:
-        response = self._post(body, job_id=job_id, stream=False)
+    def complete(self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str) -> ProviderReply:
+        response = self._post(endpoint, body, job_id=job_id, stream=False)
         try:
             payload = response.json()
             choice = payload["choices"][0]
@@ -94,9 +100,11 @@ class ProviderClient:
             model=payload.get("model"),
         )
 
-    def stream(self, body: dict[str, Any], *, job_id: str, state: StreamState) -> Iterator[str]:
+    def stream(
+        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, state: StreamState
+    ) -> Iterator[str]:
         """Yields the answer's text deltas; fills ``state`` with finish reason and usage."""
-        response = self._post(body, job_id=job_id, stream=True)
+        response = self._post(endpoint, body, job_id=job_id, stream=True)
         try:
             for data in iter_sse_data(response.iter_content(chunk_size=None)):
                 if data.strip() == "[DONE]":
@@ -124,13 +132,24 @@ class ProviderClient:
         if state.finish_reason is None:
             raise ProviderUnavailable("Provider stream ended before the answer was complete")
 
-    def _post(self, body: dict[str, Any], *, job_id: str, stream: bool) -> requests.Response:
-        headers = {**self._headers, JOB_ID_HEADER: job_id}
-        if stream:
-            headers["Accept"] = "text/event-stream"
+    def _post(
+        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, stream: bool
+    ) -> requests.Response:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
+            JOB_ID_HEADER: job_id,
+        }
+        if endpoint.api_key:
+            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        url = endpoint.url
+        proxies = self._proxies.get(url)
+        if proxies is None:
+            proxies = self._proxies[url] = requests.utils.get_environ_proxies(url)
         try:
             response = self.session.post(
-                self.url,
+                url,
+                proxies=proxies,
                 data=json.dumps(body),
                 headers=headers,
                 timeout=(self.timeouts.connect, self.timeouts.read),
@@ -152,6 +171,10 @@ def error_from_response(response: requests.Response) -> ProviderError:
     if status == 429:
         wait = retry_after_seconds(response.headers, now=time.time())
         return RateLimited(f"Provider rate limit: {message}", status=status, retry_after=wait)
+    if status in (401, 403):
+        return ProviderAuthRejected(
+            f"Provider refused the API key ({status}): {message}", status=status
+        )
     if should_retry(status, response.headers):
         return ProviderUnavailable(f"Provider error {status}: {message}", status=status)
     return ProviderRejected(f"Provider rejected the request ({status}): {message}", status=status)

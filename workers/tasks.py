@@ -7,15 +7,19 @@ import random
 import threading
 from typing import Any
 
+from celery import Task
 from pydantic import ValidationError
 
 from shared.celery_config import TASK_CHAT, TASK_NOOP
+from shared.deployments import DeploymentRegistry
 from shared.errors import InvalidJob
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
 from shared.settings import get_settings
 from shared.store import JobStore
 from workers.celery_app import app
-from workers.chat import ChatRunner
+from workers.chat import ChatRunner, Deferred
+from workers.health import DeploymentHealth
+from workers.limiter import ClusterLimiter
 from workers.provider import ProviderClient
 
 log = logging.getLogger("chatq.worker")
@@ -30,27 +34,38 @@ def get_runner() -> ChatRunner:
     with _runner_lock:
         if _runner is None:
             settings = get_settings()
+            store = JobStore.from_settings(settings)
             provider = ProviderClient(
-                settings.effective_provider_base_url,
-                api_key=settings.provider_api_key,
-                timeouts=settings.provider_timeout,
-                pool_size=max(10, settings.worker_concurrency),
+                timeouts=settings.provider_timeout, pool_size=max(10, settings.worker_concurrency)
+            )
+            registry = DeploymentRegistry(
+                settings, on_error=lambda exc: log.error("deployments not reloaded: %s", exc)
             )
             _runner = ChatRunner(
-                JobStore.from_settings(settings), provider, settings.retry, rng=random.Random()
+                store,
+                provider,
+                settings.retry,
+                registry,
+                ClusterLimiter(store.redis),
+                DeploymentHealth(store.redis),
+                rng=random.Random(),
             )
         return _runner
 
 
-@app.task(name=TASK_CHAT, ignore_result=True)
-def chat(job: dict[str, Any]) -> None:
+@app.task(name=TASK_CHAT, bind=True, ignore_result=True, max_retries=None)
+def chat(self: Task, job: dict[str, Any]) -> None:
     """Runs one chat job; its result goes to the job record and event stream, not Celery's."""
     try:
         parsed = ChatJob.model_validate(job)
     except ValidationError as exc:
         reject_malformed(job, exc)
         return
-    get_runner().run(parsed)
+    try:
+        get_runner().run(parsed)
+    except Deferred as deferred:
+        # Back to the queue until its slot is near, freeing this thread for other jobs.
+        raise self.retry(countdown=deferred.delay_s, max_retries=None) from None
 
 
 @app.task(name=TASK_NOOP)

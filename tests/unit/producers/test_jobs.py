@@ -32,7 +32,7 @@ def test_bad_arguments_name_the_field_to_fix():
 
 def test_unknown_model_lists_the_available_ones():
     with pytest.raises(ModelNotFound, match="sim-mini"):
-        check_model(build_request("hi", "gpt-9", SETTINGS), SETTINGS)
+        check_model(build_request("hi", "gpt-9", SETTINGS), SETTINGS.models)
 
 
 def failed(code: str | None, error_type: str = "api_error", status=JobStatus.failed):

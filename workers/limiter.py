@@ -1,0 +1,197 @@
+"""Cluster-wide limits per deployment, in Redis: requests/min, tokens/min, calls in flight.
+
+Every worker process on every host shares the same GCRA state (``limiter_acquire.lua``), so ten
+workers configured for 600 rpm send 600 requests a minute between them, evenly paced. A 429 from
+the provider pauses the deployment for all of them (``limiter_pause.lua``). The arithmetic is
+mirrored by the pure functions below, which the tests check the scripts against.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis import Redis
+
+from shared import keys
+from shared.deployments import Deployment
+from shared.scripts import lua
+
+MINUTE_MS = 60_000.0
+CONCURRENCY_POLL_MS = 25  # how soon to look again when every in-flight slot is taken
+LEASE_TTL_MS = 15 * 60_000  # an in-flight slot of a worker that died is freed after this
+PACING_MARGIN = 0.98  # pace a touch under the limit: arrival jitter must not trip the provider
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """GCRA parameters of one deployment, derived from its limits."""
+
+    ms_per_request: float  # 0 when there is no rpm limit
+    ms_per_token: float  # 0 when there is no tpm limit
+    request_tolerance_ms: float = 0.0
+    token_tolerance_ms: float = 0.0
+
+    @classmethod
+    def of(cls, deployment: Deployment) -> Pacing:
+        return cls(
+            ms_per_request=interval_ms(deployment.rpm),
+            ms_per_token=interval_ms(deployment.tpm),
+        )
+
+
+def interval_ms(per_minute: int | None, margin: float = PACING_MARGIN) -> float:
+    """Milliseconds between units at ``per_minute`` (0 for no limit), kept just under it."""
+    return MINUTE_MS / (per_minute * margin) if per_minute else 0.0
+
+
+def gcra(
+    tat_ms: float, now_ms: float, increment_ms: float, tolerance_ms: float
+) -> tuple[float, float]:
+    """One GCRA decision: ``(wait_ms, new_tat_ms)``; wait 0 means admitted at ``new_tat_ms``.
+
+    The theoretical arrival time (TAT) is when the limit would be fully recovered; a call is
+    admitted when the TAT is at most ``tolerance_ms`` ahead of now, and pushes it by its cost.
+    """
+    tat = max(tat_ms, now_ms)
+    if tat - now_ms > tolerance_ms:
+        return tat - tolerance_ms - now_ms, tat_ms
+    return 0.0, tat + increment_ms
+
+
+def estimate_tokens(prompt_tokens: int, max_tokens: int | None, default_completion: int) -> int:
+    """What a call is charged up front: the prompt plus the most it may generate."""
+    return prompt_tokens + (max_tokens or default_completion)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A booked call: go after ``wait_s``; settle it when the call ends."""
+
+    deployment: str
+    lease_id: str
+    estimated_tokens: int
+    ms_per_token: float
+    wait_s: float = 0.0
+    exact_estimate: bool = True  # False when max_tokens was guessed: settle may refund
+    holds_slot: bool = False  # an in-flight slot (max_concurrency) to give back
+
+
+def settle_delta_ms(lease: Lease, actual_tokens: int | None) -> float:
+    """How far to move the tokens TAT once a call's real usage is known.
+
+    More than estimated is always charged. Less is refunded only when the estimate guessed the
+    completion length: providers charge a stated ``max_tokens`` in full against their limit.
+    """
+    if actual_tokens is None:
+        return 0.0
+    delta = actual_tokens - lease.estimated_tokens
+    if delta < 0 and lease.exact_estimate:
+        return 0.0
+    return delta * lease.ms_per_token
+
+
+PAUSE_RECHECK_S = 0.1  # how stale a worker's view of an unlimited deployment's pause may be
+
+
+class ClusterLimiter:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        now_ms: Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.redis = redis
+        self.now_ms = now_ms  # None: the Redis server's clock, the same for every host
+        self.clock = clock
+        self._pauses: dict[str, tuple[float, float]] = {}  # name -> (checked at, paused until)
+        self._acquire = redis.register_script(lua("workers", "limiter_acquire.lua"))
+        self._settle = redis.register_script(lua("workers", "limiter_settle.lua"))
+        self._pause = redis.register_script(lua("workers", "limiter_pause.lua"))
+
+    def _now_arg(self) -> str:
+        return "" if self.now_ms is None else repr(self.now_ms())
+
+    def book(
+        self,
+        deployment: Deployment,
+        tokens: int,
+        *,
+        max_wait_s: float,
+        exact_estimate: bool = True,
+    ) -> Lease | float:
+        """A lease on the next free slot if it is at most ``max_wait_s`` away; else the seconds
+        to wait before asking again (nothing booked)."""
+        pacing = Pacing.of(deployment)
+        if not (pacing.ms_per_request or pacing.ms_per_token or deployment.max_concurrency):
+            return self._unlimited(deployment, tokens, max_wait_s)
+        lease_id = uuid.uuid4().hex
+        name = deployment.name
+        booked, wait_ms, _ = self._acquire(
+            keys=[
+                keys.deployment_key(name, "rpm"),
+                keys.deployment_key(name, "tpm"),
+                keys.deployment_key(name, "inflight"),
+                keys.deployment_key(name, "paused"),
+            ],
+            args=[
+                self._now_arg(),
+                pacing.ms_per_request,
+                pacing.request_tolerance_ms,
+                pacing.ms_per_token,
+                tokens,
+                pacing.token_tolerance_ms,
+                deployment.max_concurrency or 0,
+                lease_id,
+                LEASE_TTL_MS,
+                CONCURRENCY_POLL_MS,
+                max_wait_s * 1000,
+            ],
+        )
+        wait_s = float(wait_ms) / 1000
+        if not booked:
+            return wait_s
+        holds_slot = bool(deployment.max_concurrency)
+        return Lease(
+            name, lease_id, tokens, pacing.ms_per_token, wait_s, exact_estimate, holds_slot
+        )
+
+    def _unlimited(self, deployment: Deployment, tokens: int, max_wait_s: float) -> Lease | float:
+        """A deployment with no limits of its own still honours a cluster-wide pause, read
+        from Redis at most every ``PAUSE_RECHECK_S`` rather than on every call."""
+        now = self.clock()
+        checked, until = self._pauses.get(deployment.name, (float("-inf"), 0.0))
+        if now - checked > PAUSE_RECHECK_S:
+            remaining_ms = self.redis.pttl(keys.deployment_key(deployment.name, "paused"))
+            until = now + max(0, remaining_ms) / 1000
+            self._pauses[deployment.name] = (now, until)
+        wait = max(0.0, until - now)
+        if wait > max_wait_s:
+            return wait
+        return Lease(deployment.name, "", tokens, 0.0, wait)
+
+    def settle(self, lease: Lease, actual_tokens: int | None) -> None:
+        """Frees the in-flight slot and corrects the token charge with the real usage."""
+        delta_ms = settle_delta_ms(lease, actual_tokens)
+        if not lease.holds_slot and delta_ms == 0:
+            return
+        self._settle(
+            keys=[
+                keys.deployment_key(lease.deployment, "tpm"),
+                keys.deployment_key(lease.deployment, "inflight"),
+            ],
+            args=[lease.lease_id, delta_ms],
+        )
+
+    def pause(self, deployment: Deployment, seconds: float) -> None:
+        """Holds every worker's calls to ``deployment`` for ``seconds`` (after a 429)."""
+        now = self.clock()
+        self._pauses[deployment.name] = (now, now + seconds)
+        self._pause(
+            keys=[keys.deployment_key(deployment.name, "paused")],
+            args=[max(1, math.ceil(seconds * 1000)), self._now_arg()],
+        )
