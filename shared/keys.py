@@ -2,6 +2,14 @@
 
 chatq:job:{id}         hash    the job record: status, attempts, timings, result (JSON)
 chatq:events:{id}      stream  the job's events, in order: deltas, then one end event
+chatq:dep:{name}:rpm        string  requests GCRA theoretical arrival time (ms), all workers
+chatq:dep:{name}:tpm        string  tokens GCRA theoretical arrival time (ms)
+chatq:dep:{name}:inflight   zset    calls in flight: lease id -> lease expiry (ms)
+chatq:dep:{name}:paused     string  paused-until (ms), set after a 429; expires with the pause
+chatq:dep:{name}:failures   string  recent failures (expires after the failure window)
+chatq:dep:{name}:cooldown   string  cooled-down-until (ms): skipped while set
+chatq:dep:{name}:bad_keys   set     fingerprints of API keys the provider refused
+chatq:dep:{name}:stats      hash    failures, rate_limited, cooldowns
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
 chatq.bulk             list    Celery queue for bulk work
 """
