@@ -17,7 +17,6 @@ TASK_NOOP = "chatq.noop"  # a no-op task: the baseline `chatq bench` compares th
 # kombu's Redis transport pools its connections; the default of 10 is too few for a worker
 # that keeps hundreds of calls in flight and acknowledges each of them.
 BROKER_MAX_CONNECTIONS = 1000
-VISIBILITY_TIMEOUT_S = 3600
 
 
 def queue_for(priority: Priority, settings: Settings) -> str:
@@ -41,8 +40,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_pool_limit": 50,
         "broker_transport_options": {
-            "visibility_timeout": VISIBILITY_TIMEOUT_S,
+            "visibility_timeout": settings.visibility_timeout_s,
             "max_connections": BROKER_MAX_CONNECTIONS,
+            # Sweep for messages of dead workers every few seconds, not every 100 s.
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
+            "unacked_restore_throttle": 1,
+            # Interactive first: a worker takes a bulk job only when no chat is waiting.
+            "queue_order_strategy": "priority",
         },
         "redis_max_connections": BROKER_MAX_CONNECTIONS,
         "result_expires": settings.result_ttl_s,

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     events_ttl_s: int = Field(3600, gt=0)
     wait_timeout_s: float = Field(300.0, gt=0, description="How long a caller waits for a result.")
 
+    # Redelivery: a worker's claim on a job lapses after job_lease_s without renewal; Redis
+    # gives a message that no live worker acknowledged to another after visibility_timeout_s.
+    job_lease_s: float = Field(30.0, gt=0)
+    visibility_timeout_s: int = Field(300, ge=1)
+    shutdown_grace_s: float = Field(30.0, ge=0)
+
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"
     worker_concurrency: int = Field(200, ge=1)

@@ -1,18 +1,27 @@
--- Marks a job in progress unless it already ended; counts the attempt.
+-- Claims a job for one worker unless it ended or another worker's claim is still alive.
 -- KEYS[1]  job record hash (keys.job_key)
--- ARGV[1]  started_at (Unix seconds)
+-- ARGV[1]  now (Unix seconds)
 -- ARGV[2]  record TTL in seconds
 -- ARGV[3]  model, ARGV[4] created_at: written when the record is missing (a job sent
 --          straight to Celery by a non-Python client has none yet)
--- Returns the terminal status as a string if the job already ended, else the attempt number.
+-- ARGV[5]  lease length in seconds: the claim lapses unless renewed (keys the worker alive)
+-- Returns {'ended', status} | {'busy', seconds left on the other claim} | {'claimed', attempt}.
+local now = tonumber(ARGV[1])
 local status = redis.call('HGET', KEYS[1], 'status')
 if status == 'done' or status == 'failed' or status == 'cancelled' then
-  return status
+  return {'ended', status}
+end
+if status == 'in_progress' then
+  local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+  if lease > now then
+    return {'busy', tostring(lease - now)}
+  end
 end
 if not status then
   redis.call('HSET', KEYS[1], 'model', ARGV[3], 'created_at', ARGV[4])
 end
-redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[1],
+           'lease_until', tostring(now + tonumber(ARGV[5])))
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return attempts
+return {'claimed', attempts}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,6 +18,14 @@ from shared.scripts import lua
 from shared.settings import Settings
 
 MAX_BLOCK_MS = 5_000  # re-check the caller's deadline at least this often while blocked
+DEFAULT_LEASE_S = 30.0  # a worker's claim on a job lapses this long after its last renewal
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another worker holds a live claim on the job; look again after ``retry_in_s``."""
+
+    retry_in_s: float
 
 
 class JobRecord(BaseModel):
@@ -87,6 +96,7 @@ class JobStore:
         self.events_ttl_s = events_ttl_s
         self.clock = clock
         self._start = redis.register_script(lua("shared", "start_job.lua"))
+        self._renew = redis.register_script(lua("shared", "renew_leases.lua"))
         self._finish = redis.register_script(lua("shared", "finish_job.lua"))
 
     @classmethod
@@ -144,13 +154,28 @@ class JobStore:
 
     # -- worker side ---------------------------------------------------------------------------
 
-    def start(self, job: ChatJob) -> int | JobStatus:
-        """Marks the job in progress: the attempt number, or its status if it already ended."""
-        reply = self._start(
+    def start(self, job: ChatJob, *, lease_s: float = DEFAULT_LEASE_S) -> int | JobStatus | Busy:
+        """Claims the job for this worker for ``lease_s`` (renew with ``renew_leases``).
+
+        Returns the attempt number; or the job's status if it already ended; or ``Busy`` if
+        another worker's claim is alive (a redelivered message of a job still running).
+        """
+        kind, value = self._start(
             keys=[keys.job_key(job.id)],
-            args=[self.clock(), self.result_ttl_s, job.request.model, job.created_at],
+            args=[self.clock(), self.result_ttl_s, job.request.model, job.created_at, lease_s],
         )
-        return JobStatus(reply) if isinstance(reply, str) else int(reply)
+        if kind == "ended":
+            return JobStatus(value)
+        if kind == "busy":
+            return Busy(float(value))
+        return int(value)
+
+    def renew_leases(self, job_ids: Iterable[str], *, lease_s: float = DEFAULT_LEASE_S) -> int:
+        """Extends this worker's claims on the jobs it is running."""
+        job_keys = [keys.job_key(job_id) for job_id in job_ids]
+        if not job_keys:
+            return 0
+        return int(self._renew(keys=job_keys, args=[self.clock() + lease_s]))
 
     def published_text(self, job_id: str) -> str:
         """The answer text already streamed to consumers (by an earlier, interrupted attempt)."""

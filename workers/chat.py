@@ -20,7 +20,7 @@ from shared.errors import (
 )
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from shared.settings import RetryPolicy
-from shared.store import JobStore
+from shared.store import DEFAULT_LEASE_S, Busy, JobStore
 from shared.tokens import count_prompt_tokens
 from workers.health import DeploymentHealth, NoUsableKey
 from workers.limiter import ClusterLimiter, Lease, estimate_tokens
@@ -65,7 +65,10 @@ class ChatRunner:
         rng: random.Random | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        lease_s: float = DEFAULT_LEASE_S,
     ):
+        self.lease_s = lease_s
+        self.running: set[str] = set()  # jobs this process runs now: their claims are renewed
         self.store = store
         self.provider = provider
         self.policy = policy
@@ -89,11 +92,14 @@ class ChatRunner:
         lease = self._book(job, first, max_wait_s=MAX_INLINE_WAIT_S)
         if isinstance(lease, float):
             raise Deferred(lease)
-        started = self.store.start(job)
-        if isinstance(started, JobStatus):
+        started = self.store.start(job, lease_s=self.lease_s)
+        if not isinstance(started, int):
             self.limiter.settle(lease, 0)
+            if isinstance(started, Busy):  # a redelivery while its first run is alive
+                raise Deferred(started.retry_in_s)
             log.info("job %s skipped: already %s", job.id, started.value)
             return None
+        self.running.add(job.id)
         timings = Timings(created_at=job.created_at, started_at=self.clock())
         try:
             reply = self._call_with_retries(job, deployments, first, lease, started, timings)
@@ -114,6 +120,8 @@ class ChatRunner:
             log.exception("job %s failed unexpectedly", job.id)
             internal = ChatqError(f"Internal worker error: {exc}")
             result = failed_result(job, internal, timings, started)
+        finally:
+            self.running.discard(job.id)
         return self._end(job, result, attempts=started)
 
     def _end(self, job: ChatJob, result: ChatResult, *, attempts: int) -> ChatResult:

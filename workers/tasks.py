@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from typing import Any
 
 from celery import Task
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from shared.celery_config import TASK_CHAT, TASK_NOOP
 from shared.deployments import DeploymentRegistry
@@ -49,8 +51,22 @@ def get_runner() -> ChatRunner:
                 ClusterLimiter(store.redis),
                 DeploymentHealth(store.redis),
                 rng=random.Random(),
+                lease_s=settings.job_lease_s,
             )
+            threading.Thread(
+                target=renew_claims, args=(_runner,), name="chatq-lease-renewal", daemon=True
+            ).start()
         return _runner
+
+
+def renew_claims(runner: ChatRunner) -> None:
+    """Keeps this process's claims on its running jobs alive, so no other worker runs them."""
+    while True:
+        time.sleep(runner.lease_s / 3)
+        try:
+            runner.store.renew_leases(list(runner.running), lease_s=runner.lease_s)
+        except RedisError as exc:
+            log.warning("could not renew job claims: %s", exc)
 
 
 @app.task(name=TASK_CHAT, bind=True, ignore_result=True, max_retries=None)

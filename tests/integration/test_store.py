@@ -9,7 +9,7 @@ import pytest
 from shared.errors import JobNotFound, JobTimeout
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
-from shared.store import JobStore
+from shared.store import Busy, JobStore
 
 
 @pytest.fixture()
@@ -57,11 +57,28 @@ def test_an_ended_job_is_not_started_again(store):
     assert store.start(job) is JobStatus.cancelled
 
 
-def test_redelivery_counts_attempts(store):
+def test_a_live_claim_keeps_a_redelivered_job_from_running_twice(redis_client):
+    now = [1000.0]
+    store = JobStore(redis_client, result_ttl_s=60, events_ttl_s=60, clock=lambda: now[0])
     job = new_job()
     store.create(job, "q")
-    assert store.start(job) == 1
-    assert store.start(job) == 2
+    assert store.start(job, lease_s=10) == 1
+    now[0] += 4
+    assert store.start(job, lease_s=10) == Busy(6.0)
+    assert store.renew_leases([job.id], lease_s=10) == 1
+    now[0] += 9
+    assert store.start(job, lease_s=10) == Busy(1.0)
+    now[0] += 2  # the first worker died: its claim lapsed, so the job runs again
+    assert store.start(job, lease_s=10) == 2
+
+
+def test_renewing_leaves_ended_jobs_alone(store):
+    job = new_job()
+    store.create(job, "q")
+    store.start(job)
+    store.finish(done(job))
+    assert store.renew_leases([job.id, "job_gone"]) == 0
+    assert not store.redis.exists("chatq:job:job_gone")
 
 
 def test_job_sent_without_a_record_gets_one(store):
