@@ -23,7 +23,7 @@ from shared.scripts import lua
 MINUTE_MS = 60_000.0
 CONCURRENCY_POLL_MS = 25  # how soon to look again when every in-flight slot is taken
 LEASE_TTL_MS = 15 * 60_000  # an in-flight slot of a worker that died is freed after this
-PACING_MARGIN = 0.98  # pace a touch under the limit: arrival jitter must not trip the provider
+PACING_MARGIN = 0.95  # pace under the limit: arrival jitter must not trip a windowed limiter
 
 
 @dataclass(frozen=True)

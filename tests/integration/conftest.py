@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +86,7 @@ def start_stack(
     workers: int = 1,
     gateway: bool = False,
     extra_env: dict[str, str] | None = None,
+    deployments: Callable[[str], str] | None = None,
 ) -> Stack:
     """Simulator, worker processes and optionally the gateway on an existing Redis.
 
@@ -103,6 +104,10 @@ def start_stack(
             "CHATQ_PROVIDER_BASE_URL": sim.address,
             **(extra_env or {}),
         }
+        if deployments is not None:  # a TOML file, given the simulator's base URL
+            path = Path(tempfile.mkdtemp(prefix="chatq-deployments-")) / "deployments.toml"
+            path.write_text(deployments(sim.address))
+            env["CHATQ_DEPLOYMENTS_FILE"] = str(path)
         settings = Settings(_env_file=None, redis_url=redis_url, provider_base_url=sim.address)
         parts.extend(start_workers(workers, settings, env, quiet=False))
         if gateway:

@@ -1,0 +1,75 @@
+"""Limits that hold across every worker process: no 429s, and the throughput paid for is used."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatq.processes import stop
+from shared.jobs import JobStatus
+from shared.tokens import count_prompt_tokens
+from tests.integration.conftest import start_stack
+
+pytestmark = pytest.mark.slow
+
+
+def run_jobs(stack, count: int, max_tokens: int) -> list[str]:
+    with stack.client() as client:
+        job_ids = [client.submit(f"question {i}", max_tokens=max_tokens) for i in range(count)]
+        results = [client.result(job_id, timeout=180) for job_id in job_ids]
+    assert [r.status for r in results] == [JobStatus.done] * count
+    return job_ids
+
+
+def sent(stack) -> list[dict]:
+    return [e for e in stack.sim_requests() if e["outcome"] == "ok"]
+
+
+@pytest.fixture()
+def rpm_stack(redis_server):
+    running = start_stack(
+        redis_server,
+        sim_args=["--rpm", "600"],
+        workers=3,
+        extra_env={"CHATQ_PROVIDER_RPM": "600"},
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_three_workers_keep_600_rpm_together_and_use_90_percent_of_it(rpm_stack):
+    run_jobs(rpm_stack, 400, max_tokens=5)
+    stats = rpm_stack.sim_stats()
+    assert stats["rate_limited"] == 0, stats
+    calls = sent(rpm_stack)
+    assert len(calls) == 400
+    span_s = calls[-1]["t"] - calls[0]["t"]
+    achieved_rpm = (len(calls) - 1) / span_s * 60
+    print(f"achieved {achieved_rpm:.0f} rpm of 600 over {span_s:.1f} s")
+    assert achieved_rpm >= 0.9 * 600
+
+
+@pytest.fixture()
+def tpm_stack(redis_server):
+    running = start_stack(
+        redis_server,
+        sim_args=["--tpm", "36000"],
+        workers=3,
+        extra_env={"CHATQ_PROVIDER_TPM": "36000"},
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_three_workers_keep_a_tpm_limit_together_and_use_90_percent_of_it(tpm_stack):
+    run_jobs(tpm_stack, 400, max_tokens=20)
+    stats = tpm_stack.sim_stats()
+    assert stats["rate_limited"] == 0, stats
+    calls = sent(tpm_stack)
+    charged = [
+        count_prompt_tokens(m["content"] for m in c["body"]["messages"]) + c["body"]["max_tokens"]
+        for c in calls
+    ]
+    span_s = calls[-1]["t"] - calls[0]["t"]
+    achieved_tpm = sum(charged[:-1]) / span_s * 60
+    print(f"achieved {achieved_tpm:.0f} tpm of 36000 over {span_s:.1f} s")
+    assert achieved_tpm >= 0.9 * 36000
