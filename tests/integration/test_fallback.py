@@ -1,0 +1,55 @@
+"""Two deployments of one alias, one failing: every job succeeds, the failing one cools down."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from chatq.processes import free_port, stop
+from chatq.stack import start_simulator
+from shared.jobs import JobStatus
+from tests.integration.conftest import start_stack
+
+DEPLOYMENTS = """
+[[deployments]]
+alias = "sim-mini"
+name = "good"
+base_url = "{good}"
+
+[[deployments]]
+alias = "sim-mini"
+name = "broken"
+base_url = "{broken}"
+"""
+
+
+@pytest.fixture()
+def two_deployments(redis_server):
+    broken = start_simulator(free_port(), ["--fail-rate", "1", "--faults", "500"])
+    try:
+        running = start_stack(
+            redis_server,
+            deployments=lambda good: DEPLOYMENTS.format(good=good, broken=broken.address),
+        )
+    except BaseException:
+        stop([broken])
+        raise
+    yield running, broken.address.removesuffix("/v1")
+    stop([*running.parts, broken])
+
+
+def test_jobs_fall_back_and_the_failing_deployment_cools_down(two_deployments):
+    stack, broken_url = two_deployments
+    calls_to_broken = []
+    with stack.client() as client:
+        for wave in range(5):
+            job_ids = [client.submit(f"wave {wave} job {i}", max_tokens=4) for i in range(20)]
+            results = [client.result(job_id, timeout=60) for job_id in job_ids]
+            assert [r.status for r in results] == [JobStatus.done] * 20
+            total = requests.get(f"{broken_url}/sim/stats", timeout=5).json()["requests"]
+            calls_to_broken.append(total - sum(calls_to_broken))
+    assert calls_to_broken[0] > 0  # it was tried...
+    assert calls_to_broken[2:] == [0, 0, 0]  # ...then skipped while cooling down
+    stats = stack.settings_redis().hgetall("chatq:dep:broken:stats")
+    assert int(stats["cooldowns"]) >= 1 and int(stats["failures"]) >= 3
+    assert not stack.settings_redis().hgetall("chatq:dep:good:stats").get("cooldowns")

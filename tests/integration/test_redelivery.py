@@ -1,0 +1,78 @@
+"""No lost or doubled work when a worker dies or is stopped mid-call."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+
+import pytest
+
+from chatq.processes import stop
+from shared.jobs import JobStatus
+from tests.integration.conftest import start_stack
+
+pytestmark = pytest.mark.slow
+
+FAST_REDELIVERY = {"CHATQ_VISIBILITY_TIMEOUT_S": "4", "CHATQ_JOB_LEASE_S": "3"}
+
+
+@pytest.fixture()
+def two_workers(redis_server):
+    running = start_stack(
+        redis_server,
+        sim_args=["--ttft-ms", "200"],
+        workers=2,
+        extra_env={**FAST_REDELIVERY, "CHATQ_WORKER_CONCURRENCY": "20"},
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_sigkill_mid_way_loses_no_job_and_doubles_none(two_workers):
+    stack = two_workers
+    redis = stack.settings_redis()
+    victim = next(p for p in stack.parts if p.name.startswith("worker worker1"))
+    with stack.client() as client:
+        job_ids = [client.submit(f"job {i}", max_tokens=4) for i in range(300)]
+        deadline = time.monotonic() + 60
+        while sum(client.status(j).status is JobStatus.done for j in job_ids[:150]) < 60:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        os.kill(victim.process.pid, signal.SIGKILL)
+        results = [client.result(job_id, timeout=120) for job_id in job_ids]
+    assert [r.status for r in results] == [JobStatus.done] * 300
+    for job_id in job_ids:  # each job ended once
+        events = redis.xrange(f"chatq:events:{job_id}")
+        assert [f["type"] for _, f in events] == ["end"]
+    calls = Counter(e["job_id"] for e in stack.sim_requests() if e["outcome"] == "ok")
+    called_twice = [j for j in job_ids if calls[j] == 2]
+    assert all(1 <= calls[j] <= 2 for j in job_ids)
+    # Only calls cut short by the kill are repeated: at most the victim's concurrency.
+    assert len(called_twice) <= 20, len(called_twice)
+    print(f"{len(called_twice)} jobs were in flight on the killed worker and ran again")
+
+
+@pytest.fixture()
+def slow_worker(redis_server):
+    running = start_stack(
+        redis_server, sim_args=["--ttft-ms", "1500"], extra_env={"CHATQ_SHUTDOWN_GRACE_S": "20"}
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_sigterm_lets_in_flight_calls_finish(slow_worker):
+    stack = slow_worker
+    worker = next(p for p in stack.parts if p.name.startswith("worker"))
+    with stack.client() as client:
+        job_ids = [client.submit(f"slow {i}", max_tokens=4) for i in range(10)]
+        deadline = time.monotonic() + 30
+        while sum(client.status(j).status is JobStatus.in_progress for j in job_ids) < 10:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        os.kill(worker.process.pid, signal.SIGTERM)
+        assert worker.process.wait(timeout=20) == 0
+        results = [client.result(job_id, timeout=5) for job_id in job_ids]
+    assert [r.status for r in results] == [JobStatus.done] * 10
