@@ -37,10 +37,11 @@ class BenchOptions:
     latency_samples: int = 400
     warmup: int = 50
     workers: int = 1
+    bulk_jobs: int = 5000
 
     @classmethod
     def quick(cls) -> BenchOptions:
-        return cls(jobs=600, latency_samples=100, warmup=20)
+        return cls(jobs=600, latency_samples=100, warmup=20, bulk_jobs=1500)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -86,8 +87,18 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
                     task_events=False,
                     models=["sim-mini"],
                 )
-                parts.extend(start_workers(options.workers, settings, env, quiet=True))
+                workers = start_workers(options.workers, settings, env, quiet=True)
+                parts.extend(workers)
             report = _measure(options, settings, sim.address, console)
+            if options.bulk_jobs:
+                stop(workers)
+                with console.status("Starting an interactive and a general worker..."):
+                    parts.extend(
+                        start_workers(
+                            2, settings, env, quiet=True, group="split", reserve_interactive=True
+                        )
+                    )
+                report["results"].update(_measure_bulk_isolation(options, settings, console))
         finally:
             stop(parts)
     _print(console, report)
@@ -154,6 +165,35 @@ def _measure(options: BenchOptions, settings: Settings, sim_url: str, console: C
     return {"options": asdict(options), "results": results}
 
 
+def _measure_bulk_isolation(options: BenchOptions, settings: Settings, console: Console) -> dict:
+    """Interactive chat latency alone, then while a bulk flood drains (same workers)."""
+    client = ChatqClient(settings)
+
+    def chat_round_trip() -> None:
+        client.chat(PROMPT, max_tokens=16)
+
+    with console.status("Interactive latency, no bulk traffic..."):
+        timed(options.warmup, chat_round_trip)
+        alone = timed(options.latency_samples, chat_round_trip)
+    with console.status(f"Interactive latency under a flood of {options.bulk_jobs} bulk jobs..."):
+        bulk = [
+            client.submit(PROMPT, max_tokens=16, priority="bulk") for _ in range(options.bulk_jobs)
+        ]
+        flooded: list[float] = []
+        while client.status(bulk[-1]).status != "done" and len(flooded) < 10_000:
+            flooded += timed(10, chat_round_trip)
+        for job_id in bulk:
+            client.result(job_id, timeout=300)
+    client.close()
+    alone_p50, flooded_p50 = percentile(alone, 50), percentile(flooded, 50)
+    return {
+        "interactive_p50_ms_alone": round(alone_p50, 2),
+        "interactive_p50_ms_under_bulk": round(flooded_p50, 2),
+        "interactive_p50_bulk_ratio": round(flooded_p50 / alone_p50, 2),
+        "interactive_samples_under_bulk": len(flooded),
+    }
+
+
 def _print(console: Console, report: dict[str, Any]) -> None:
     r = report["results"]
     table = Table(title="chatq bench (same run, same Redis, one worker process)")
@@ -180,6 +220,13 @@ def _print(console: Console, report: dict[str, Any]) -> None:
         "",
         "",
     )
+    if "interactive_p50_bulk_ratio" in r:
+        table.add_row(
+            "interactive p50 under bulk flood, ms",
+            f"{r['interactive_p50_ms_under_bulk']}",
+            f"{r['interactive_p50_ms_alone']} (no bulk)",
+            f"{r['interactive_p50_bulk_ratio']:.2f}x",
+        )
     console.print(table)
     if r["pipeline_failed_jobs"]:
         console.print(f"[red]{r['pipeline_failed_jobs']} pipeline jobs failed[/]")

@@ -58,12 +58,20 @@ def start_workers(
     extra_args: Sequence[str] = (),
     quiet: bool = False,
     log_dir: Path | None = None,
+    reserve_interactive: bool = False,
 ) -> list[Part]:
-    """Starts ``count`` worker processes and waits until every one answers a ping."""
+    """Starts ``count`` worker processes and waits until every one answers a ping.
+
+    With ``reserve_interactive`` and two or more workers, the first consumes only the
+    interactive queue, so a bulk flood never takes the last worker chat traffic can use.
+    """
     parts = []
     for index in range(1, count + 1):
         name = worker_name(index, group)
-        command = python_module_command("chatq", "worker", "--name", name, *extra_args)
+        args = list(extra_args)
+        if reserve_interactive and count > 1 and index == 1:
+            args += ["--queues", settings.interactive_queue]
+        command = python_module_command("chatq", "worker", "--name", name, *args)
         log_file = _log(log_dir, f"{group}{index}")
         parts.append(
             spawn(f"worker {name}", command, env=env, address=name, quiet=quiet, log_file=log_file)

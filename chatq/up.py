@@ -87,7 +87,9 @@ def _start(
         }
     )
     with console.status(f"Starting {options.workers} worker process(es)..."):
-        workers = start_workers(options.workers, child_settings, env, log_dir=logs)
+        workers = start_workers(
+            options.workers, child_settings, env, log_dir=logs, reserve_interactive=True
+        )
     parts.extend(workers)
     rows.append(("Workers", ", ".join(w.address for w in workers)))
     with console.status("Starting the gateway..."):
