@@ -14,6 +14,7 @@ A job names an alias (its ``model``); workers pick one healthy deployment of tha
     max_concurrency = 64             # calls in flight at once, across every worker
     priority = 0                     # lower is tried first; ties are spread by weight
     weight = 1
+    transport = "http"               # or "websocket": streams over ws(s):// at the same URL
 
 The file is read again when it changes, so keys rotate and deployments change without a restart.
 """
@@ -49,7 +50,7 @@ class Deployment(BaseModel):
     max_concurrency: int | None = Field(None, ge=1)
     priority: int = 0
     weight: float = Field(1.0, gt=0)
-    transport: Literal["http"] = "http"
+    transport: Literal["http", "websocket"] = "http"
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -93,6 +94,7 @@ def default_deployments(settings: Settings) -> list[Deployment]:
             rpm=settings.provider_rpm,
             tpm=settings.provider_tpm,
             max_concurrency=settings.provider_max_concurrency,
+            transport=settings.provider_transport,
         )
         for model in settings.models
     ]

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     provider_rpm: int | None = Field(None, ge=1)
     provider_tpm: int | None = Field(None, ge=1)
     provider_max_concurrency: int | None = Field(None, ge=1)
+    provider_transport: Literal["http", "websocket"] = "http"
     deployments_file: Path | None = None
     provider_timeout: ProviderTimeouts = ProviderTimeouts()
     retry: RetryPolicy = RetryPolicy()

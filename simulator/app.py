@@ -18,8 +18,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from simulator.config import SimConfig
 from simulator.limits import Refusal
@@ -94,6 +95,63 @@ def create_app(
         sim.completed(reply.prompt_tokens, reply.completion_tokens)
         return Response(content, media_type="application/json", headers=headers)
 
+    async def chat_completions_ws(websocket: WebSocket) -> None:
+        """The same chat completions over a WebSocket: the client sends the request as one
+        text frame and receives each ``chat.completion.chunk`` as a frame, then ``[DONE]``.
+        A refusal is one frame ``{"error": ..., "status": N, "retry_after": s}``."""
+        await websocket.accept()
+        try:
+            body = parse_body((await websocket.receive_text()).encode())
+        except WebSocketDisconnect:
+            return
+        now = sim.clock()
+        entry = sim.record(body, websocket.headers.get(JOB_ID_HEADER), now)
+
+        async def refuse(status: int, payload: dict[str, Any], retry_after: float | None = None):
+            await websocket.send_text(
+                json.dumps({**payload, "status": status, "retry_after": retry_after})
+            )
+            await websocket.close()
+
+        problem = check_request(body, config.models)
+        if problem is not None:
+            sim.invalid(entry)
+            return await refuse(problem.status, problem.body())
+        prompt = prompt_tokens(body["messages"])
+        refusal = sim.limiter.admit(prompt + (max_tokens_of(body) or config.max_reply_tokens), now)
+        if refusal is not None:
+            sim.rate_limited(entry, refusal.retry_after_s)
+            message = f"Rate limit reached on {refusal.limit} per min."
+            payload = error(message, "rate_limit_error", "rate_limit_exceeded")
+            return await refuse(429, payload, refusal.retry_after_s)
+        fault = sim.faults.draw()
+        if fault is not None:
+            sim.fault(entry, fault)
+            if fault == "timeout":
+                await sleep(config.hang_s)
+            if fault != "cut":
+                status, message = _FAULT_ANSWERS[fault]
+                return await refuse(status, error(message, "server_error"))
+        reply = reply_for(body, echo=config.echo, max_reply_tokens=config.max_reply_tokens)
+        ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "model": body["model"]}
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = list(
+            chunk_events(reply, include_usage=include_usage, created=int(wall_clock()), **ids)
+        )
+        sim.stats.streamed += 1
+        paced = _paced(events, reply, config, sleep, cut=fault == "cut", done=sim.completed)
+        try:
+            async for data in paced:
+                for event in data.split(b"\n\n"):
+                    if event.startswith(b"data: "):
+                        await websocket.send_text(event[6:].decode())
+        except StreamCut:
+            await websocket.close(code=1011, reason="injected fault: stream cut mid-way")
+            return
+        except WebSocketDisconnect:
+            return
+        await websocket.close()
+
     async def models(request: Request) -> Response:
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "chatq-simulator"}
@@ -130,6 +188,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            WebSocketRoute("/v1/chat/completions", chat_completions_ws),
             Route("/v1/models", models, methods=["GET"]),
             Route("/sim/stats", stats, methods=["GET"]),
             Route("/sim/requests", requests_log, methods=["GET"]),

@@ -225,7 +225,7 @@ class ChatRunner:
     def _call_once(
         self, job: ChatJob, deployment: Deployment, publisher: DeltaPublisher | None
     ) -> ProviderReply:
-        endpoint = Endpoint(deployment.url, self.health.api_key(deployment))
+        endpoint = Endpoint(deployment.url, self.health.api_key(deployment), deployment.transport)
         model = deployment.provider_model
         try:
             if publisher is None:

@@ -167,7 +167,9 @@ class ClusterLimiter:
         checked, until = self._pauses.get(deployment.name, (float("-inf"), 0.0))
         if now - checked > PAUSE_RECHECK_S:
             remaining_ms = self.redis.pttl(keys.deployment_key(deployment.name, "paused"))
-            until = now + max(0, remaining_ms) / 1000
+            # Another thread may have paused meanwhile: never shorten a pause known here.
+            _, known = self._pauses.get(deployment.name, (0.0, 0.0))
+            until = max(known, now + max(0, remaining_ms) / 1000)
             self._pauses[deployment.name] = (now, until)
         wait = max(0.0, until - now)
         if wait > max_wait_s:
@@ -190,7 +192,8 @@ class ClusterLimiter:
     def pause(self, deployment: Deployment, seconds: float) -> None:
         """Holds every worker's calls to ``deployment`` for ``seconds`` (after a 429)."""
         now = self.clock()
-        self._pauses[deployment.name] = (now, now + seconds)
+        _, known = self._pauses.get(deployment.name, (0.0, 0.0))
+        self._pauses[deployment.name] = (now, max(known, now + seconds))
         self._pause(
             keys=[keys.deployment_key(deployment.name, "paused")],
             args=[max(1, math.ceil(seconds * 1000)), self._now_arg()],

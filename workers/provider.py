@@ -27,6 +27,7 @@ from shared.jobs import Usage
 from shared.settings import ProviderTimeouts
 from workers.retry import retry_after_seconds, should_retry
 from workers.sse import iter_sse_data
+from workers.ws_transport import stream_chunks
 
 JOB_ID_HEADER = "X-Chatq-Job-Id"
 
@@ -58,6 +59,7 @@ class Endpoint:
 
     base_url: str
     api_key: str | None = None
+    transport: str = "http"  # or "websocket"
 
     @property
     def url(self) -> str:
@@ -85,6 +87,12 @@ class ProviderClient:
         self.session.mount("https://", adapter)
 
     def complete(self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str) -> ProviderReply:
+        if endpoint.transport == "websocket":  # it only streams: gather the answer
+            state = StreamState()
+            pieces = list(
+                self.stream(endpoint, {**body, "stream": True}, job_id=job_id, state=state)
+            )
+            return ProviderReply("".join(pieces), state.finish_reason, state.usage, state.model)
         response = self._post(endpoint, body, job_id=job_id, stream=False)
         try:
             payload = response.json()
@@ -104,24 +112,22 @@ class ProviderClient:
         self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, state: StreamState
     ) -> Iterator[str]:
         """Yields the answer's text deltas; fills ``state`` with finish reason and usage."""
+        if endpoint.transport == "websocket":
+            headers = self._headers(endpoint, job_id=job_id, stream=True)
+            for chunk in stream_chunks(endpoint.url, body, headers, self.timeouts):
+                yield from _read_chunk(chunk, state)
+            _check_complete(state)
+            return
         response = self._post(endpoint, body, job_id=job_id, stream=True)
         try:
             for data in iter_sse_data(response.iter_content(chunk_size=None)):
                 if data.strip() == "[DONE]":
                     state.done = True
-                    return
+                    break
                 chunk = json.loads(data)
                 if "error" in chunk:
                     raise ProviderUnavailable(f"Provider stream error: {chunk['error']}")
-                state.model = chunk.get("model") or state.model
-                if chunk.get("usage"):
-                    state.usage = Usage.model_validate(chunk["usage"])
-                for choice in chunk.get("choices") or ():
-                    if choice.get("finish_reason"):
-                        state.finish_reason = choice["finish_reason"]
-                    content = (choice.get("delta") or {}).get("content")
-                    if content:
-                        yield content
+                yield from _read_chunk(chunk, state)
         except requests.exceptions.Timeout as exc:
             idle = self.timeouts.read
             raise ProviderTimeout(f"Provider stream idle for over {idle:g} s") from exc
@@ -129,12 +135,10 @@ class ProviderClient:
             raise ProviderUnavailable(f"Provider stream broke off: {exc}") from exc
         finally:
             response.close()
-        if state.finish_reason is None:
-            raise ProviderUnavailable("Provider stream ended before the answer was complete")
+        _check_complete(state)
 
-    def _post(
-        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, stream: bool
-    ) -> requests.Response:
+    @staticmethod
+    def _headers(endpoint: Endpoint, *, job_id: str, stream: bool) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream" if stream else "application/json",
@@ -142,6 +146,12 @@ class ProviderClient:
         }
         if endpoint.api_key:
             headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        return headers
+
+    def _post(
+        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, stream: bool
+    ) -> requests.Response:
+        headers = self._headers(endpoint, job_id=job_id, stream=stream)
         url = endpoint.url
         proxies = self._proxies.get(url)
         if proxies is None:
@@ -162,6 +172,24 @@ class ProviderClient:
         if response.status_code >= 400:
             raise error_from_response(response)
         return response
+
+
+def _read_chunk(chunk: dict[str, Any], state: StreamState) -> Iterator[str]:
+    """The text deltas of one ``chat.completion.chunk``; notes model, finish reason, usage."""
+    state.model = chunk.get("model") or state.model
+    if chunk.get("usage"):
+        state.usage = Usage.model_validate(chunk["usage"])
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason"):
+            state.finish_reason = choice["finish_reason"]
+        content = (choice.get("delta") or {}).get("content")
+        if content:
+            yield content
+
+
+def _check_complete(state: StreamState) -> None:
+    if state.finish_reason is None:
+        raise ProviderUnavailable("Provider stream ended before the answer was complete")
 
 
 def error_from_response(response: requests.Response) -> ProviderError:

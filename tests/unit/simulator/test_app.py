@@ -364,3 +364,20 @@ def test_models_health_and_unknown_routes():
     assert c.get("/v2/nothing").json()["error"]["message"] == "Not Found"
     wrong_method = c.get("/v1/chat/completions")
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+
+
+def test_websocket_streams_the_same_chunks_as_sse():
+    client = TestClient(create_app(SimConfig()))
+    body = {"model": "sim-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with client.websocket_connect("/v1/chat/completions") as ws:
+        ws.send_text(json.dumps(body))
+        frames = []
+        while True:
+            frame = ws.receive_text()
+            frames.append(frame)
+            if frame == "[DONE]":
+                break
+    chunks = [json.loads(f) for f in frames[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    plain = client.post("/v1/chat/completions", json={**body, "stream": False}).json()
+    assert text == plain["choices"][0]["message"]["content"]

@@ -1,0 +1,90 @@
+"""Chat completions streamed over a WebSocket, for providers that stream on ``wss://``.
+
+The request goes as one text frame; each ``chat.completion.chunk`` comes back as a frame, then
+``[DONE]``. A refusal is a frame ``{"error": {...}, "status": N, "retry_after": s}``. Errors map
+to the same typed ``ProviderError``s as the HTTP transport, so retries and fallbacks are alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.sync.client import connect
+
+from shared.errors import (
+    ProviderAuthRejected,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from shared.settings import ProviderTimeouts
+from workers.retry import should_retry
+
+
+def ws_url(http_url: str) -> str:
+    """``https://host/v1/chat/completions`` -> ``wss://host/v1/chat/completions``."""
+    if http_url.startswith("https://"):
+        return "wss://" + http_url.removeprefix("https://")
+    if http_url.startswith("http://"):
+        return "ws://" + http_url.removeprefix("http://")
+    return http_url
+
+
+def refusal_error(frame: dict[str, Any]) -> ProviderError:
+    """The typed error for a refusal frame."""
+    status = int(frame.get("status") or 500)
+    error = frame.get("error")
+    message = error.get("message") if isinstance(error, dict) else str(error)
+    if status == 429:
+        wait = frame.get("retry_after")
+        return RateLimited(
+            f"Provider rate limit: {message}",
+            status=status,
+            retry_after=float(wait) if wait is not None else None,
+        )
+    if status in (401, 403):
+        return ProviderAuthRejected(
+            f"Provider refused the API key ({status}): {message}", status=status
+        )
+    if should_retry(status):
+        return ProviderUnavailable(f"Provider error {status}: {message}", status=status)
+    return ProviderRejected(f"Provider rejected the request ({status}): {message}", status=status)
+
+
+def stream_chunks(
+    url: str, body: dict[str, Any], headers: dict[str, str], timeouts: ProviderTimeouts
+) -> Iterator[dict[str, Any]]:
+    """The chunks of one streamed answer; raises a ``ProviderError`` on any failure."""
+    try:
+        with connect(
+            ws_url(url),
+            additional_headers=headers,
+            open_timeout=timeouts.connect,
+            close_timeout=1,
+            max_size=2**22,
+        ) as socket:
+            socket.send(json.dumps(body))
+            while True:
+                frame = socket.recv(timeout=timeouts.read)
+                if isinstance(frame, bytes):
+                    frame = frame.decode()
+                if frame.strip() == "[DONE]":
+                    return
+                chunk = json.loads(frame)
+                if "error" in chunk:
+                    raise refusal_error(chunk)
+                yield chunk
+    except TimeoutError as exc:
+        raise ProviderTimeout(f"Provider stream idle for over {timeouts.read:g} s") from exc
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        raise refusal_error({"status": status, "error": f"handshake refused ({status})"}) from exc
+    except ConnectionClosed as exc:
+        raise ProviderUnavailable(f"Provider stream broke off: {exc}") from exc
+    except (OSError, WebSocketException, ValueError) as exc:
+        raise ProviderUnavailable(f"Could not stream from the provider: {exc}") from exc
