@@ -7,6 +7,7 @@ almost nothing. A chat request is logged, then checked, rate limited, maybe fail
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import time
@@ -55,7 +56,13 @@ def create_app(
     async def chat_completions(request: Request) -> Response:
         body = parse_body(await request.body())
         now = sim.clock()
-        entry = sim.record(body, request.headers.get(JOB_ID_HEADER), now)
+        key = bearer_key(request.headers)
+        entry = sim.record(body, request.headers.get(JOB_ID_HEADER), now, key_id(key))
+        if not key_accepted(key, config):
+            sim.invalid(entry)
+            return json_response(
+                error(BAD_KEY_MESSAGE, "invalid_request_error", "invalid_api_key"), 401
+            )
         problem = check_request(body, config.models)
         if problem is not None:
             sim.invalid(entry)
@@ -105,7 +112,8 @@ def create_app(
         except WebSocketDisconnect:
             return
         now = sim.clock()
-        entry = sim.record(body, websocket.headers.get(JOB_ID_HEADER), now)
+        key = bearer_key(websocket.headers)
+        entry = sim.record(body, websocket.headers.get(JOB_ID_HEADER), now, key_id(key))
 
         async def refuse(status: int, payload: dict[str, Any], retry_after: float | None = None):
             await websocket.send_text(
@@ -113,6 +121,10 @@ def create_app(
             )
             await websocket.close()
 
+        if not key_accepted(key, config):
+            sim.invalid(entry)
+            payload = error(BAD_KEY_MESSAGE, "invalid_request_error", "invalid_api_key")
+            return await refuse(401, payload)
         problem = check_request(body, config.models)
         if problem is not None:
             sim.invalid(entry)
@@ -199,6 +211,23 @@ def create_app(
     )
     app.state.simulator = sim
     return app
+
+
+BAD_KEY_MESSAGE = "Incorrect API key provided."
+
+
+def bearer_key(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("authorization") or ""
+    return value[7:].strip() if value.lower().startswith("bearer ") else None
+
+
+def key_id(key: str | None) -> str | None:
+    """A one-way name for a key, safe to log (the same as chatq's key fingerprints)."""
+    return None if key is None else "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def key_accepted(key: str | None, config: SimConfig) -> bool:
+    return config.api_keys is None or key in config.api_keys
 
 
 def json_response(

@@ -38,6 +38,7 @@ def build_parser(prog: str = "python -m simulator") -> argparse.ArgumentParser:
     add("--echo", action="store_true", help="reply with the last user message")
     add("--models", default=None, help="comma-separated model names (default: any name)")
     add("--log-size", type=int, default=defaults.log_size, help="request bodies kept")
+    add("--api-keys", default=None, help="comma-separated keys accepted; default: any")
     add("--max-reply-tokens", type=int, default=defaults.max_reply_tokens)
     return parser
 
@@ -63,6 +64,7 @@ def config_from_args(
             models=_names(args.models),
             log_size=args.log_size,
             max_reply_tokens=args.max_reply_tokens,
+            api_keys=_names(args.api_keys),
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -25,6 +25,7 @@ class SimConfig:
     models: tuple[str, ...] | None = None  # None accepts any model name
     log_size: int = 1000  # request bodies kept for GET /sim/requests
     max_reply_tokens: int = 64  # longest natural reply
+    api_keys: tuple[str, ...] | None = None  # None accepts any key (or none); else 401
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.faults) - set(FAULT_KINDS))

@@ -47,10 +47,13 @@ class Simulator:
         self.stats = Stats(faults_by_kind=dict.fromkeys(config.faults, 0))
         self.log: deque[dict[str, Any]] = deque(maxlen=config.log_size)
 
-    def record(self, body: Any, job_id: str | None, now: float) -> dict[str, Any]:
-        """Counts a request and logs it (outcome "ok" until told otherwise)."""
+    def record(
+        self, body: Any, job_id: str | None, now: float, key_id: str | None = None
+    ) -> dict[str, Any]:
+        """Counts a request and logs it (outcome "ok" until told otherwise). A key is logged
+        only as a one-way ``key_id``, never in clear."""
         self.stats.requests += 1
-        entry = {"t": now, "body": body, "job_id": job_id, "outcome": "ok"}
+        entry = {"t": now, "body": body, "job_id": job_id, "outcome": "ok", "key_id": key_id}
         self.log.append(entry)
         return entry
 

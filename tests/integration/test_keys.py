@@ -1,0 +1,57 @@
+"""API keys: used in turn, a refused key retired for every worker, rotation without restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from chatq.processes import stop
+from shared.jobs import JobStatus
+from tests.integration.conftest import start_stack
+from workers.health import key_fingerprint
+
+DEPLOYMENT = """
+[[deployments]]
+alias = "sim-mini"
+name = "keyed"
+base_url = "{url}"
+api_keys = {keys}
+"""
+
+
+@pytest.fixture()
+def keyed(redis_server):
+    running = start_stack(
+        redis_server,
+        sim_args=["--api-keys", "good-key,new-key"],
+        deployments=lambda url: DEPLOYMENT.format(url=url, keys='["bad-key", "good-key"]'),
+    )
+    yield running
+    stop(running.parts)
+
+
+def run(stack, count: int) -> None:
+    with stack.client() as client:
+        ids = [client.submit(f"keyed {i} {time.time()}", max_tokens=3) for i in range(count)]
+        assert [client.result(i, timeout=60).status for i in ids] == [JobStatus.done] * count
+
+
+def test_a_refused_key_is_retired_and_keys_rotate_without_restart(keyed):
+    run(keyed, 20)
+    retired = keyed.settings_redis().smembers("chatq:dep:keyed:bad_keys")
+    assert retired == {key_fingerprint("bad-key")}
+    bad = [e for e in keyed.sim_requests() if e["key_id"] == key_fingerprint("bad-key")]
+    assert 1 <= len(bad) <= 10  # tried in turn by the first calls in flight at once...
+    assert all(e["outcome"] == "invalid" for e in bad)
+    keyed.sim_reset()
+    run(keyed, 10)  # ...then never again
+    assert {e["key_id"] for e in keyed.sim_requests()} == {key_fingerprint("good-key")}
+
+    path = Path(keyed.env["CHATQ_DEPLOYMENTS_FILE"])
+    path.write_text(DEPLOYMENT.format(url=keyed.sim_url, keys='["new-key"]'))
+    time.sleep(2.5)  # workers look for a changed file every 2 s
+    keyed.sim_reset()
+    run(keyed, 10)
+    assert {e["key_id"] for e in keyed.sim_requests()} == {key_fingerprint("new-key")}
