@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(30.0, gt=0)
     visibility_timeout_s: int = Field(300, ge=1)
     shutdown_grace_s: float = Field(30.0, ge=0)
+    # A job whose provider slot is further off than this goes back to the queue until then,
+    # rather than hold a worker thread.
+    max_inline_wait_s: float = Field(30.0, ge=0)
 
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"

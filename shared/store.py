@@ -36,6 +36,7 @@ class JobRecord(BaseModel):
     model: str | None = None
     queue: str | None = None
     attempts: int = 0
+    deferrals: int = 0
     created_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
@@ -50,6 +51,7 @@ class JobRecord(BaseModel):
             model=data.get("model"),
             queue=data.get("queue"),
             attempts=int(data.get("attempts", 0)),
+            deferrals=int(data.get("deferrals", 0)),
             created_at=_float(data.get("created_at")),
             started_at=_float(data.get("started_at")),
             finished_at=_float(data.get("finished_at")),
@@ -176,6 +178,10 @@ class JobStore:
         if not job_keys:
             return 0
         return int(self._renew(keys=job_keys, args=[self.clock() + lease_s]))
+
+    def note_deferral(self, job_id: str) -> None:
+        """Counts a return to the queue to wait for a provider slot (shown in the record)."""
+        self.redis.hincrby(keys.job_key(job_id), "deferrals", 1)
 
     def published_text(self, job_id: str) -> str:
         """The answer text already streamed to consumers (by an earlier, interrupted attempt)."""

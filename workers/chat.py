@@ -30,7 +30,6 @@ from workers.streaming import DeltaPublisher
 
 log = logging.getLogger("chatq.worker")
 
-MAX_INLINE_WAIT_S = 30.0  # a job whose slot is further off goes back to the queue until then
 DEFAULT_COMPLETION_ESTIMATE = 256  # tokens charged up front when a job sets no max_tokens
 
 
@@ -66,8 +65,10 @@ class ChatRunner:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         lease_s: float = DEFAULT_LEASE_S,
+        max_inline_wait_s: float = 30.0,
     ):
         self.lease_s = lease_s
+        self.max_inline_wait_s = max_inline_wait_s
         self.running: set[str] = set()  # jobs this process runs now: their claims are renewed
         self.store = store
         self.provider = provider
@@ -89,7 +90,7 @@ class ChatRunner:
             return self._end(job, _deadline_result(job, self.clock()), attempts=0)
         deployments = self.deployments.for_alias(job.request.model)
         first = self.health.choose(deployments, avoid=set())
-        lease = self._book(job, first, max_wait_s=MAX_INLINE_WAIT_S)
+        lease = self._book(job, first, max_wait_s=self.max_inline_wait_s)
         if isinstance(lease, float):
             raise Deferred(lease)
         started = self.store.start(job, lease_s=self.lease_s)

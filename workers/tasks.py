@@ -52,6 +52,7 @@ def get_runner() -> ChatRunner:
                 DeploymentHealth(store.redis),
                 rng=random.Random(),
                 lease_s=settings.job_lease_s,
+                max_inline_wait_s=settings.max_inline_wait_s,
             )
             threading.Thread(
                 target=renew_claims, args=(_runner,), name="chatq-lease-renewal", daemon=True
@@ -81,6 +82,7 @@ def chat(self: Task, job: dict[str, Any]) -> None:
         get_runner().run(parsed)
     except Deferred as deferred:
         # Back to the queue until its slot is near, freeing this thread for other jobs.
+        get_runner().store.note_deferral(parsed.id)
         raise self.retry(countdown=deferred.delay_s, max_retries=None) from None
 
 

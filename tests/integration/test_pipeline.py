@@ -87,3 +87,13 @@ def test_chatq_chat_without_redis_says_what_to_do():
     )
     assert run.returncode == 1
     assert "chatq up" in run.stdout and "CHATQ_REDIS_URL" in run.stdout
+
+
+def test_a_job_past_its_deadline_is_cancelled_not_sent(stack):
+    stack.sim_reset()
+    with stack.client() as client:
+        job_id = client.submit("too late", max_tokens=3, deadline_s=0.000001)
+        result = client.result(job_id, timeout=30)
+    assert result.status is JobStatus.cancelled
+    assert result.error.code == "deadline_exceeded"
+    assert stack.sim_stats()["requests"] == 0

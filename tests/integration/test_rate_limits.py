@@ -73,3 +73,23 @@ def test_three_workers_keep_a_tpm_limit_together_and_use_90_percent_of_it(tpm_st
     achieved_tpm = sum(charged[:-1]) / span_s * 60
     print(f"achieved {achieved_tpm:.0f} tpm of 36000 over {span_s:.1f} s")
     assert achieved_tpm >= 0.9 * 36000
+
+
+@pytest.fixture()
+def deferring_stack(redis_server):
+    running = start_stack(
+        redis_server,
+        extra_env={"CHATQ_PROVIDER_RPM": "120", "CHATQ_MAX_INLINE_WAIT_S": "1"},
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_a_job_whose_slot_is_far_off_waits_in_the_queue_not_in_a_thread(deferring_stack):
+    with deferring_stack.client() as client:
+        job_ids = [client.submit(f"later {i}", max_tokens=3) for i in range(8)]
+        results = [client.result(job_id, timeout=60) for job_id in job_ids]
+        records = [client.status(job_id) for job_id in job_ids]
+    assert [r.status for r in results] == [JobStatus.done] * 8
+    assert sum(r.deferrals for r in records) >= 3
+    assert all(r.attempts == 1 for r in records)  # waiting in the queue is not an attempt
