@@ -190,6 +190,14 @@ def cancel(job_id: str) -> None:
 
 
 @cli.command()
+def deployments() -> None:
+    """Show each deployment's limits and live state: cooldowns, pauses, failures, keys."""
+    from chatq.deployments_view import show_deployments
+
+    _exit_on_chatq_error(lambda: show_deployments(get_settings(), console))
+
+
+@cli.command()
 def bench(
     quick: Annotated[bool, typer.Option(help="A smaller run (under a minute).")] = False,
     jobs: Annotated[int | None, typer.Option(help="Jobs per throughput scenario.")] = None,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import requests
 
@@ -53,3 +57,15 @@ def test_jobs_fall_back_and_the_failing_deployment_cools_down(two_deployments):
     stats = stack.settings_redis().hgetall("chatq:dep:broken:stats")
     assert int(stats["cooldowns"]) >= 1 and int(stats["failures"]) >= 3
     assert not stack.settings_redis().hgetall("chatq:dep:good:stats").get("cooldowns")
+    shown = subprocess.run(
+        [sys.executable, "-m", "chatq", "deployments"],
+        env={**os.environ, **stack.env, "COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert shown.returncode == 0, shown.stderr
+    broken_row = next(line for line in shown.stdout.splitlines() if "broken" in line)
+    assert "cooling down" in broken_row
+    good_row = next(line for line in shown.stdout.splitlines() if "│ good" in line)
+    assert " ok " in good_row
