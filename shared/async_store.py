@@ -13,7 +13,13 @@ from shared.jobs import ChatJob, ChatResult
 from shared.protocol import EndEvent, Event, decode_event
 from shared.scripts import lua
 from shared.settings import Settings
-from shared.store import MAX_BLOCK_MS, JobRecord, cancelled_result, queued_fields
+from shared.store import (
+    MAX_BLOCK_MS,
+    SOCKET_TIMEOUT_S,
+    JobRecord,
+    cancelled_result,
+    queued_fields,
+)
 
 
 class AsyncJobStore:
@@ -33,7 +39,9 @@ class AsyncJobStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> AsyncJobStore:
-        client = redis or Redis.from_url(settings.effective_redis_url, decode_responses=True)
+        client = redis or Redis.from_url(
+            settings.effective_redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S
+        )
         return cls(client, result_ttl_s=settings.result_ttl_s, events_ttl_s=settings.events_ttl_s)
 
     async def create(self, job: ChatJob, queue: str) -> None:

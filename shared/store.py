@@ -17,7 +17,8 @@ from shared.protocol import DeltaEvent, EndEvent, Event, decode_event, encode_de
 from shared.scripts import lua
 from shared.settings import Settings
 
-MAX_BLOCK_MS = 5_000  # re-check the caller's deadline at least this often while blocked
+MAX_BLOCK_MS = 2_000  # re-check the caller's deadline at least this often while blocked
+SOCKET_TIMEOUT_S = 10.0  # well above MAX_BLOCK_MS: a blocked XREAD is not a dead server
 DEFAULT_LEASE_S = 30.0  # a worker's claim on a job lapses this long after its last renewal
 
 
@@ -103,7 +104,9 @@ class JobStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> JobStore:
-        client = redis or Redis.from_url(settings.effective_redis_url, decode_responses=True)
+        client = redis or Redis.from_url(
+            settings.effective_redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S
+        )
         return cls(client, result_ttl_s=settings.result_ttl_s, events_ttl_s=settings.events_ttl_s)
 
     # -- producer side -------------------------------------------------------------------------
