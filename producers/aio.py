@@ -10,16 +10,14 @@ from redis.asyncio import Redis
 
 from producers.jobs import (
     Messages,
-    build_request,
-    check_model,
-    job_queue,
+    prepare_job,
     producer_app,
     raise_for_result,
     send_job,
 )
 from shared.async_store import AsyncJobStore
 from shared.deployments import DeploymentRegistry
-from shared.jobs import ChatJob, ChatRequest, ChatResult
+from shared.jobs import ChatRequest, ChatResult
 from shared.protocol import DeltaEvent, EndEvent, Event
 from shared.settings import Settings, get_settings
 from shared.store import JobRecord
@@ -43,13 +41,9 @@ class AsyncChatqClient:
         job_id: str | None = None,
         **params: Any,
     ) -> str:
-        if request is None:
-            if messages is None:
-                raise TypeError("submit() needs messages or a request")
-            request = build_request(messages, model, self.settings, **params)
-        check_model(request, self.deployments.aliases())
-        job = ChatJob(request=request) if job_id is None else ChatJob(id=job_id, request=request)
-        queue = job_queue(job, self.settings)
+        job, queue = prepare_job(
+            self.settings, self.deployments, messages, model, request, job_id, params
+        )
         await self.store.create(job, queue)
         # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
         await asyncio.to_thread(send_job, self.celery, job, queue)

@@ -9,15 +9,13 @@ from redis import Redis
 
 from producers.jobs import (
     Messages,
-    build_request,
-    check_model,
-    job_queue,
+    prepare_job,
     producer_app,
     raise_for_result,
     send_job,
 )
 from shared.deployments import DeploymentRegistry
-from shared.jobs import ChatJob, ChatRequest, ChatResult
+from shared.jobs import ChatRequest, ChatResult
 from shared.protocol import DeltaEvent, EndEvent
 from shared.settings import Settings, get_settings
 from shared.store import JobRecord, JobStore
@@ -46,13 +44,9 @@ class ChatqClient:
         **params: Any,
     ) -> str:
         """Enqueues a chat job and returns its id at once."""
-        if request is None:
-            if messages is None:
-                raise TypeError("submit() needs messages or a request")
-            request = build_request(messages, model, self.settings, **params)
-        check_model(request, self.deployments.aliases())
-        job = ChatJob(request=request) if job_id is None else ChatJob(id=job_id, request=request)
-        queue = job_queue(job, self.settings)
+        job, queue = prepare_job(
+            self.settings, self.deployments, messages, model, request, job_id, params
+        )
         self.store.create(job, queue)
         send_job(self.celery, job, queue)
         return job.id

@@ -9,6 +9,7 @@ from celery import Celery
 from pydantic import ValidationError
 
 from shared.celery_config import TASK_CHAT, celery_config, queue_for
+from shared.deployments import DeploymentRegistry
 from shared.errors import (
     ERRORS_BY_CODE,
     ChatqError,
@@ -56,6 +57,25 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
     return "Invalid request: " + "; ".join(parts)
 
 
+def prepare_job(
+    settings: Settings,
+    deployments: DeploymentRegistry,
+    messages: Messages | None,
+    model: str | None,
+    request: ChatRequest | None,
+    job_id: str | None,
+    params: dict[str, Any],
+) -> tuple[ChatJob, str]:
+    """The validated job a ``submit`` call stands for, and the queue it goes to."""
+    if request is None:
+        if messages is None:
+            raise TypeError("submit() needs messages or a request")
+        request = build_request(messages, model, settings, **params)
+    check_model(request, deployments.aliases())
+    job = ChatJob(request=request) if job_id is None else ChatJob(id=job_id, request=request)
+    return job, queue_for(job.request.priority, settings)
+
+
 def producer_app(settings: Settings) -> Celery:
     """A Celery app used only to send tasks by name; producers never import worker code."""
     app = Celery("chatq-producer")
@@ -70,10 +90,6 @@ def send_job(app: Celery, job: ChatJob, queue: str) -> None:
         task_id=job.id,
         queue=queue,
     )
-
-
-def job_queue(job: ChatJob, settings: Settings) -> str:
-    return queue_for(job.request.priority, settings)
 
 
 def error_for_result(result: ChatResult) -> ChatqError:
