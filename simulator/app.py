@@ -13,6 +13,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -53,20 +54,18 @@ def create_app(
     ``wall_clock`` the ``created`` field of completions, ``sleep`` every simulated delay."""
     sim = Simulator(config, clock)
 
-    async def chat_completions(request: Request) -> Response:
-        body = parse_body(await request.body())
-        now = sim.clock()
-        key = bearer_key(request.headers)
-        entry = sim.record(body, request.headers.get(JOB_ID_HEADER), now, key_id(key))
+    async def screen(body: Any, headers: Mapping[str, str], now: float) -> Refused | str | None:
+        """Logs a request and runs it past the key, request, limit and fault checks, as both
+        transports do: a refusal, or the fault (maybe None) the answer is to meet."""
+        key = bearer_key(headers)
+        entry = sim.record(body, headers.get(JOB_ID_HEADER), now, key_id(key))
         if not key_accepted(key, config):
             sim.invalid(entry)
-            return json_response(
-                error(BAD_KEY_MESSAGE, "invalid_request_error", "invalid_api_key"), 401
-            )
+            return Refused(401, error(BAD_KEY_MESSAGE, "invalid_request_error", "invalid_api_key"))
         problem = check_request(body, config.models)
         if problem is not None:
             sim.invalid(entry)
-            return json_response(problem.body(), problem.status)
+            return Refused(problem.status, problem.body())
         prompt = prompt_tokens(body["messages"])
         refusal = sim.limiter.admit(prompt + (max_tokens_of(body) or config.max_reply_tokens), now)
         if refusal is not None:
@@ -79,7 +78,16 @@ def create_app(
                 await sleep(config.hang_s)
             if fault != "cut":
                 status, message = _FAULT_ANSWERS[fault]
-                return json_response(error(message, "server_error"), status)
+                return Refused(status, error(message, "server_error"))
+        return fault
+
+    async def chat_completions(request: Request) -> Response:
+        body = parse_body(await request.body())
+        now = sim.clock()
+        screened = await screen(body, request.headers, now)
+        if isinstance(screened, Refused):
+            return json_response(screened.body, screened.status, screened.headers)
+        fault = screened
         reply = reply_for(body, echo=config.echo, max_reply_tokens=config.max_reply_tokens)
         ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "model": body["model"]}
         created = int(wall_clock())
@@ -112,38 +120,13 @@ def create_app(
         except WebSocketDisconnect:
             return
         now = sim.clock()
-        key = bearer_key(websocket.headers)
-        entry = sim.record(body, websocket.headers.get(JOB_ID_HEADER), now, key_id(key))
-
-        async def refuse(status: int, payload: dict[str, Any], retry_after: float | None = None):
-            await websocket.send_text(
-                json.dumps({**payload, "status": status, "retry_after": retry_after})
-            )
+        screened = await screen(body, websocket.headers, now)
+        if isinstance(screened, Refused):
+            refusal = {**screened.body, "status": screened.status, "retry_after": screened.wait_s}
+            await websocket.send_text(json.dumps(refusal))
             await websocket.close()
-
-        if not key_accepted(key, config):
-            sim.invalid(entry)
-            payload = error(BAD_KEY_MESSAGE, "invalid_request_error", "invalid_api_key")
-            return await refuse(401, payload)
-        problem = check_request(body, config.models)
-        if problem is not None:
-            sim.invalid(entry)
-            return await refuse(problem.status, problem.body())
-        prompt = prompt_tokens(body["messages"])
-        refusal = sim.limiter.admit(prompt + (max_tokens_of(body) or config.max_reply_tokens), now)
-        if refusal is not None:
-            sim.rate_limited(entry, refusal.retry_after_s)
-            message = f"Rate limit reached on {refusal.limit} per min."
-            payload = error(message, "rate_limit_error", "rate_limit_exceeded")
-            return await refuse(429, payload, refusal.retry_after_s)
-        fault = sim.faults.draw()
-        if fault is not None:
-            sim.fault(entry, fault)
-            if fault == "timeout":
-                await sleep(config.hang_s)
-            if fault != "cut":
-                status, message = _FAULT_ANSWERS[fault]
-                return await refuse(status, error(message, "server_error"))
+            return
+        fault = screened
         reply = reply_for(body, echo=config.echo, max_reply_tokens=config.max_reply_tokens)
         ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "model": body["model"]}
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
@@ -236,7 +219,17 @@ def json_response(
     return Response(json.dumps(data).encode(), status, headers, media_type="application/json")
 
 
-def rate_limited(refusal: Refusal, headers: dict[str, str]) -> Response:
+@dataclass(frozen=True)
+class Refused:
+    """An error answer: status, OpenAI error body, headers, and the wait a 429 asks for."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    wait_s: float | None = None
+
+
+def rate_limited(refusal: Refusal, headers: dict[str, str]) -> Refused:
     """A 429 in OpenAI's shape, saying when to come back."""
     wait = refusal.retry_after_s
     headers["retry-after"] = str(max(1, math.ceil(wait)))
@@ -245,7 +238,8 @@ def rate_limited(refusal: Refusal, headers: dict[str, str]) -> Response:
         f"Rate limit reached on {refusal.limit} per min: limit {refusal.per_minute}. "
         f"Please try again in {wait:.3f}s."
     )
-    return json_response(error(message, "rate_limit_error", "rate_limit_exceeded"), 429, headers)
+    body = error(message, "rate_limit_error", "rate_limit_exceeded")
+    return Refused(429, body, headers, wait)
 
 
 async def _paced(
