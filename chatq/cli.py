@@ -26,6 +26,10 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+dlq = typer.Typer(
+    help="Dead letters: jobs that failed for good. List, retry, purge.", no_args_is_help=True
+)
+cli.add_typer(dlq, name="dlq")
 DEMO_PROMPT = "Hello! In one sentence, what is a job queue good for?"
 
 
@@ -185,6 +189,80 @@ def cancel(job_id: str) -> None:
         with ChatqClient() as client:
             ended = client.cancel(job_id)
         console.print("cancelled" if ended else "already ended: nothing to cancel")
+
+    _exit_on_chatq_error(run)
+
+
+@dlq.command("list")
+def dlq_list(limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50):
+    """List dead letters, newest first."""
+    from datetime import UTC, datetime
+
+    from rich.table import Table
+
+    from producers.client import ChatqClient
+
+    def run() -> None:
+        with ChatqClient() as client:
+            letters = client.dead_letters()
+            table = Table(title=f"dead letters: {letters.count()}")
+            for column in ("job id", "failed at (UTC)", "model", "tries", "error", "message"):
+                table.add_column(column)
+            for letter in letters.list(limit):
+                error = letter.error
+                when = datetime.fromtimestamp(letter.failed_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+                table.add_row(
+                    letter.job_id,
+                    when,
+                    letter.model,
+                    str(letter.attempts),
+                    error.code or error.type if error else "",
+                    (error.message[:80] if error else ""),
+                )
+            console.print(table)
+
+    _exit_on_chatq_error(run)
+
+
+@dlq.command("retry")
+def dlq_retry(
+    job_id: Annotated[str | None, typer.Argument(help="The job to send again.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.")] = False,
+):
+    """Send dead-lettered jobs again, under their own ids."""
+    from producers.client import ChatqClient
+
+    if (job_id is None) == (not all_):
+        console.print("[bold red]error:[/] give a JOB_ID or --all")
+        raise typer.Exit(2)
+
+    def run() -> None:
+        with ChatqClient() as client:
+            letters = client.dead_letters()
+            ids = [job_id] if job_id else [d.job_id for d in letters.list(letters.count() or 1)]
+            sent = [j for j in ids if client.retry_dead_letter(j)]
+        for j in sent:
+            console.print(f"requeued {j}")
+        if job_id and not sent:
+            console.print(f"[bold red]error:[/] no dead letter for job '{job_id}'")
+            raise typer.Exit(1)
+        if all_:
+            console.print(f"{len(sent)} job(s) requeued")
+
+    _exit_on_chatq_error(run)
+
+
+@dlq.command("purge")
+def dlq_purge(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False):
+    """Forget every dead letter."""
+    from producers.client import ChatqClient
+
+    if not yes and not typer.confirm("Forget every dead letter?"):
+        raise typer.Exit(1)
+
+    def run() -> None:
+        with ChatqClient() as client:
+            console.print(f"{client.dead_letters().purge()} dead letter(s) purged")
 
     _exit_on_chatq_error(run)
 

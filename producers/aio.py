@@ -44,9 +44,9 @@ class AsyncChatqClient:
         job, queue = prepare_job(
             self.settings, self.deployments, messages, model, request, job_id, params
         )
-        await self.store.create(job, queue)
-        # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
-        await asyncio.to_thread(send_job, self.celery, job, queue)
+        if await self.store.create(job, queue):  # an id submitted twice runs once
+            # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
+            await asyncio.to_thread(send_job, self.celery, job, queue)
         return job.id
 
     async def result(self, job_id: str, timeout: float | None = None) -> ChatResult:

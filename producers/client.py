@@ -14,6 +14,8 @@ from producers.jobs import (
     raise_for_result,
     send_job,
 )
+from shared.celery_config import queue_for
+from shared.dead_letters import DeadLetters
 from shared.deployments import DeploymentRegistry
 from shared.jobs import ChatRequest, ChatResult
 from shared.protocol import DeltaEvent, EndEvent
@@ -47,8 +49,8 @@ class ChatqClient:
         job, queue = prepare_job(
             self.settings, self.deployments, messages, model, request, job_id, params
         )
-        self.store.create(job, queue)
-        send_job(self.celery, job, queue)
+        if self.store.create(job, queue):  # an id submitted twice runs once
+            send_job(self.celery, job, queue)
         return job.id
 
     def result(self, job_id: str, timeout: float | None = None) -> ChatResult:
@@ -84,6 +86,18 @@ class ChatqClient:
     def cancel(self, job_id: str) -> bool:
         """Cancels a job that has not ended; False if it already had."""
         return self.store.cancel(job_id)
+
+    def dead_letters(self) -> DeadLetters:
+        """The registry of jobs that failed for good."""
+        return DeadLetters(self.store.redis, result_ttl_s=self.settings.result_ttl_s)
+
+    def retry_dead_letter(self, job_id: str) -> bool:
+        """Sends a dead-lettered job again, under the same id; False if it was not there."""
+        job = self.dead_letters().take(job_id)
+        if job is None:
+            return False
+        send_job(self.celery, job, queue_for(job.request.priority, self.settings))
+        return True
 
     def close(self) -> None:
         self.store.redis.close()

@@ -18,7 +18,9 @@ from shared.store import (
     SOCKET_TIMEOUT_S,
     JobRecord,
     cancelled_result,
-    queued_fields,
+    create_args,
+    finish_args,
+    finish_keys,
 )
 
 
@@ -35,6 +37,7 @@ class AsyncJobStore:
         self.result_ttl_s = result_ttl_s
         self.events_ttl_s = events_ttl_s
         self.clock = clock
+        self._create = redis.register_script(lua("shared", "create_job.lua"))
         self._finish = redis.register_script(lua("shared", "finish_job.lua"))
 
     @classmethod
@@ -44,12 +47,12 @@ class AsyncJobStore:
         )
         return cls(client, result_ttl_s=settings.result_ttl_s, events_ttl_s=settings.events_ttl_s)
 
-    async def create(self, job: ChatJob, queue: str) -> None:
-        key = keys.job_key(job.id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=queued_fields(job, queue))
-        pipe.expire(key, self.result_ttl_s)
-        await pipe.execute()
+    async def create(self, job: ChatJob, queue: str) -> bool:
+        """Records a newly accepted job; False if its id was taken (then it must not be sent)."""
+        created = await self._create(
+            keys=[keys.job_key(job.id)], args=create_args(job, queue, self.result_ttl_s)
+        )
+        return bool(created)
 
     async def get(self, job_id: str) -> JobRecord:
         data = await self.redis.hgetall(keys.job_key(job_id))
@@ -58,17 +61,11 @@ class AsyncJobStore:
         return JobRecord.from_hash(job_id, data)
 
     async def cancel(self, job_id: str, reason: str = "Cancelled by the caller.") -> bool:
-        result = cancelled_result(job_id, reason, self.clock())
+        now = self.clock()
+        result = cancelled_result(job_id, reason, now)
         reply = await self._finish(
-            keys=[keys.job_key(job_id), keys.events_key(job_id)],
-            args=[
-                result.status.value,
-                result.model_dump_json(exclude_none=True),
-                self.clock(),
-                self.result_ttl_s,
-                self.events_ttl_s,
-                "1",
-            ],
+            keys=finish_keys(job_id),
+            args=finish_args(result, now, self.result_ttl_s, self.events_ttl_s, must_exist=True),
         )
         if reply == -1:
             raise JobNotFound(f"No job with id '{job_id}' (unknown, or its record expired).")

@@ -1,12 +1,17 @@
 -- Ends a job exactly once: writes its result and appends the end event, unless it already ended.
+-- A job that failed for good is also filed as a dead letter, in the same step.
 -- KEYS[1]  job record hash (keys.job_key)
 -- KEYS[2]  job events stream (keys.events_key)
+-- KEYS[3]  dead letters: job id -> failed at (zset, keys.DEAD_LETTERS)
+-- KEYS[4]  dead letters' jobs: job id -> dead letter JSON (hash, keys.DEAD_LETTER_JOBS)
 -- ARGV[1]  terminal status: done | failed | cancelled
 -- ARGV[2]  result JSON (ChatResult)
 -- ARGV[3]  finished_at (Unix seconds)
 -- ARGV[4]  record TTL in seconds
 -- ARGV[5]  events TTL in seconds
 -- ARGV[6]  '1' if the record must already exist (cancel), '0' otherwise
+-- ARGV[7]  dead letter JSON to file if the status is failed, or ''
+-- ARGV[8]  the job id (the dead letter's name)
 -- Returns 1 if this call ended the job, 0 if it had already ended, -1 if it does not exist.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status and ARGV[6] == '1' then
@@ -19,4 +24,8 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'finished_at',
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('XADD', KEYS[2], '*', 'type', 'end', 'result', ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
+if ARGV[1] == 'failed' and ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[8])
+  redis.call('HSET', KEYS[4], ARGV[8], ARGV[7])
+end
 return 1

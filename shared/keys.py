@@ -10,6 +10,8 @@ chatq:dep:{name}:failures   string  recent failures (expires after the failure w
 chatq:dep:{name}:cooldown   string  cooled-down-until (ms): skipped while set
 chatq:dep:{name}:bad_keys   set     fingerprints of API keys the provider refused
 chatq:dep:{name}:stats      hash    failures, rate_limited, cooldowns
+chatq:dlq              zset    dead letters: job id -> failed at (newest last)
+chatq:dlq:jobs         hash    dead letters: job id -> the job and why it failed (JSON)
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
 chatq.bulk             list    Celery queue for bulk work
 """
@@ -17,6 +19,8 @@ chatq.bulk             list    Celery queue for bulk work
 from __future__ import annotations
 
 PREFIX = "chatq"
+DEAD_LETTERS = f"{PREFIX}:dlq"
+DEAD_LETTER_JOBS = f"{PREFIX}:dlq:jobs"
 
 
 def job_key(job_id: str) -> str:

@@ -74,6 +74,50 @@ def queued_fields(job: ChatJob, queue: str) -> dict[str, Any]:
     }
 
 
+def create_args(job: ChatJob, queue: str, ttl_s: int) -> list[Any]:
+    return [ttl_s, *(x for pair in queued_fields(job, queue).items() for x in pair)]
+
+
+def finish_keys(job_id: str) -> list[str]:
+    return [keys.job_key(job_id), keys.events_key(job_id), keys.DEAD_LETTERS, keys.DEAD_LETTER_JOBS]
+
+
+def finish_args(
+    result: ChatResult,
+    now: float,
+    result_ttl_s: int,
+    events_ttl_s: int,
+    must_exist: bool,
+    dead_letter: ChatJob | None = None,
+) -> list[Any]:
+    """The arguments of finish_job.lua for ending a job with ``result``."""
+    if not result.status.is_terminal:
+        raise ValueError(f"a job ends with a terminal status, not {result.status}")
+    letter = ""
+    if dead_letter is not None and result.status is JobStatus.failed:
+        letter = DeadLetterEntry(job=dead_letter, result=result, failed_at=now).model_dump_json(
+            exclude_none=True
+        )
+    return [
+        result.status.value,
+        result.model_dump_json(exclude_none=True),
+        now,
+        result_ttl_s,
+        events_ttl_s,
+        "1" if must_exist else "0",
+        letter,
+        result.job_id,
+    ]
+
+
+class DeadLetterEntry(BaseModel):
+    """A job that failed for good, kept until it is retried or purged."""
+
+    job: ChatJob
+    result: ChatResult
+    failed_at: float
+
+
 def cancelled_result(job_id: str, reason: str, now: float) -> ChatResult:
     return ChatResult(
         job_id=job_id,
@@ -98,6 +142,7 @@ class JobStore:
         self.result_ttl_s = result_ttl_s
         self.events_ttl_s = events_ttl_s
         self.clock = clock
+        self._create = redis.register_script(lua("shared", "create_job.lua"))
         self._start = redis.register_script(lua("shared", "start_job.lua"))
         self._renew = redis.register_script(lua("shared", "renew_leases.lua"))
         self._finish = redis.register_script(lua("shared", "finish_job.lua"))
@@ -111,12 +156,13 @@ class JobStore:
 
     # -- producer side -------------------------------------------------------------------------
 
-    def create(self, job: ChatJob, queue: str) -> None:
-        key = keys.job_key(job.id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(key, mapping=queued_fields(job, queue))
-        pipe.expire(key, self.result_ttl_s)
-        pipe.execute()
+    def create(self, job: ChatJob, queue: str) -> bool:
+        """Records a newly accepted job; False if its id was taken (then it must not be sent)."""
+        return bool(
+            self._create(
+                keys=[keys.job_key(job.id)], args=create_args(job, queue, self.result_ttl_s)
+            )
+        )
 
     def get(self, job_id: str) -> JobRecord:
         data = self.redis.hgetall(keys.job_key(job_id))
@@ -206,20 +252,22 @@ class JobStore:
         pipe.hset(keys.job_key(job_id), "first_token_at", self.clock())
         pipe.execute()
 
-    def finish(self, result: ChatResult, *, must_exist: bool = False) -> bool:
-        """Ends the job with ``result`` unless it already ended: True if this call ended it."""
-        if not result.status.is_terminal:
-            raise ValueError(f"finish() needs a terminal status, not {result.status}")
+    def finish(
+        self,
+        result: ChatResult,
+        *,
+        must_exist: bool = False,
+        dead_letter: ChatJob | None = None,
+    ) -> bool:
+        """Ends the job with ``result`` unless it already ended: True if this call ended it.
+
+        A failed job given as ``dead_letter`` is filed in the dead-letter registry, atomically.
+        """
         reply = self._finish(
-            keys=[keys.job_key(result.job_id), keys.events_key(result.job_id)],
-            args=[
-                result.status.value,
-                result.model_dump_json(exclude_none=True),
-                self.clock(),
-                self.result_ttl_s,
-                self.events_ttl_s,
-                "1" if must_exist else "0",
-            ],
+            keys=finish_keys(result.job_id),
+            args=finish_args(
+                result, self.clock(), self.result_ttl_s, self.events_ttl_s, must_exist, dead_letter
+            ),
         )
         if reply == -1:
             raise JobNotFound(f"No job with id '{result.job_id}' (unknown, or its record expired).")

@@ -127,7 +127,8 @@ class ChatRunner:
 
     def _end(self, job: ChatJob, result: ChatResult, *, attempts: int) -> ChatResult:
         result.timings.finished_at = self.clock()
-        if self.store.finish(result):
+        dead_letter = job if result.status is JobStatus.failed else None
+        if self.store.finish(result, dead_letter=dead_letter):
             timings = result.timings
             took = (timings.finished_at or 0) - (timings.started_at or timings.finished_at or 0)
             log.info("job %s %s in %.1f ms", job.id, result.status.value, took * 1000)

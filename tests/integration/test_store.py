@@ -6,10 +6,11 @@ import threading
 
 import pytest
 
+from shared.dead_letters import DeadLetters
 from shared.errors import JobNotFound, JobTimeout
-from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from shared.jobs import ChatJob, ChatRequest, ChatResult, JobError, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
-from shared.store import Busy, JobStore
+from shared.store import Busy, JobStore, cancelled_result
 
 
 @pytest.fixture()
@@ -129,3 +130,75 @@ def test_waiting_too_long_raises_but_leaves_the_job(store):
     with pytest.raises(JobTimeout):
         store.wait(job.id, timeout=0.2)
     assert store.get(job.id).status is JobStatus.queued
+
+
+def test_a_job_id_is_created_once(store):
+    job = new_job()
+    assert store.create(job, "q")
+    store.start(job)
+    assert not store.create(job, "q")  # a second submit changes nothing
+    assert store.get(job.id).status is JobStatus.in_progress
+
+
+def failed(job: ChatJob) -> ChatResult:
+    error = JobError(type="api_error", code="provider_unavailable", message="down")
+    return ChatResult(job_id=job.id, status=JobStatus.failed, error=error, attempts=1)
+
+
+def test_a_failed_job_is_filed_as_a_dead_letter_with_its_reason(store):
+    letters = DeadLetters(store.redis, result_ttl_s=60)
+    job = new_job()
+    store.create(job, "q")
+    store.start(job)
+    assert store.finish(failed(job), dead_letter=job)
+    assert not store.finish(failed(job), dead_letter=job)  # filed once
+    [letter] = letters.list()
+    assert letter.job_id == job.id and letter.error.message == "down"
+    assert letter.job == job and letters.count() == 1
+
+
+def test_done_and_cancelled_jobs_are_not_dead_letters(store):
+    letters = DeadLetters(store.redis, result_ttl_s=60)
+    for end in (done, lambda j: cancelled_result(j.id, "no", 0.0)):
+        job = new_job()
+        store.create(job, "q")
+        store.finish(end(job), dead_letter=job)
+    assert letters.count() == 0
+
+
+def test_a_dead_letter_is_taken_back_once_even_when_asked_twice_at_once(store):
+    letters = DeadLetters(store.redis, result_ttl_s=60)
+    job = new_job()
+    store.create(job, "q")
+    store.start(job)
+    store.finish(failed(job), dead_letter=job)
+    barrier = threading.Barrier(2)
+    taken: list[ChatJob | None] = []
+
+    def take() -> None:
+        barrier.wait()
+        taken.append(letters.take(job.id))
+
+    threads = [threading.Thread(target=take) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(t is None for t in taken) == [False, True]
+    record = store.get(job.id)
+    assert record.status is JobStatus.queued and record.result is None
+    assert store.redis.xlen(f"chatq:events:{job.id}") == 0
+    assert letters.count() == 0
+
+
+def test_dead_letters_list_newest_first(redis_client):
+    now = [100.0]
+    store = JobStore(redis_client, result_ttl_s=60, events_ttl_s=60, clock=lambda: now[0])
+    jobs = [new_job() for _ in range(3)]
+    for job in jobs:
+        now[0] += 1
+        store.create(job, "q")
+        store.finish(failed(job), dead_letter=job)
+    letters = DeadLetters(redis_client, result_ttl_s=60)
+    assert [d.job_id for d in letters.list()] == [j.id for j in reversed(jobs)]
+    assert [d.job_id for d in letters.list(limit=1, offset=1)] == [jobs[1].id]
