@@ -173,6 +173,8 @@ class ChatRunner:
             reply: ProviderReply | None = None
             try:
                 reply = self._call_once(job, deployment, publisher)
+                if reply.exhausted_for:  # spent, says the provider: slow everyone down now
+                    self.limiter.pause(deployment, reply.exhausted_for)
                 return reply
             except ProviderAuthRejected:
                 delay = 0.0  # the key is retired; the next one is tried at once
@@ -255,6 +257,7 @@ class ChatRunner:
             finish_reason=state.finish_reason,
             usage=state.usage,
             model=state.model,
+            exhausted_for=state.exhausted_for,
         )
 
     def _publisher_for(self, job_id: str, timings: Timings) -> Callable[[str, bool], None]:

@@ -25,7 +25,7 @@ from shared.errors import (
 )
 from shared.jobs import Usage
 from shared.settings import ProviderTimeouts
-from workers.retry import retry_after_seconds, should_retry
+from workers.retry import exhausted_for, retry_after_seconds, should_retry
 from workers.sse import iter_sse_data
 from workers.ws_transport import stream_chunks
 
@@ -40,6 +40,7 @@ class ProviderReply:
     finish_reason: str | None
     usage: Usage | None
     model: str | None = None
+    exhausted_for: float | None = None  # the provider said a limit is spent for this long
 
 
 @dataclass
@@ -49,6 +50,7 @@ class StreamState:
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    exhausted_for: float | None = None
     done: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -106,6 +108,7 @@ class ProviderClient:
             finish_reason=choice.get("finish_reason"),
             usage=Usage.model_validate(usage) if usage else None,
             model=payload.get("model"),
+            exhausted_for=exhausted_for(response.headers),
         )
 
     def stream(
@@ -119,6 +122,7 @@ class ProviderClient:
             _check_complete(state)
             return
         response = self._post(endpoint, body, job_id=job_id, stream=True)
+        state.exhausted_for = exhausted_for(response.headers)
         try:
             for data in iter_sse_data(response.iter_content(chunk_size=None)):
                 if data.strip() == "[DONE]":

@@ -87,3 +87,36 @@ def test_the_cap_grows_exponentially_on_average():
     ]
     for lower, higher in itertools.pairwise(means):
         assert 1.6 < higher / lower < 2.4
+
+
+def test_reset_durations_as_providers_write_them():
+    from workers.retry import parse_duration
+
+    assert parse_duration("1s") == 1.0
+    assert parse_duration("250ms") == 0.25
+    assert parse_duration("6m0s") == 360.0
+    assert parse_duration("1h2m3.5s") == 3723.5
+    assert parse_duration("2.5") == 2.5
+    assert parse_duration("soon") is None
+    assert parse_duration("5") == 5.0
+
+
+def test_spent_limits_in_headers_slow_down_before_a_429():
+    from workers.retry import exhausted_for
+
+    assert (
+        exhausted_for({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"})
+        == 1.5
+    )
+    assert (
+        exhausted_for({"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "1.5s"})
+        is None
+    )
+    both = {
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "200ms",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "2s",
+    }
+    assert exhausted_for(both) == 2.0
+    assert exhausted_for({}) is None
