@@ -85,8 +85,10 @@ class DeploymentHealth:
         if count < FAILURE_THRESHOLD:
             return False
         until_ms = (self.clock() + COOLDOWN_S) * 1000
+        cooldown_key = keys.deployment_key(name, "cooldown")
+        if not self.redis.set(cooldown_key, until_ms, px=int(COOLDOWN_S * 1000), nx=True):
+            return False  # another worker started this cooldown
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.deployment_key(name, "cooldown"), until_ms, px=int(COOLDOWN_S * 1000))
         pipe.delete(failures_key)
         pipe.hincrby(keys.deployment_key(name, "stats"), "cooldowns", 1)
         pipe.execute()

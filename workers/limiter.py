@@ -48,18 +48,18 @@ def interval_ms(per_minute: int | None, margin: float = PACING_MARGIN) -> float:
     return MINUTE_MS / (per_minute * margin) if per_minute else 0.0
 
 
-def gcra(
+def gcra_slot(
     tat_ms: float, now_ms: float, increment_ms: float, tolerance_ms: float
 ) -> tuple[float, float]:
-    """One GCRA decision: ``(wait_ms, new_tat_ms)``; wait 0 means admitted at ``new_tat_ms``.
+    """GCRA as a scheduler: ``(wait_ms, new_tat_ms)`` for the next free slot of one limit.
 
-    The theoretical arrival time (TAT) is when the limit would be fully recovered; a call is
-    admitted when the TAT is at most ``tolerance_ms`` ahead of now, and pushes it by its cost.
+    The theoretical arrival time (TAT) is when the limit would be fully recovered. A call may go
+    once the TAT is at most ``tolerance_ms`` ahead, so it waits ``TAT - tolerance - now`` (or
+    not at all), and booking it pushes the TAT on by the call's cost. ``limiter_acquire.lua``
+    does the same in Redis.
     """
     tat = max(tat_ms, now_ms)
-    if tat - now_ms > tolerance_ms:
-        return tat - tolerance_ms - now_ms, tat_ms
-    return 0.0, tat + increment_ms
+    return max(0.0, tat - tolerance_ms - now_ms), tat + increment_ms
 
 
 def estimate_tokens(prompt_tokens: int, max_tokens: int | None, default_completion: int) -> int:
@@ -78,6 +78,7 @@ class Lease:
     wait_s: float = 0.0
     exact_estimate: bool = True  # False when max_tokens was guessed: settle may refund
     holds_slot: bool = False  # an in-flight slot (max_concurrency) to give back
+    slot_ms: float = 0.0  # when the call may go, on the limiter's clock (ms)
 
 
 def settle_delta_ms(lease: Lease, actual_tokens: int | None) -> float:
@@ -131,7 +132,7 @@ class ClusterLimiter:
             return self._unlimited(deployment, tokens, max_wait_s)
         lease_id = uuid.uuid4().hex
         name = deployment.name
-        booked, wait_ms, _ = self._acquire(
+        booked, wait_ms, now_ms = self._acquire(
             keys=[
                 keys.deployment_key(name, "rpm"),
                 keys.deployment_key(name, "tpm"),
@@ -157,7 +158,14 @@ class ClusterLimiter:
             return wait_s
         holds_slot = bool(deployment.max_concurrency)
         return Lease(
-            name, lease_id, tokens, pacing.ms_per_token, wait_s, exact_estimate, holds_slot
+            name,
+            lease_id,
+            tokens,
+            pacing.ms_per_token,
+            wait_s,
+            exact_estimate,
+            holds_slot,
+            slot_ms=float(now_ms) + float(wait_ms),
         )
 
     def _unlimited(self, deployment: Deployment, tokens: int, max_wait_s: float) -> Lease | float:

@@ -58,14 +58,15 @@ if wait > tonumber(ARGV[11]) then
   return {0, tostring(wait), tostring(now)}
 end
 
+-- Times keep three decimals: tostring() would round a ms timestamp to 0.1 ms.
 if rpm_tat then
-  redis.call('SET', KEYS[1], tostring(rpm_tat), 'PX', math.ceil(rpm_tat - now) + 60000)
+  redis.call('SET', KEYS[1], string.format('%.3f', rpm_tat), 'PX', math.ceil(rpm_tat - now) + 60000)
 end
 if tpm_tat then
-  redis.call('SET', KEYS[2], tostring(tpm_tat), 'PX', math.ceil(tpm_tat - now) + 60000)
+  redis.call('SET', KEYS[2], string.format('%.3f', tpm_tat), 'PX', math.ceil(tpm_tat - now) + 60000)
 end
 if max_conc > 0 then
   redis.call('ZADD', KEYS[3], now + wait + tonumber(ARGV[9]), ARGV[8])
   redis.call('PEXPIRE', KEYS[3], math.ceil(wait) + tonumber(ARGV[9]) + 60000)
 end
-return {1, tostring(wait), tostring(now)}
+return {1, string.format('%.3f', wait), string.format('%.3f', now)}
