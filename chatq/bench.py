@@ -8,6 +8,7 @@ Scenarios, all on a fresh embedded Redis, a zero-latency simulator and one worke
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
 import tempfile
@@ -28,7 +29,13 @@ from producers.jobs import producer_app
 from shared.celery_config import TASK_NOOP
 from shared.settings import Settings
 
-PROMPT = [{"role": "user", "content": "Say hello."}]
+_serial = itertools.count()
+
+
+def prompt() -> list[dict[str, str]]:
+    """A prompt never sent before in this run: every job pays for a provider call, none is
+    answered from the cache or shared with another."""
+    return [{"role": "user", "content": f"Say hello, number {next(_serial)}."}]
 
 
 @dataclass
@@ -117,10 +124,10 @@ def _measure(options: BenchOptions, settings: Settings, sim_url: str, console: C
         celery.send_task(TASK_NOOP, args=[1]).get(timeout=30)
 
     def chat_round_trip() -> None:
-        client.chat(PROMPT, max_tokens=16)
+        client.chat(prompt(), max_tokens=16)
 
     def direct_call() -> None:
-        body = {"model": "sim-mini", "messages": PROMPT, "max_tokens": 16}
+        body = {"model": "sim-mini", "messages": prompt(), "max_tokens": 16}
         session.post(f"{sim_url}/chat/completions", json=body, timeout=30).raise_for_status()
 
     with console.status("Warming up..."):
@@ -136,7 +143,7 @@ def _measure(options: BenchOptions, settings: Settings, sim_url: str, console: C
 
     with console.status(f"Chat pipeline: {options.jobs} jobs at once..."):
         started = time.perf_counter()
-        job_ids = [client.submit(PROMPT, max_tokens=16) for _ in range(options.jobs)]
+        job_ids = [client.submit(prompt(), max_tokens=16) for _ in range(options.jobs)]
         failed = sum(client.result(job_id, timeout=120).status != "done" for job_id in job_ids)
         pipeline_rate = options.jobs / (time.perf_counter() - started)
 
@@ -170,14 +177,15 @@ def _measure_bulk_isolation(options: BenchOptions, settings: Settings, console: 
     client = ChatqClient(settings)
 
     def chat_round_trip() -> None:
-        client.chat(PROMPT, max_tokens=16)
+        client.chat(prompt(), max_tokens=16)
 
     with console.status("Interactive latency, no bulk traffic..."):
         timed(options.warmup, chat_round_trip)
         alone = timed(options.latency_samples, chat_round_trip)
     with console.status(f"Interactive latency under a flood of {options.bulk_jobs} bulk jobs..."):
         bulk = [
-            client.submit(PROMPT, max_tokens=16, priority="bulk") for _ in range(options.bulk_jobs)
+            client.submit(prompt(), max_tokens=16, priority="bulk")
+            for _ in range(options.bulk_jobs)
         ]
         flooded: list[float] = []
         while client.status(bulk[-1]).status != "done" and len(flooded) < 10_000:

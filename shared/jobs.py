@@ -10,7 +10,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # Fields that steer chatq itself and are never forwarded to the provider.
-CHATQ_FIELDS = frozenset({"session_id", "priority", "metadata", "job_id", "deadline_s"})
+CHATQ_FIELDS = frozenset(
+    {"session_id", "priority", "metadata", "job_id", "deadline_s", "cache", "coalesce"}
+)
 
 
 class Role(StrEnum):
@@ -93,6 +95,12 @@ class ChatRequest(BaseModel):
     deadline_s: float | None = Field(
         None, gt=0, description="Cancel the job rather than send it this long after submission."
     )
+    cache: bool = Field(True, description="Answer from (and fill) the answer cache.")
+    coalesce: bool | None = Field(
+        None,
+        description="Share one provider call with identical requests in flight. Default: only "
+        "when the answer is deterministic (temperature 0 or unset).",
+    )
 
     @field_validator("metadata")
     @classmethod
@@ -166,3 +174,5 @@ class ChatResult(BaseModel):
     timings: Timings = Timings()
     attempts: int = 0
     error: JobError | None = None
+    cached: bool = False  # answered from the answer cache, with no provider call
+    coalesced_with: str | None = None  # the job whose provider call this one shared

@@ -10,6 +10,9 @@ chatq:dep:{name}:failures   string  recent failures (expires after the failure w
 chatq:dep:{name}:cooldown   string  cooled-down-until (ms): skipped while set
 chatq:dep:{name}:bad_keys   set     fingerprints of API keys the provider refused
 chatq:dep:{name}:stats      hash    failures, rate_limited, cooldowns
+chatq:coalesce:{key}   string  the job leading the provider call for identical requests (lease)
+chatq:cache:{key}      string  a cached answer (ChatResult JSON), expires after the cache TTL
+chatq:cache:stats      hash    cache_hits, cache_misses, coalesced, tokens_saved
 chatq:dlq              zset    dead letters: job id -> failed at (newest last)
 chatq:dlq:jobs         hash    dead letters: job id -> the job and why it failed (JSON)
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
@@ -34,3 +37,14 @@ def events_key(job_id: str) -> str:
 def deployment_key(name: str, part: str) -> str:
     """A key of deployment ``name``: rpm, tpm, inflight, paused, failures, cooldown, bad_keys."""
     return f"{PREFIX}:dep:{name}:{part}"
+
+
+CACHE_STATS = f"{PREFIX}:cache:stats"
+
+
+def coalesce_key(request_key: str) -> str:
+    return f"{PREFIX}:coalesce:{request_key}"
+
+
+def cache_key(request_key: str) -> str:
+    return f"{PREFIX}:cache:{request_key}"

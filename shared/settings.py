@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # rather than hold a worker thread.
     max_inline_wait_s: float = Field(30.0, ge=0)
 
+    # Answers of identical requests: shared while in flight, then cached this long.
+    cache_ttl_s: int = Field(3600, ge=1)
+
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"
     worker_concurrency: int = Field(200, ge=1)

@@ -78,8 +78,16 @@ def create_args(job: ChatJob, queue: str, ttl_s: int) -> list[Any]:
     return [ttl_s, *(x for pair in queued_fields(job, queue).items() for x in pair)]
 
 
-def finish_keys(job_id: str) -> list[str]:
-    return [keys.job_key(job_id), keys.events_key(job_id), keys.DEAD_LETTERS, keys.DEAD_LETTER_JOBS]
+def finish_keys(job_id: str, share_key: str | None = None) -> list[str]:
+    shared = share_key or job_id  # unused unless the job led a shared call
+    return [
+        keys.job_key(job_id),
+        keys.events_key(job_id),
+        keys.DEAD_LETTERS,
+        keys.DEAD_LETTER_JOBS,
+        keys.coalesce_key(shared),
+        keys.cache_key(shared),
+    ]
 
 
 def finish_args(
@@ -89,6 +97,8 @@ def finish_args(
     events_ttl_s: int,
     must_exist: bool,
     dead_letter: ChatJob | None = None,
+    share_key: str | None = None,
+    cache_ttl_s: int = 0,
 ) -> list[Any]:
     """The arguments of finish_job.lua for ending a job with ``result``."""
     if not result.status.is_terminal:
@@ -107,6 +117,8 @@ def finish_args(
         "1" if must_exist else "0",
         letter,
         result.job_id,
+        "1" if share_key else "0",
+        cache_ttl_s,
     ]
 
 
@@ -258,15 +270,26 @@ class JobStore:
         *,
         must_exist: bool = False,
         dead_letter: ChatJob | None = None,
+        share_key: str | None = None,
+        cache_ttl_s: int = 0,
     ) -> bool:
         """Ends the job with ``result`` unless it already ended: True if this call ended it.
 
-        A failed job given as ``dead_letter`` is filed in the dead-letter registry, atomically.
+        In the same atomic step: a failed job given as ``dead_letter`` is filed as a dead
+        letter; a job that led the call for identical requests (``share_key``) frees the key
+        and, if done, caches its answer for ``cache_ttl_s``.
         """
         reply = self._finish(
-            keys=finish_keys(result.job_id),
+            keys=finish_keys(result.job_id, share_key),
             args=finish_args(
-                result, self.clock(), self.result_ttl_s, self.events_ttl_s, must_exist, dead_letter
+                result,
+                self.clock(),
+                self.result_ttl_s,
+                self.events_ttl_s,
+                must_exist,
+                dead_letter,
+                share_key,
+                cache_ttl_s,
             ),
         )
         if reply == -1:

@@ -19,9 +19,11 @@ from shared.errors import (
     http_status_and_type,
 )
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
+from shared.protocol import DeltaEvent, EndEvent
 from shared.settings import RetryPolicy
 from shared.store import DEFAULT_LEASE_S, Busy, JobStore
 from shared.tokens import count_prompt_tokens
+from workers.coalesce import Coalescer, request_key
 from workers.health import DeploymentHealth, NoUsableKey
 from workers.limiter import ClusterLimiter, Lease, estimate_tokens
 from workers.provider import Endpoint, ProviderClient, ProviderReply, StreamState
@@ -66,7 +68,11 @@ class ChatRunner:
         clock: Callable[[], float] = time.time,
         lease_s: float = DEFAULT_LEASE_S,
         max_inline_wait_s: float = 30.0,
+        coalescer: Coalescer | None = None,
+        follow_timeout_s: float = 300.0,
     ):
+        self.coalescer = coalescer
+        self.follow_timeout_s = follow_timeout_s
         self.lease_s = lease_s
         self.max_inline_wait_s = max_inline_wait_s
         self.running: set[str] = set()  # jobs this process runs now: their claims are renewed
@@ -88,19 +94,103 @@ class ChatRunner:
         deadline = job.deadline
         if deadline is not None and self.clock() > deadline:
             return self._end(job, _deadline_result(job, self.clock()), attempts=0)
+        key = request_key(job.request) if self.coalescer is not None else None
+        if key is None:
+            return self._run_call(job)
+        assert self.coalescer is not None
+        decision = self.coalescer.join(key, job.id, use_cache=job.request.cache)
+        if decision.kind == "lead":  # ending the job frees the key and caches the answer
+            try:
+                result = self._run_call(job, share_key=key)
+            except BaseException:
+                self.coalescer.done(key, job.id, None)
+                raise
+            if result is None:
+                self.coalescer.done(key, job.id, None)
+            return result
+        started = self._claim(job)
+        if started is None:
+            return None
+        try:
+            timings = Timings(created_at=job.created_at, started_at=self.clock())
+            if decision.kind == "cached" and decision.cached is not None:
+                shared = decision.cached.model_copy(update={"cached": True})
+                result = self._share(job, shared, timings, started, published=False)
+            else:
+                result = self._follow(job, decision.leader or "", timings, started)
+            if result is None:  # the leader did not get an answer: try on our own
+                return self._run_call(job, started=started)
+            self.coalescer.record_saving(result.usage.total_tokens if result.usage else 0)
+            return self._end(job, result, attempts=started)
+        finally:
+            self.running.discard(job.id)
+
+    def _claim(self, job: ChatJob) -> int | None:
+        """Claims the job for this worker: the attempt number, or None if it already ended."""
+        started = self.store.start(job, lease_s=self.lease_s)
+        if isinstance(started, Busy):  # a redelivery while its first run is alive
+            raise Deferred(started.retry_in_s)
+        if isinstance(started, JobStatus):
+            log.info("job %s skipped: already %s", job.id, started.value)
+            return None
+        self.running.add(job.id)
+        return started
+
+    def _follow(
+        self, job: ChatJob, leader: str, timings: Timings, started: int
+    ) -> ChatResult | None:
+        """Copies the leader's deltas and answer into this job; None if the leader failed."""
+        published = False
+        for event in self.store.events(leader, timeout=self.follow_timeout_s):
+            if isinstance(event, DeltaEvent):
+                if job.request.stream:
+                    if not published:
+                        timings.first_token_at = self.clock()
+                    self.store.append_delta(job.id, event.content, first=not published)
+                    published = True
+            elif isinstance(event, EndEvent):
+                if event.result.status is not JobStatus.done:
+                    return None
+                shared = event.result.model_copy(update={"coalesced_with": leader})
+                return self._share(job, shared, timings, started, published=published)
+        return None
+
+    def _share(
+        self, job: ChatJob, answer: ChatResult, timings: Timings, started: int, *, published: bool
+    ) -> ChatResult:
+        """This job's result from an answer another job paid for."""
+        if job.request.stream and not published and answer.content:
+            timings.first_token_at = self.clock()
+            self.store.append_delta(job.id, answer.content, first=True)
+        return answer.model_copy(
+            update={
+                "job_id": job.id,
+                "model": job.request.model,
+                "timings": timings,
+                "attempts": started,
+            }
+        )
+
+    def _run_call(
+        self, job: ChatJob, *, started: int | None = None, share_key: str | None = None
+    ) -> ChatResult | None:
+        """Makes the provider call for this job and ends it."""
         deployments = self.deployments.for_alias(job.request.model)
         first = self.health.choose(deployments, avoid=set())
         lease = self._book(job, first, max_wait_s=self.max_inline_wait_s)
         if isinstance(lease, float):
-            raise Deferred(lease)
-        started = self.store.start(job, lease_s=self.lease_s)
-        if not isinstance(started, int):
-            self.limiter.settle(lease, 0)
-            if isinstance(started, Busy):  # a redelivery while its first run is alive
-                raise Deferred(started.retry_in_s)
-            log.info("job %s skipped: already %s", job.id, started.value)
-            return None
-        self.running.add(job.id)
+            if started is None:
+                raise Deferred(lease)
+            lease = self._wait_for_slot(job, first)  # already claimed: wait here
+        if started is None:
+            try:
+                started = self._claim(job)
+            except Deferred:
+                self.limiter.settle(lease, 0)
+                raise
+            if started is None:
+                self.limiter.settle(lease, 0)
+                return None
         timings = Timings(created_at=job.created_at, started_at=self.clock())
         try:
             reply = self._call_with_retries(job, deployments, first, lease, started, timings)
@@ -123,12 +213,22 @@ class ChatRunner:
             result = failed_result(job, internal, timings, started)
         finally:
             self.running.discard(job.id)
-        return self._end(job, result, attempts=started)
+        return self._end(job, result, attempts=started, share_key=share_key)
 
-    def _end(self, job: ChatJob, result: ChatResult, *, attempts: int) -> ChatResult:
+    def _end(
+        self, job: ChatJob, result: ChatResult, *, attempts: int, share_key: str | None = None
+    ) -> ChatResult:
         result.timings.finished_at = self.clock()
         dead_letter = job if result.status is JobStatus.failed else None
-        if self.store.finish(result, dead_letter=dead_letter):
+        cache_ttl_s = 0
+        if share_key and self.coalescer is not None and job.request.cache:
+            cache_ttl_s = self.coalescer.cache_ttl_s
+            if result.status is JobStatus.done:
+                self.coalescer.remember(share_key, result)
+        ended = self.store.finish(
+            result, dead_letter=dead_letter, share_key=share_key, cache_ttl_s=cache_ttl_s
+        )
+        if ended:
             timings = result.timings
             took = (timings.finished_at or 0) - (timings.started_at or timings.finished_at or 0)
             log.info("job %s %s in %.1f ms", job.id, result.status.value, took * 1000)

@@ -20,6 +20,7 @@ from shared.settings import get_settings
 from shared.store import JobStore
 from workers.celery_app import app
 from workers.chat import ChatRunner, Deferred
+from workers.coalesce import Coalescer
 from workers.health import DeploymentHealth
 from workers.limiter import ClusterLimiter
 from workers.provider import ProviderClient
@@ -53,6 +54,10 @@ def get_runner() -> ChatRunner:
                 rng=random.Random(),
                 lease_s=settings.job_lease_s,
                 max_inline_wait_s=settings.max_inline_wait_s,
+                coalescer=Coalescer(
+                    store.redis, cache_ttl_s=settings.cache_ttl_s, lease_s=settings.job_lease_s
+                ),
+                follow_timeout_s=settings.wait_timeout_s,
             )
             threading.Thread(
                 target=renew_claims, args=(_runner,), name="chatq-lease-renewal", daemon=True

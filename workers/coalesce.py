@@ -1,0 +1,129 @@
+"""Identical requests share one provider call, and good answers are cached.
+
+Requests are identical when model, normalised messages and generation parameters match
+(``request_key``); whether they stream does not matter. Across every worker, the first job with
+a key leads: it calls the provider. Jobs with the same key that arrive while it runs follow it:
+they copy its deltas and answer into their own streams. Afterwards, the answer is served from a
+Redis cache (with a small in-process LRU in front) until it expires. Requests sampled with
+temperature > 0 share only when the caller allows it (``coalesce=True``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from redis import Redis
+
+from shared import keys
+from shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult, JobStatus
+from shared.scripts import lua
+
+KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
+
+
+def request_key(request: ChatRequest) -> str | None:
+    """The key identical requests share, or None if this one must not share its answer."""
+    deterministic = not request.temperature
+    if not (deterministic if request.coalesce is None else request.coalesce):
+        return None
+    body = request.model_dump(mode="json", exclude_none=True, exclude=set(KEY_EXCLUDED))
+    body["messages"] = [_normalised(m) for m in body["messages"]]
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(canonical.encode(), digest_size=20).hexdigest()
+
+
+def _normalised(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": " ".join(content.split())}
+    return message
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Literal["cached", "follow", "lead"]
+    cached: ChatResult | None = None
+    leader: str | None = None
+
+
+LEAD = Decision("lead")
+
+
+class Coalescer:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        cache_ttl_s: int,
+        lease_s: float,
+        lru_size: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.redis = redis
+        self.cache_ttl_s = cache_ttl_s
+        self.lease_ms = int(lease_s * 1000)
+        self.lru_size = lru_size
+        self.clock = clock
+        self._lru: OrderedDict[str, tuple[float, ChatResult]] = OrderedDict()
+        self._join = redis.register_script(lua("workers", "coalesce_join.lua"))
+        self._done = redis.register_script(lua("workers", "coalesce_done.lua"))
+
+    def join(self, key: str, job_id: str, *, use_cache: bool) -> Decision:
+        """How the job gets its answer: cached, following a call in flight, or leading one."""
+        if use_cache and (hit := self._lru_get(key)) is not None:
+            self.redis.hincrby(keys.CACHE_STATS, "cache_hits", 1)
+            return Decision("cached", cached=hit)
+        kind, value = self._join(
+            keys=[keys.coalesce_key(key), keys.cache_key(key), keys.CACHE_STATS],
+            args=[job_id, self.lease_ms, "1" if use_cache else "0"],
+        )
+        if kind == "cached":
+            result = ChatResult.model_validate_json(value)
+            self._lru_put(key, result)
+            return Decision("cached", cached=result)
+        if kind == "follow":
+            return Decision("follow", leader=value)
+        return LEAD
+
+    def remember(self, key: str, result: ChatResult) -> None:
+        """Keeps a leader's answer in this process's LRU (Redis gets it as the job ends)."""
+        self._lru_put(key, result)
+
+    def done(self, key: str, job_id: str, result: ChatResult | None) -> None:
+        """Frees the key; caches ``result`` if it is a finished answer. (A job that ends
+        normally does both in its finishing step; this is for the other ways out.)"""
+        cacheable = result is not None and result.status is JobStatus.done
+        answer = result.model_dump_json(exclude_none=True) if cacheable and result else ""
+        self._done(
+            keys=[keys.coalesce_key(key), keys.cache_key(key)],
+            args=[job_id, answer, self.cache_ttl_s],
+        )
+        if cacheable and result is not None:
+            self._lru_put(key, result)
+
+    def record_saving(self, tokens: int) -> None:
+        if tokens:
+            self.redis.hincrby(keys.CACHE_STATS, "tokens_saved", tokens)
+
+    def _lru_get(self, key: str) -> ChatResult | None:
+        entry = self._lru.get(key)
+        if entry is None:
+            return None
+        expires, result = entry
+        if expires < self.clock():
+            del self._lru[key]
+            return None
+        self._lru.move_to_end(key)
+        return result
+
+    def _lru_put(self, key: str, result: ChatResult) -> None:
+        self._lru[key] = (self.clock() + self.cache_ttl_s, result)
+        self._lru.move_to_end(key)
+        while len(self._lru) > self.lru_size:
+            self._lru.popitem(last=False)
