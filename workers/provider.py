@@ -16,16 +16,14 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from shared.errors import (
-    ProviderAuthRejected,
     ProviderError,
-    ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
-    RateLimited,
 )
 from shared.jobs import Usage
 from shared.settings import ProviderTimeouts
-from workers.retry import exhausted_for, retry_after_seconds, should_retry
+from workers.provider_errors import provider_error
+from workers.retry import exhausted_for, retry_after_seconds
 from workers.sse import iter_sse_data
 from workers.ws_transport import stream_chunks
 
@@ -198,18 +196,13 @@ def _check_complete(state: StreamState) -> None:
 
 def error_from_response(response: requests.Response) -> ProviderError:
     """The typed error for a provider's 4xx or 5xx answer, with its own message."""
-    status = response.status_code
-    message = _provider_message(response)
-    if status == 429:
-        wait = retry_after_seconds(response.headers, now=time.time())
-        return RateLimited(f"Provider rate limit: {message}", status=status, retry_after=wait)
-    if status in (401, 403):
-        return ProviderAuthRejected(
-            f"Provider refused the API key ({status}): {message}", status=status
-        )
-    if should_retry(status, response.headers):
-        return ProviderUnavailable(f"Provider error {status}: {message}", status=status)
-    return ProviderRejected(f"Provider rejected the request ({status}): {message}", status=status)
+    wait = retry_after_seconds(response.headers, now=time.time())
+    return provider_error(
+        response.status_code,
+        _provider_message(response),
+        retry_after=wait,
+        headers=response.headers,
+    )
 
 
 def _provider_message(response: requests.Response) -> str:

@@ -15,15 +15,12 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from websockets.sync.client import connect
 
 from shared.errors import (
-    ProviderAuthRejected,
     ProviderError,
-    ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
-    RateLimited,
 )
 from shared.settings import ProviderTimeouts
-from workers.retry import should_retry
+from workers.provider_errors import provider_error
 
 
 def ws_url(http_url: str) -> str:
@@ -37,23 +34,14 @@ def ws_url(http_url: str) -> str:
 
 def refusal_error(frame: dict[str, Any]) -> ProviderError:
     """The typed error for a refusal frame."""
-    status = int(frame.get("status") or 500)
     error = frame.get("error")
     message = error.get("message") if isinstance(error, dict) else str(error)
-    if status == 429:
-        wait = frame.get("retry_after")
-        return RateLimited(
-            f"Provider rate limit: {message}",
-            status=status,
-            retry_after=float(wait) if wait is not None else None,
-        )
-    if status in (401, 403):
-        return ProviderAuthRejected(
-            f"Provider refused the API key ({status}): {message}", status=status
-        )
-    if should_retry(status):
-        return ProviderUnavailable(f"Provider error {status}: {message}", status=status)
-    return ProviderRejected(f"Provider rejected the request ({status}): {message}", status=status)
+    wait = frame.get("retry_after")
+    return provider_error(
+        int(frame.get("status") or 500),
+        str(message),
+        retry_after=float(wait) if wait is not None else None,
+    )
 
 
 def stream_chunks(
