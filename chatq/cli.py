@@ -30,6 +30,10 @@ dlq = typer.Typer(
     help="Dead letters: jobs that failed for good. List, retry, purge.", no_args_is_help=True
 )
 cli.add_typer(dlq, name="dlq")
+batch = typer.Typer(
+    help="Bulk offline batches in OpenAI's Batch JSONL format.", no_args_is_help=True
+)
+cli.add_typer(batch, name="batch")
 DEMO_PROMPT = "Hello! In one sentence, what is a job queue good for?"
 
 
@@ -265,6 +269,95 @@ def dlq_purge(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = 
             console.print(f"{client.dead_letters().purge()} dead letter(s) purged")
 
     _exit_on_chatq_error(run)
+
+
+@batch.command("run")
+def batch_run(
+    input_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Input JSONL.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL.")],
+    errors: Annotated[
+        Path | None, typer.Option(help="Error JSONL (default: beside output).")
+    ] = None,
+    window: Annotated[int, typer.Option(min=1, help="Jobs in flight at once.")] = 500,
+):
+    """Run a batch file through the bulk queue; run it again to resume after a crash."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from producers.batch import BatchRunner
+    from producers.client import ChatqClient
+
+    def run() -> None:
+        columns = [
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("failed {task.fields[failed]}"),
+            TextColumn("{task.fields[rate]:.0f}/s"),
+            TimeRemainingColumn(),
+        ]
+        with ChatqClient() as client, Progress(*columns, console=console) as bar:
+            task = bar.add_task("batch", total=None, failed=0, rate=0.0)
+
+            def show(p) -> None:
+                finished = p.done + p.failed + p.invalid + p.skipped
+                elapsed = max(1e-6, time.monotonic() - p.started)
+                bar.update(
+                    task,
+                    total=p.total,
+                    completed=finished,
+                    failed=p.failed + p.invalid,
+                    rate=(p.done + p.failed) / elapsed,
+                )
+
+            runner = BatchRunner(
+                client, input_path, output, errors, window=window, on_progress=show
+            )
+            result = runner.run()
+        console.print(
+            f"batch {runner.batch_id}: {result.done} done, {result.failed} failed, "
+            f"{result.invalid} invalid lines, {result.skipped} already written. "
+            f"Output: {output}; errors: {runner.error_path}"
+        )
+
+    _exit_on_chatq_error(run)
+
+
+def _batch_id(batch_or_input: str) -> str:
+    from producers.batch import batch_id_for
+
+    path = Path(batch_or_input)
+    return batch_id_for(path) if path.exists() else batch_or_input
+
+
+@batch.command("status")
+def batch_status(batch_or_input: Annotated[str, typer.Argument(help="Batch id or input file.")]):
+    """Show a batch's progress."""
+    from redis import Redis
+
+    from shared.keys import batch_key
+
+    redis = Redis.from_url(get_settings().effective_redis_url, decode_responses=True)
+    record = redis.hgetall(batch_key(_batch_id(batch_or_input)))
+    if not record:
+        console.print(f"[bold red]error:[/] no batch '{batch_or_input}'")
+        raise typer.Exit(1)
+    console.print_json(data=record)
+
+
+@batch.command("cancel")
+def batch_cancel(batch_or_input: Annotated[str, typer.Argument(help="Batch id or input file.")]):
+    """Ask a running batch to stop: nothing more is sent, jobs in flight are cancelled."""
+    from redis import Redis
+
+    from shared.keys import batch_key
+
+    redis = Redis.from_url(get_settings().effective_redis_url, decode_responses=True)
+    key = batch_key(_batch_id(batch_or_input))
+    if not redis.exists(key):
+        console.print(f"[bold red]error:[/] no batch '{batch_or_input}'")
+        raise typer.Exit(1)
+    redis.hset(key, "cancel", "1")
+    console.print("cancel requested")
 
 
 @cli.command()

@@ -17,7 +17,7 @@ from producers.jobs import (
 from shared.celery_config import queue_for
 from shared.dead_letters import DeadLetters
 from shared.deployments import DeploymentRegistry
-from shared.jobs import ChatRequest, ChatResult
+from shared.jobs import ChatRequest, ChatResult, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
 from shared.settings import Settings, get_settings
 from shared.store import JobRecord, JobStore
@@ -43,13 +43,21 @@ class ChatqClient:
         model: str | None = None,
         request: ChatRequest | None = None,
         job_id: str | None = None,
+        resend_queued: bool = False,
         **params: Any,
     ) -> str:
-        """Enqueues a chat job and returns its id at once."""
+        """Enqueues a chat job and returns its id at once.
+
+        A job id that exists already is not sent again, unless ``resend_queued`` and the job is
+        still queued: its first send may have been lost with a crashed sender. That is safe, as
+        a job runs once however many of its messages arrive.
+        """
         job, queue = prepare_job(
             self.settings, self.deployments, messages, model, request, job_id, params
         )
-        if self.store.create(job, queue):  # an id submitted twice runs once
+        if self.store.create(job, queue) or (
+            resend_queued and self.store.get(job.id).status is JobStatus.queued
+        ):
             send_job(self.celery, job, queue)
         return job.id
 

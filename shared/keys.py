@@ -13,6 +13,7 @@ chatq:dep:{name}:stats      hash    failures, rate_limited, cooldowns
 chatq:coalesce:{key}   string  the job leading the provider call for identical requests (lease)
 chatq:cache:{key}      string  a cached answer (ChatResult JSON), expires after the cache TTL
 chatq:cache:stats      hash    cache_hits, cache_misses, coalesced, tokens_saved
+chatq:batch:{id}       hash    a bulk batch's progress: status, total, done, failed, invalid; cancel
 chatq:dlq              zset    dead letters: job id -> failed at (newest last)
 chatq:dlq:jobs         hash    dead letters: job id -> the job and why it failed (JSON)
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
@@ -48,3 +49,7 @@ def coalesce_key(request_key: str) -> str:
 
 def cache_key(request_key: str) -> str:
     return f"{PREFIX}:cache:{request_key}"
+
+
+def batch_key(batch_id: str) -> str:
+    return f"{PREFIX}:batch:{batch_id}"

@@ -1,0 +1,287 @@
+"""Bulk offline batches: OpenAI Batch API JSONL in, JSONL out, through the bulk queue.
+
+Input lines are ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``.
+Output lines follow OpenAI's batch output (``id``, ``custom_id``, ``response`` {``status_code``,
+``request_id``, ``body``}, ``error``); failed requests and unreadable lines go to an error file,
+unreadable ones with their line number. Input and output are streamed with a bounded window of
+jobs in flight, so memory stays flat. A job's id derives from the batch and the ``custom_id``, and
+submits are idempotent: running the same batch again after a crash sends only what is missing
+and writes only the ``custom_id``s the output does not have yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from producers.client import ChatqClient
+from producers.jobs import describe_validation_errors, error_for_result
+from producers.openai_format import completion
+from shared import keys
+from shared.errors import ChatqError, http_status_and_type
+from shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
+
+CHAT_URL = "/v1/chat/completions"
+DEFAULT_WINDOW = 500
+
+
+def batch_id_for(input_path: Path) -> str:
+    """A stable id for a batch file: the same file, run again, is the same batch."""
+    resolved = str(input_path.resolve()).encode()
+    return "b" + hashlib.blake2b(resolved, digest_size=8).hexdigest()
+
+
+def job_id_for(batch_id: str, custom_id: str) -> str:
+    digest = hashlib.blake2b(custom_id.encode(), digest_size=12).hexdigest()
+    return f"job_{batch_id}_{digest}"
+
+
+@dataclass
+class BadLine:
+    line: int
+    message: str
+    custom_id: str | None = None
+
+
+@dataclass
+class Request:
+    line: int
+    custom_id: str
+    body: ChatRequest
+
+
+def parse_line(number: int, text: str, seen: set[str]) -> Request | BadLine | None:
+    """One input line as a request, or why it cannot be one (None for a blank line)."""
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return BadLine(number, f"not valid JSON: {exc}")
+    if not isinstance(data, dict):
+        return BadLine(number, "a line must be a JSON object")
+    custom_id = data.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        return BadLine(number, "missing 'custom_id' (a non-empty string)")
+    if custom_id in seen:
+        return BadLine(number, f"duplicate custom_id '{custom_id}'", custom_id)
+    seen.add(custom_id)
+    if data.get("url", CHAT_URL) != CHAT_URL or data.get("method", "POST") != "POST":
+        return BadLine(number, f"only POST {CHAT_URL} is supported", custom_id)
+    try:
+        body = ChatRequest.model_validate({**(data.get("body") or {}), "priority": Priority.bulk})
+    except ValidationError as exc:
+        return BadLine(number, describe_validation_errors(exc.errors()), custom_id)
+    return Request(number, custom_id, body)
+
+
+def output_line(custom_id: str, result: ChatResult) -> dict[str, Any]:
+    if result.status is JobStatus.done:
+        body = completion(result, created=int(result.timings.finished_at or time.time()))
+        response = {"status_code": 200, "request_id": result.job_id, "body": body}
+        return {
+            "id": f"batch_req_{result.job_id}",
+            "custom_id": custom_id,
+            "response": response,
+            "error": None,
+        }
+    error = error_for_result(result)
+    status, error_type = http_status_and_type(error)
+    body = {"error": {"message": error.message, "type": error_type, "code": error.code}}
+    response = {"status_code": status, "request_id": result.job_id, "body": body}
+    return {
+        "id": f"batch_req_{result.job_id}",
+        "custom_id": custom_id,
+        "response": response,
+        "error": {"code": error.code, "message": error.message},
+    }
+
+
+def bad_line_record(bad: BadLine) -> dict[str, Any]:
+    return {
+        "id": None,
+        "custom_id": bad.custom_id,
+        "line": bad.line,
+        "response": None,
+        "error": {"code": "invalid_line", "message": f"line {bad.line}: {bad.message}"},
+    }
+
+
+def already_written(*paths: Path) -> tuple[set[str], set[int]]:
+    """custom_ids and bad line numbers a previous run wrote; mends a torn last line."""
+    custom_ids: set[str] = set()
+    lines: set[int] = set()
+    for path in paths:
+        if not path.exists():
+            continue
+        _drop_torn_tail(path)
+        with path.open() as handle:
+            for text in handle:
+                record = json.loads(text)
+                if record.get("line") is not None:
+                    lines.add(int(record["line"]))
+                elif record.get("custom_id"):
+                    custom_ids.add(record["custom_id"])
+    return custom_ids, lines
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """A run killed mid-write may leave half a line: cut it, it will be written again."""
+    with path.open("rb+") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        position = size - 1
+        while position > 0:
+            handle.seek(position - 1)
+            if handle.read(1) == b"\n":
+                break
+            position -= 1
+        handle.truncate(position)
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int = 0
+    failed: int = 0
+    invalid: int = 0
+    skipped: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class BatchRunner:
+    """Runs one batch file to the end, resumably."""
+
+    def __init__(
+        self,
+        client: ChatqClient,
+        input_path: Path,
+        output_path: Path,
+        error_path: Path | None = None,
+        *,
+        window: int = DEFAULT_WINDOW,
+        on_progress: Callable[[Progress], None] | None = None,
+    ):
+        self.client = client
+        self.input_path = input_path
+        self.output_path = output_path
+        self.error_path = error_path or output_path.with_name(output_path.stem + ".errors.jsonl")
+        self.window = window
+        self.on_progress = on_progress or (lambda progress: None)
+        self.batch_id = batch_id_for(input_path)
+        self.redis = client.store.redis
+        self.record = keys.batch_key(self.batch_id)
+
+    def run(self) -> Progress:
+        written, bad_lines = already_written(self.output_path, self.error_path)
+        progress = Progress(total=_count_lines(self.input_path))
+        self.redis.hset(
+            self.record,
+            mapping={"status": "running", "input": str(self.input_path), "total": progress.total},
+        )
+        pending: deque[Request] = deque()
+        with self.output_path.open("a") as out, self.error_path.open("a") as errors:
+            for item in self._requests(progress, written, bad_lines, errors):
+                if self._cancelled():
+                    break
+                job_id = job_id_for(self.batch_id, item.custom_id)
+                self.client.submit(request=item.body, job_id=job_id, resend_queued=True)
+                pending.append(item)
+                if len(pending) >= self.window:
+                    self._collect(pending.popleft(), out, errors, progress)
+            while pending:
+                item = pending.popleft()
+                if self._cancelled():
+                    self.client.cancel(job_id_for(self.batch_id, item.custom_id))
+                self._collect(item, out, errors, progress)
+        status = "cancelled" if self._cancelled() else "completed"
+        self._save(progress, status)
+        return progress
+
+    def _requests(
+        self, progress: Progress, written: set[str], bad_lines: set[int], errors: TextIO
+    ) -> Iterator[Request]:
+        seen: set[str] = set()
+        with self.input_path.open() as lines:
+            for number, text in enumerate(lines, start=1):
+                parsed = parse_line(number, text, seen)
+                if parsed is None:
+                    continue
+                if isinstance(parsed, BadLine):
+                    if number not in bad_lines:
+                        _write(errors, bad_line_record(parsed))
+                    progress.invalid += 1
+                    self._report(progress)
+                    continue
+                if parsed.custom_id in written:
+                    progress.skipped += 1
+                    self._report(progress)
+                    continue
+                yield parsed
+
+    def _collect(self, item: Request, out: TextIO, errors: TextIO, progress: Progress) -> None:
+        job_id = job_id_for(self.batch_id, item.custom_id)
+        try:
+            result = self.client.result(job_id)
+        except ChatqError as exc:
+            record = {
+                "id": None,
+                "custom_id": item.custom_id,
+                "response": None,
+                "error": {"code": exc.code, "message": exc.message},
+            }
+            _write(errors, record)
+            progress.failed += 1
+        else:
+            record = output_line(item.custom_id, result)
+            if result.status is JobStatus.done:
+                _write(out, record)
+                progress.done += 1
+            else:
+                _write(errors, record)
+                progress.failed += 1
+        self._report(progress)
+
+    def _report(self, progress: Progress) -> None:
+        self.on_progress(progress)
+        if (progress.done + progress.failed) % 100 == 0:
+            self._save(progress, "running")
+
+    def _save(self, progress: Progress, status: str) -> None:
+        self.redis.hset(
+            self.record,
+            mapping={
+                "status": status,
+                "done": progress.done,
+                "failed": progress.failed,
+                "invalid": progress.invalid,
+                "skipped": progress.skipped,
+                "total": progress.total,
+            },
+        )
+
+    def _cancelled(self) -> bool:
+        return self.redis.hget(self.record, "cancel") == "1"
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _write(handle: TextIO, record: dict[str, Any]) -> None:
+    handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+    handle.flush()

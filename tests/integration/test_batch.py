@@ -1,0 +1,117 @@
+"""Bulk batches in OpenAI's JSONL format: results, bad lines, shared calls, resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chatq.processes import stop
+from tests.integration.conftest import start_stack
+
+BAD_LINES = {
+    7: "{not json",
+    100: '{"body": {}}',
+    333: "[1, 2]",
+    500: '{"custom_id": "x-bad", "body": {"model": "sim-mini", "messages": []}}',
+    900: '{"custom_id": "x-url", "url": "/v1/embeddings", "body": {}}',
+}
+
+
+def write_batch(path: Path, lines: int) -> tuple[list[str], int]:
+    """``lines`` lines, 30% repeating an earlier prompt, bad ones at BAD_LINES; the valid
+    custom_ids and the number of distinct prompts."""
+    custom_ids, prompts = [], set()
+    with path.open("w") as handle:
+        for number in range(1, lines + 1):
+            if number in BAD_LINES:
+                handle.write(BAD_LINES[number] + "\n")
+                continue
+            prompt = f"question {number % 70}" if number % 10 < 3 else f"question {number}"
+            prompts.add(prompt)
+            custom_ids.append(f"req-{number}")
+            body = {
+                "model": "sim-mini",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": prompt}],
+            }
+            line = {
+                "custom_id": f"req-{number}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": body,
+            }
+            handle.write(json.dumps(line) + "\n")
+    return custom_ids, len(prompts)
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def batch_command(stack, *args: str) -> list[str]:
+    return [sys.executable, "-m", "chatq", "batch", "run", *args]
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server):
+    running = start_stack(redis_server, workers=2)
+    yield running
+    stop(running.parts)
+
+
+def env(stack) -> dict[str, str]:
+    return {**os.environ, "CHATQ_REDIS_URL": stack.redis_url}
+
+
+def test_a_batch_gives_every_result_reports_bad_lines_and_shares_repeats(stack, tmp_path):
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    custom_ids, distinct = write_batch(source, 2000)
+    stack.sim_reset()
+    run = subprocess.run(
+        batch_command(stack, str(source), "-o", str(output)),
+        env=env(stack),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    results = read(output)
+    assert [r["custom_id"] for r in results] == custom_ids  # every one, once, in input order
+    assert all(r["response"]["status_code"] == 200 for r in results)
+    assert results[0]["response"]["body"]["object"] == "chat.completion"
+    errors = read(tmp_path / "out.errors.jsonl")
+    assert sorted(e["line"] for e in errors) == sorted(BAD_LINES)
+    assert all(f"line {e['line']}" in e["error"]["message"] for e in errors)
+    calls = stack.sim_stats()["requests"]
+    assert calls == distinct, (calls, distinct, len(custom_ids))
+    print(f"{len(custom_ids) + len(BAD_LINES)} lines, {calls} provider calls")
+
+
+def test_a_killed_batch_run_again_writes_each_custom_id_once(stack, tmp_path):
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    custom_ids, _ = write_batch(source, 1500)
+    command = batch_command(stack, str(source), "-o", str(output), "--window", "50")
+    first = subprocess.Popen(
+        command, env=env(stack), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while len(output.read_text().splitlines()) < 300 if output.exists() else True:
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    partial = len(read(output))
+    assert partial < len(custom_ids)
+    again = subprocess.run(command, env=env(stack), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    written = [r["custom_id"] for r in read(output)]
+    assert sorted(written) == sorted(custom_ids)
+    assert len(written) == len(set(written))
+    assert len(read(tmp_path / "out.errors.jsonl")) == len(BAD_LINES)
