@@ -115,3 +115,42 @@ def test_a_killed_batch_run_again_writes_each_custom_id_once(stack, tmp_path):
     assert sorted(written) == sorted(custom_ids)
     assert len(written) == len(set(written))
     assert len(read(tmp_path / "out.errors.jsonl")) == len(BAD_LINES)
+
+
+@pytest.fixture()
+def fragile(redis_server):
+    """Two workers that may die: their jobs come back to the survivor within seconds."""
+    running = start_stack(
+        redis_server,
+        workers=2,
+        sim_args=["--ttft-ms", "50"],
+        extra_env={
+            "CHATQ_VISIBILITY_TIMEOUT_S": "4",
+            "CHATQ_JOB_LEASE_S": "3",
+            "CHATQ_WORKER_CONCURRENCY": "20",
+        },
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_killing_the_runner_and_a_worker_loses_and_repeats_nothing(fragile, tmp_path):
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    custom_ids, _ = write_batch(source, 1200)
+    command = batch_command(fragile, str(source), "-o", str(output), "--window", "100")
+    first = subprocess.Popen(
+        command, env=env(fragile), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while len(output.read_text().splitlines()) < 200 if output.exists() else True:
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    worker = next(p for p in fragile.parts if p.name.startswith("worker worker1"))
+    first.send_signal(signal.SIGKILL)
+    os.kill(worker.process.pid, signal.SIGKILL)
+    first.wait()
+    again = subprocess.run(command, env=env(fragile), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    written = [r["custom_id"] for r in read(output)]
+    assert sorted(written) == sorted(custom_ids)
+    assert len(written) == len(set(written))
