@@ -45,6 +45,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             # Sweep for messages of dead workers every few seconds, not every 100 s.
             "unacked_restore_interval": max(1, min(10, settings.visibility_timeout_s // 4)),
             "unacked_restore_throttle": 1,
+            # A worker killed while it holds the sweep's lock would stop every sweep until the
+            # lock expires (kombu's default: 300 s): keep that short too.
+            "unacked_mutex_expire": max(5, min(60, settings.visibility_timeout_s // 2)),
             # Interactive first: a worker takes a bulk job only when no chat is waiting.
             "queue_order_strategy": "priority",
         },

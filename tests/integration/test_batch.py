@@ -154,3 +154,35 @@ def test_killing_the_runner_and_a_worker_loses_and_repeats_nothing(fragile, tmp_
     written = [r["custom_id"] for r in read(output)]
     assert sorted(written) == sorted(custom_ids)
     assert len(written) == len(set(written))
+
+
+def test_a_running_batch_can_be_cancelled_and_shows_its_status(fragile, tmp_path):
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    custom_ids, _ = write_batch(source, 1000)
+    command = batch_command(fragile, str(source), "-o", str(output), "--window", "20")
+    running = subprocess.Popen(
+        command, env=env(fragile), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while len(output.read_text().splitlines()) < 50 if output.exists() else True:
+        assert time.monotonic() < deadline and running.poll() is None
+        time.sleep(0.05)
+    chatq = [sys.executable, "-m", "chatq", "batch"]
+    cancel = subprocess.run(
+        [*chatq, "cancel", str(source)],
+        env=env(fragile),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert cancel.returncode == 0 and "cancel requested" in cancel.stdout
+    assert running.wait(timeout=60) == 0
+    assert len(read(output)) < len(custom_ids)
+    status = subprocess.run(
+        [*chatq, "status", str(source)],
+        env=env(fragile),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert json.loads(status.stdout)["status"] == "cancelled"
