@@ -70,6 +70,18 @@ def env(stack) -> dict[str, str]:
     return {**os.environ, "CHATQ_REDIS_URL": stack.redis_url}
 
 
+def start_until(stack, command: list[str], output: Path, lines: int) -> subprocess.Popen:
+    """Starts ``chatq batch run`` and returns once its output has ``lines`` lines."""
+    running = subprocess.Popen(
+        command, env=env(stack), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    while len(output.read_text().splitlines()) < lines if output.exists() else True:
+        assert time.monotonic() < deadline and running.poll() is None
+        time.sleep(0.05)
+    return running
+
+
 def test_a_batch_gives_every_result_reports_bad_lines_and_shares_repeats(stack, tmp_path):
     source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     custom_ids, distinct = write_batch(source, 2000)
@@ -98,13 +110,7 @@ def test_a_killed_batch_run_again_writes_each_custom_id_once(stack, tmp_path):
     source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     custom_ids, _ = write_batch(source, 1500)
     command = batch_command(stack, str(source), "-o", str(output), "--window", "50")
-    first = subprocess.Popen(
-        command, env=env(stack), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60
-    while len(output.read_text().splitlines()) < 300 if output.exists() else True:
-        assert time.monotonic() < deadline and first.poll() is None
-        time.sleep(0.05)
+    first = start_until(stack, command, output, 300)
     first.send_signal(signal.SIGKILL)
     first.wait()
     partial = len(read(output))
@@ -138,13 +144,7 @@ def test_killing_the_runner_and_a_worker_loses_and_repeats_nothing(fragile, tmp_
     source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     custom_ids, _ = write_batch(source, 1200)
     command = batch_command(fragile, str(source), "-o", str(output), "--window", "100")
-    first = subprocess.Popen(
-        command, env=env(fragile), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60
-    while len(output.read_text().splitlines()) < 200 if output.exists() else True:
-        assert time.monotonic() < deadline and first.poll() is None
-        time.sleep(0.05)
+    first = start_until(fragile, command, output, 200)
     worker = next(p for p in fragile.parts if p.name.startswith("worker worker1"))
     first.send_signal(signal.SIGKILL)
     os.kill(worker.process.pid, signal.SIGKILL)
@@ -160,13 +160,7 @@ def test_a_running_batch_can_be_cancelled_and_shows_its_status(fragile, tmp_path
     source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     custom_ids, _ = write_batch(source, 1000)
     command = batch_command(fragile, str(source), "-o", str(output), "--window", "20")
-    running = subprocess.Popen(
-        command, env=env(fragile), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 60
-    while len(output.read_text().splitlines()) < 50 if output.exists() else True:
-        assert time.monotonic() < deadline and running.poll() is None
-        time.sleep(0.05)
+    running = start_until(fragile, command, output, 50)
     chatq = [sys.executable, "-m", "chatq", "batch"]
     cancel = subprocess.run(
         [*chatq, "cancel", str(source)],
