@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared import keys
 from shared.deployments import Deployment, DeploymentRegistry
 from shared.errors import (
     ChatqError,
+    JobTimeout,
     ProviderAuthRejected,
     ProviderError,
     ProviderRejected,
@@ -139,20 +141,24 @@ class ChatRunner:
     def _follow(
         self, job: ChatJob, leader: str, timings: Timings, started: int
     ) -> ChatResult | None:
-        """Copies the leader's deltas and answer into this job; None if the leader failed."""
+        """Copies the leader's deltas, as they come, and its answer into this job; None if the
+        leader failed or gave nothing in time (the job then makes its own call)."""
         published = False
-        for event in self.store.events(leader, timeout=self.follow_timeout_s):
-            if isinstance(event, DeltaEvent):
-                if job.request.stream:
-                    if not published:
-                        timings.first_token_at = self.clock()
-                    self.store.append_delta(job.id, event.content, first=not published)
-                    published = True
-            elif isinstance(event, EndEvent):
-                if event.result.status is not JobStatus.done:
-                    return None
-                shared = event.result.model_copy(update={"coalesced_with": leader})
-                return self._share(job, shared, timings, started, published=published)
+        try:
+            for event in self.store.events(leader, timeout=self.follow_timeout_s):
+                if isinstance(event, DeltaEvent):
+                    if job.request.stream:
+                        if not published:
+                            timings.first_token_at = self.clock()
+                        self.store.append_delta(job.id, event.content, first=not published)
+                        published = True
+                elif isinstance(event, EndEvent):
+                    if event.result.status is not JobStatus.done:
+                        return None
+                    shared = event.result.model_copy(update={"coalesced_with": leader})
+                    return self._share(job, shared, timings, started, published=published)
+        except JobTimeout:
+            log.warning("job %s: leader %s gave no answer in time", job.id, leader)
         return None
 
     def _share(
@@ -264,7 +270,9 @@ class ChatRunner:
     ) -> ProviderReply:
         publisher: DeltaPublisher | None = None
         if job.request.stream:
-            already = self.store.published_text(job.id) if attempt_number > 1 else ""
+            # Text a consumer may have already: from a dead worker's try, or a failed leader's.
+            resumed = attempt_number > 1 or self.store.redis.exists(keys.events_key(job.id))
+            already = self.store.published_text(job.id) if resumed else ""
             publisher = DeltaPublisher(self._publisher_for(job.id, timings), already)
         state = Attempts()
         while True:
