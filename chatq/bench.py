@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
+from chatq.bench_batching import BatchingOptions, measure_batching
 from chatq.processes import Part, free_port, stop
 from chatq.stack import start_redis, start_simulator, start_workers
 from producers.client import ChatqClient
@@ -30,6 +31,7 @@ from shared.celery_config import TASK_NOOP
 from shared.settings import Settings
 
 _serial = itertools.count()
+SCENARIOS = ("pipeline", "batching")
 
 
 def prompt() -> list[dict[str, str]]:
@@ -46,10 +48,19 @@ class BenchOptions:
     warmup: int = 50
     workers: int = 1
     bulk_jobs: int = 5000
+    scenarios: tuple[str, ...] = SCENARIOS
+    batching: BatchingOptions = field(default_factory=BatchingOptions)
 
     @classmethod
     def quick(cls) -> BenchOptions:
-        return cls(jobs=500, rounds=3, latency_samples=100, warmup=20, bulk_jobs=1500)
+        return cls(
+            jobs=500,
+            rounds=3,
+            latency_samples=100,
+            warmup=20,
+            bulk_jobs=1500,
+            batching=BatchingOptions.quick(),
+        )
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -74,6 +85,19 @@ def timed(calls: int, call: Callable[[], object]) -> list[float]:
 
 
 def run_bench(options: BenchOptions, console: Console, json_path: Path | None = None) -> dict:
+    report: dict[str, Any] = {"options": asdict(options), "results": {}}
+    if "pipeline" in options.scenarios:
+        report["results"].update(_pipeline_scenarios(options, console))
+    if "batching" in options.scenarios:
+        report["results"].update(measure_batching(options.batching, console))
+    _print(console, report)
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
+        console.print(f"Wrote {json_path}")
+    return report
+
+
+def _pipeline_scenarios(options: BenchOptions, console: Console) -> dict[str, Any]:
     parts: list[Part] = []
     with tempfile.TemporaryDirectory(prefix="chatq-bench-") as data_dir:
         try:
@@ -97,7 +121,7 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
                 )
                 workers = start_workers(options.workers, settings, env, quiet=True)
                 parts.extend(workers)
-            report = _measure(options, settings, sim.address, console)
+            results = _measure(options, settings, sim.address, console)
             if options.bulk_jobs:
                 stop(workers)
                 with console.status("Starting an interactive and a general worker..."):
@@ -106,17 +130,15 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
                             2, settings, env, quiet=True, group="split", reserve_interactive=True
                         )
                     )
-                report["results"].update(_measure_bulk_isolation(options, settings, console))
+                results.update(_measure_bulk_isolation(options, settings, console))
         finally:
             stop(parts)
-    _print(console, report)
-    if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2))
-        console.print(f"Wrote {json_path}")
-    return report
+    return results
 
 
-def _measure(options: BenchOptions, settings: Settings, sim_url: str, console: Console) -> dict:
+def _measure(
+    options: BenchOptions, settings: Settings, sim_url: str, console: Console
+) -> dict[str, Any]:
     celery = producer_app(settings)
     client = ChatqClient(settings)
     session = requests.Session()
@@ -184,7 +206,7 @@ def _measure(options: BenchOptions, settings: Settings, sim_url: str, console: C
         "noop_round_trip_p99_ms": round(percentile(noop, 99), 2),
         "latency_mean_ms": round(statistics.fmean(queued), 2),
     }
-    return {"options": asdict(options), "results": results}
+    return results
 
 
 def _measure_bulk_isolation(options: BenchOptions, settings: Settings, console: Console) -> dict:
@@ -224,6 +246,44 @@ def _print(console: Console, report: dict[str, Any]) -> None:
     table.add_column("chatq", justify="right")
     table.add_column("baseline", justify="right")
     table.add_column("ratio / added", justify="right")
+    if "pipeline_jobs_per_s" in r:
+        _pipeline_rows(table, r)
+    if "batching_speedup" in r:
+        _batching_rows(table, r)
+    console.print(table)
+    if r.get("pipeline_failed_jobs"):
+        console.print(f"[red]{r['pipeline_failed_jobs']} pipeline jobs failed[/]")
+
+
+def _batching_rows(table: Table, r: dict[str, Any]) -> None:
+    jobs = r["batching_jobs"]
+    table.add_row(
+        f"micro-batching: provider calls for {jobs} jobs",
+        f"{r['batching_calls_on']}",
+        f"{r['batching_calls_off']} (window off)",
+        f"{r['batching_calls_on'] / r['batching_calls_off']:.2f}x",
+    )
+    table.add_row(
+        "micro-batching: prompt tokens billed",
+        f"{r['batching_prompt_tokens_on']}",
+        f"{r['batching_prompt_tokens_off']} (window off)",
+        f"{r['batching_prompt_tokens_on'] / r['batching_prompt_tokens_off']:.2f}x",
+    )
+    table.add_row(
+        "micro-batching: jobs/s under the rpm limit",
+        f"{r['batching_jobs_per_s_on']}",
+        f"{r['batching_jobs_per_s_off']} (window off)",
+        f"{r['batching_speedup']:.2f}x",
+    )
+    table.add_row(
+        "micro-batching: one-off request p50, ms",
+        f"{r['batching_one_off_p50_ms_on']}",
+        f"{r['batching_one_off_p50_ms_off']} (window off)",
+        f"{r['batching_one_off_p50_ms_on'] - r['batching_one_off_p50_ms_off']:+.2f} ms",
+    )
+
+
+def _pipeline_rows(table: Table, r: dict[str, Any]) -> None:
     table.add_row(
         "throughput, jobs/s",
         f"{r['pipeline_jobs_per_s']}",
@@ -250,6 +310,3 @@ def _print(console: Console, report: dict[str, Any]) -> None:
             f"{r['interactive_p50_ms_alone']} (no bulk)",
             f"{r['interactive_p50_bulk_ratio']:.2f}x",
         )
-    console.print(table)
-    if r["pipeline_failed_jobs"]:
-        console.print(f"[red]{r['pipeline_failed_jobs']} pipeline jobs failed[/]")

@@ -373,13 +373,23 @@ def bench(
     quick: Annotated[bool, typer.Option(help="A smaller run (under a minute).")] = False,
     jobs: Annotated[int | None, typer.Option(help="Jobs per throughput scenario.")] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only these scenarios (repeatable): pipeline, batching."),
+    ] = None,
 ) -> None:
-    """Measure the pipeline against a no-op Celery task and a direct provider call."""
-    from chatq.bench import BenchOptions, run_bench
+    """Measure the pipeline against a no-op Celery task and a direct provider call, and
+    micro-batching against no batching."""
+    from chatq.bench import SCENARIOS, BenchOptions, run_bench
 
     options = BenchOptions.quick() if quick else BenchOptions()
     if jobs:
         options.jobs = jobs
+    if scenario:
+        unknown = set(scenario) - set(SCENARIOS)
+        if unknown:
+            raise typer.BadParameter(f"unknown scenario {sorted(unknown)}; pick from {SCENARIOS}")
+        options.scenarios = tuple(scenario)
     _exit_on_chatq_error(lambda: run_bench(options, console, json_path))
 
 

@@ -77,6 +77,7 @@ def _start(
             sim = start_simulator(options.sim_port, options.sim_args, log_dir=logs)
         parts.append(sim)
         env["CHATQ_PROVIDER_BASE_URL"] = sim.address
+        env.setdefault("CHATQ_PROVIDER_MAX_N", "8")  # the simulator answers 'n' choices
         rows.append(("Provider simulator", sim.address))
     else:
         rows.append(("Provider", settings.provider_base_url))

@@ -15,6 +15,8 @@ A job names an alias (its ``model``); workers pick one healthy deployment of tha
     priority = 0                     # lower is tried first; ties are spread by weight
     weight = 1
     transport = "http"               # or "websocket": streams over ws(s):// at the same URL
+    max_n = 8                        # choices per call ('n'): identical sampled requests that
+                                     # arrive together share one call (1: not supported)
 
 The file is read again when it changes, so keys rotate and deployments change without a restart.
 """
@@ -51,6 +53,7 @@ class Deployment(BaseModel):
     priority: int = 0
     weight: float = Field(1.0, gt=0)
     transport: Literal["http", "websocket"] = "http"
+    max_n: int = Field(1, ge=1, le=128)
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -95,6 +98,7 @@ def default_deployments(settings: Settings) -> list[Deployment]:
             tpm=settings.provider_tpm,
             max_concurrency=settings.provider_max_concurrency,
             transport=settings.provider_transport,
+            max_n=settings.provider_max_n,
         )
         for model in settings.models
     ]

@@ -109,9 +109,14 @@ class ChatRequest(BaseModel):
             raise ValueError("at most 16 metadata keys")
         return value
 
-    def provider_body(self, *, stream: bool, model: str | None = None) -> dict[str, Any]:
-        """The JSON body to send upstream: OpenAI fields only, chatq's own left out."""
+    def provider_body(
+        self, *, stream: bool, model: str | None = None, choices: int = 1
+    ) -> dict[str, Any]:
+        """The JSON body to send upstream: OpenAI fields only, chatq's own left out.
+        ``choices`` > 1 asks for that many samples (``n``): one each for a micro-batch."""
         body = self.model_dump(mode="json", exclude_none=True, exclude=set(CHATQ_FIELDS))
+        if choices > 1:
+            body["n"] = choices
         body.pop("stream_options", None)
         body["stream"] = stream
         if stream:
@@ -176,3 +181,4 @@ class ChatResult(BaseModel):
     error: JobError | None = None
     cached: bool = False  # answered from the answer cache, with no provider call
     coalesced_with: str | None = None  # the job whose provider call this one shared
+    batch_size: int | None = None  # jobs answered by the same call, one choice each

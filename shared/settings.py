@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     provider_tpm: int | None = Field(None, ge=1)
     provider_max_concurrency: int | None = Field(None, ge=1)
     provider_transport: Literal["http", "websocket"] = "http"
+    provider_max_n: int = Field(
+        1, ge=1, le=128, description="Choices one call may ask for ('n'); 1 if unsupported."
+    )
     deployments_file: Path | None = None
     provider_timeout: ProviderTimeouts = ProviderTimeouts()
     retry: RetryPolicy = RetryPolicy()
@@ -74,6 +77,10 @@ class Settings(BaseSettings):
 
     # Answers of identical requests: shared while in flight, then cached this long.
     cache_ttl_s: int = Field(3600, ge=1)
+    # Micro-batching: identical sampled requests that arrive within this window (0: off) go
+    # out as one call asking for several choices, where the deployment allows it (max_n).
+    batch_window_ms: float = Field(5.0, ge=0, le=1000)
+    batch_max_size: int = Field(32, ge=1, le=128)
 
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"

@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from simulator.config import SimConfig
 from simulator.limits import Refusal
-from simulator.replies import Reply, max_tokens_of, prompt_tokens, reply_for
+from simulator.replies import Reply, max_tokens_of, prompt_tokens, replies_for, reply_for
 from simulator.state import Simulator
 from simulator.wire import check_request, chunk_events, completion, error, parse_body
 
@@ -67,7 +67,8 @@ def create_app(
             sim.invalid(entry)
             return Refused(problem.status, problem.body())
         prompt = prompt_tokens(body["messages"])
-        refusal = sim.limiter.admit(prompt + (max_tokens_of(body) or config.max_reply_tokens), now)
+        completion_limit = (max_tokens_of(body) or config.max_reply_tokens) * (body.get("n") or 1)
+        refusal = sim.limiter.admit(prompt + completion_limit, now)
         if refusal is not None:
             sim.rate_limited(entry, refusal.retry_after_s)
             return rate_limited(refusal, sim.limiter.headers(now))
@@ -88,7 +89,8 @@ def create_app(
         if isinstance(screened, Refused):
             return json_response(screened.body, screened.status, screened.headers)
         fault = screened
-        reply = reply_for(body, echo=config.echo, max_reply_tokens=config.max_reply_tokens)
+        replies = replies_for(body, echo=config.echo, max_reply_tokens=config.max_reply_tokens)
+        reply = replies[0]
         ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "model": body["model"]}
         created = int(wall_clock())
         headers = sim.limiter.headers(now)
@@ -99,15 +101,15 @@ def create_app(
             paced = _paced(events, reply, config, sleep, cut=fault == "cut", done=sim.completed)
             headers["cache-control"] = "no-cache"
             return StreamingResponse(paced, media_type="text/event-stream", headers=headers)
-        content = json.dumps(completion(reply, created=created, **ids)).encode()
+        content = json.dumps(completion(replies, created=created, **ids)).encode()
         if fault == "cut":
             return CutResponse(content, media_type="application/json", headers=headers)
         delay_s = config.ttft_ms / 1000
-        if config.tokens_per_s > 0:
-            delay_s += reply.completion_tokens / config.tokens_per_s
+        if config.tokens_per_s > 0:  # the choices are generated side by side
+            delay_s += max(r.completion_tokens for r in replies) / config.tokens_per_s
         if delay_s > 0:
             await sleep(delay_s)
-        sim.completed(reply.prompt_tokens, reply.completion_tokens)
+        sim.completed(reply.prompt_tokens, sum(r.completion_tokens for r in replies))
         return Response(content, media_type="application/json", headers=headers)
 
     async def chat_completions_ws(websocket: WebSocket) -> None:

@@ -85,27 +85,39 @@ def token_pieces(text: str) -> list[str]:
     return pieces
 
 
-def reply_for(body: Mapping[str, Any], *, echo: bool, max_reply_tokens: int) -> Reply:
-    """The reply to a valid chat completion request."""
+def reply_for(
+    body: Mapping[str, Any], *, echo: bool, max_reply_tokens: int, choice: int = 0
+) -> Reply:
+    """The reply to a valid chat completion request; ``choice`` numbers the samples of a
+    request with ``n`` > 1, each one a different sentence."""
     messages = body["messages"]
     if echo:
         users = [m for m in messages if m.get("role") == "user"]
         natural = token_pieces(message_text(users[-1])) if users else []
     else:
-        natural = generated_pieces(body, max_reply_tokens)
+        natural = generated_pieces(body, max_reply_tokens, choice)
     limit = max_tokens_of(body)
     cut = limit is not None and len(natural) > limit
     pieces = tuple(natural[:limit] if cut else natural)
     return Reply(pieces, "length" if cut else "stop", prompt_tokens(messages))
 
 
-def generated_pieces(body: Mapping[str, Any], max_reply_tokens: int) -> list[str]:
-    """A sentence of vocabulary words chosen by a hash of model, messages and temperature."""
-    material = json.dumps(
-        [body.get("model"), body["messages"], body.get("temperature")],
-        sort_keys=True,
-        separators=(",", ":"),
-    ).encode()
+def replies_for(body: Mapping[str, Any], *, echo: bool, max_reply_tokens: int) -> list[Reply]:
+    """The ``n`` replies (one unless the request sets ``n``) to a valid request."""
+    count = body.get("n") or 1
+    return [
+        reply_for(body, echo=echo, max_reply_tokens=max_reply_tokens, choice=i)
+        for i in range(count)
+    ]
+
+
+def generated_pieces(body: Mapping[str, Any], max_reply_tokens: int, choice: int = 0) -> list[str]:
+    """A sentence of vocabulary words chosen by a hash of model, messages, temperature and
+    the choice's number."""
+    seed: list[Any] = [body.get("model"), body["messages"], body.get("temperature")]
+    if choice:
+        seed.append(choice)
+    material = json.dumps(seed, sort_keys=True, separators=(",", ":")).encode()
     digest = hashlib.blake2b(material, digest_size=64).digest()
     shortest = min(MIN_REPLY_TOKENS, max_reply_tokens)
     length = shortest + int.from_bytes(digest[:4]) % (max_reply_tokens - shortest + 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +12,7 @@ from simulator.replies import Reply
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 DONE_EVENT = b"data: [DONE]\n\n"
+MAX_N = 128  # OpenAI's limit on choices per request
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,13 @@ def check_request(body: Any, models: tuple[str, ...] | None) -> Problem | None:
     stream = body.get("stream")
     if stream is not None and type(stream) is not bool:
         return Problem(400, "Invalid type for 'stream': expected a boolean.", "stream")
+    n = body.get("n")
+    if n is not None and (type(n) is not int or not 1 <= n <= MAX_N):
+        message = f"Invalid 'n': expected an integer from 1 to {MAX_N}, got {n!r}."
+        return Problem(400, message, "n", "invalid_value")
+    if stream and n is not None and n > 1:
+        message = "This simulator streams one choice only: send 'n' > 1 without 'stream'."
+        return Problem(400, message, "n", "unsupported_value")
     options = body.get("stream_options")
     if options is not None and (not stream or not isinstance(options, dict)):
         message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
@@ -88,8 +96,12 @@ def _check_message(index: int, message: Any) -> Problem | None:
     return None
 
 
-def completion(reply: Reply, *, completion_id: str, created: int, model: str) -> dict[str, Any]:
-    """A ``chat.completion`` object."""
+def completion(
+    replies: Sequence[Reply], *, completion_id: str, created: int, model: str
+) -> dict[str, Any]:
+    """A ``chat.completion`` object with one choice per reply; the prompt is billed once."""
+    prompt = replies[0].prompt_tokens
+    completion_tokens = sum(r.completion_tokens for r in replies)
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -97,13 +109,18 @@ def completion(reply: Reply, *, completion_id: str, created: int, model: str) ->
         "model": model,
         "choices": [
             {
-                "index": 0,
+                "index": i,
                 "message": {"role": "assistant", "content": reply.content, "refusal": None},
                 "finish_reason": reply.finish_reason,
                 "logprobs": None,
             }
+            for i, reply in enumerate(replies)
         ],
-        "usage": reply.usage(),
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt + completion_tokens,
+        },
         "system_fingerprint": None,
     }
 

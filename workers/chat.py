@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from shared import keys
 from shared.deployments import Deployment, DeploymentRegistry
@@ -20,11 +21,12 @@ from shared.errors import (
     RateLimited,
     http_status_and_type,
 )
-from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
+from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings, Usage
 from shared.protocol import DeltaEvent, EndEvent
 from shared.settings import RetryPolicy
 from shared.store import DEFAULT_LEASE_S, Busy, JobStore
-from shared.tokens import count_prompt_tokens
+from shared.tokens import count_prompt_tokens, count_text_tokens
+from workers.batching import MicroBatcher, Outcome, batch_key
 from workers.coalesce import Coalescer, request_key
 from workers.health import DeploymentHealth, NoUsableKey
 from workers.limiter import ClusterLimiter, Lease, estimate_tokens
@@ -72,8 +74,15 @@ class ChatRunner:
         max_inline_wait_s: float = 30.0,
         coalescer: Coalescer | None = None,
         follow_timeout_s: float = 300.0,
+        batch_window_s: float = 0.0,
+        batch_max_size: int = 32,
     ):
         self.coalescer = coalescer
+        self.batcher: MicroBatcher[ChatResult | None] | None = None
+        if batch_window_s > 0:
+            self.batcher = MicroBatcher(
+                self._run_batch, window_s=batch_window_s, max_size=batch_max_size
+            )
         self.follow_timeout_s = follow_timeout_s
         self.lease_s = lease_s
         self.max_inline_wait_s = max_inline_wait_s
@@ -98,6 +107,9 @@ class ChatRunner:
             return self._end(job, _deadline_result(job, self.clock()), attempts=0)
         key = request_key(job.request) if self.coalescer is not None else None
         if key is None:
+            batch = self._batch_for(job)
+            if batch is not None:
+                return batch
             return self._run_call(job)
         assert self.coalescer is not None
         decision = self.coalescer.join(key, job.id, use_cache=job.request.cache)
@@ -126,6 +138,117 @@ class ChatRunner:
             return self._end(job, result, attempts=started)
         finally:
             self.running.discard(job.id)
+
+    def _batch_for(self, job: ChatJob) -> ChatResult | None:
+        """Runs the job in a micro-batch if it may share a multi-choice call; else returns
+        None and leaves it alone."""
+        if self.batcher is None or (key := batch_key(job.request)) is None:
+            return None
+        try:
+            max_n = max(d.max_n for d in self.deployments.for_alias(job.request.model))
+        except ChatqError:
+            return None
+        if max_n < 2:
+            return None
+        return self.batcher.submit(key, job, limit=max_n)
+
+    def _run_batch(self, jobs: list[ChatJob]) -> dict[str, Outcome[ChatResult | None]]:
+        """Claims a micro-batch's jobs and answers them with one call of ``n`` choices."""
+        outcomes: dict[str, Outcome[ChatResult | None]] = {}
+        deployments = self.deployments.for_alias(jobs[0].request.model)
+        deployment = self.health.choose(deployments, avoid=set())
+        jobs = jobs[: deployment.max_n]  # the others were gathered for a bigger deployment
+        lease = self._book(
+            jobs[0], deployment, max_wait_s=self.max_inline_wait_s, choices=len(jobs)
+        )
+        if isinstance(lease, float):
+            return {job.id: Deferred(lease) for job in jobs}
+        claimed: list[tuple[ChatJob, int]] = []
+        for job in jobs:
+            try:
+                started = self._claim(job)
+            except Deferred as deferred:
+                outcomes[job.id] = deferred
+                continue
+            if started is None:
+                outcomes[job.id] = None
+            else:
+                claimed.append((job, started))
+        if not claimed:
+            self.limiter.settle(lease, 0)
+            return outcomes
+        timings = [
+            Timings(created_at=job.created_at, started_at=self.clock()) for job, _ in claimed
+        ]
+        lead, lead_started = claimed[0]
+        try:
+            reply = self._call_with_retries(
+                lead, deployments, deployment, lease, lead_started, timings[0], choices=len(claimed)
+            )
+        except ProviderRejected as exc:
+            if len(claimed) == 1:
+                return {
+                    **outcomes,
+                    lead.id: self._end(
+                        lead,
+                        failed_result(lead, exc, timings[0], lead_started),
+                        attempts=lead_started,
+                    ),
+                }
+            log.warning("multi-choice call rejected (%s); sending the jobs one by one", exc.message)
+            reply = None
+        except ChatqError as exc:
+            reply = exc
+        except Exception as exc:
+            log.exception("micro-batch of %d failed unexpectedly", len(claimed))
+            reply = ChatqError(f"Internal worker error: {exc}")
+        for i, ((job, started), timing) in enumerate(zip(claimed, timings, strict=True)):
+            if isinstance(reply, ChatqError):
+                outcomes[job.id] = self._end(
+                    job, failed_result(job, reply, timing, started), attempts=started
+                )
+            elif reply is None or i >= len(reply.choices):  # the provider ignored 'n'
+                outcomes[job.id] = _capture(partial(self._run_call, job, started=started))
+            else:
+                result = self._choice_result(job, reply, i, len(claimed), timing, started)
+                outcomes[job.id] = self._end(job, result, attempts=started)
+            self.running.discard(job.id)
+        return outcomes
+
+    def _choice_result(
+        self,
+        job: ChatJob,
+        reply: ProviderReply,
+        index: int,
+        size: int,
+        timings: Timings,
+        started: int,
+    ) -> ChatResult:
+        """Job ``index`` of a micro-batch's result: its own choice, and its share of the bill
+        (the prompt, paid once, is split evenly)."""
+        choice = reply.choices[index]
+        usage = None
+        if reply.usage is not None:
+            prompt = reply.usage.prompt_tokens // size + (
+                reply.usage.prompt_tokens % size if index == 0 else 0
+            )
+            completion = count_text_tokens(choice.content)
+            usage = Usage(
+                prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+            )
+            if index == 0 and self.coalescer is not None:
+                self.coalescer.record_saving(reply.usage.prompt_tokens * (size - 1) // size)
+        return ChatResult(
+            job_id=job.id,
+            status=JobStatus.done,
+            model=job.request.model,
+            content=choice.content,
+            finish_reason=choice.finish_reason,
+            usage=usage,
+            timings=timings,
+            attempts=started,
+            batch_size=size,
+        )
 
     def _claim(self, job: ChatJob) -> int | None:
         """Claims the job for this worker: the attempt number, or None if it already ended."""
@@ -240,21 +363,24 @@ class ChatRunner:
             log.info("job %s %s in %.1f ms", job.id, result.status.value, took * 1000)
         return result
 
-    def _book(self, job: ChatJob, deployment: Deployment, *, max_wait_s: float) -> Lease | float:
+    def _book(
+        self, job: ChatJob, deployment: Deployment, *, max_wait_s: float, choices: int = 1
+    ) -> Lease | float:
         """A slot under the deployment's limits and pauses, or the wait for one."""
         request = job.request
         tokens = 0
         if deployment.tpm:
             prompt = count_prompt_tokens(m.text() for m in request.messages)
-            tokens = estimate_tokens(prompt, request.max_tokens, DEFAULT_COMPLETION_ESTIMATE)
+            completion = (request.max_tokens or DEFAULT_COMPLETION_ESTIMATE) * choices
+            tokens = estimate_tokens(prompt, completion, DEFAULT_COMPLETION_ESTIMATE)
         return self.limiter.book(
             deployment, tokens, max_wait_s=max_wait_s, exact_estimate=request.max_tokens is not None
         )
 
-    def _wait_for_slot(self, job: ChatJob, deployment: Deployment) -> Lease:
+    def _wait_for_slot(self, job: ChatJob, deployment: Deployment, choices: int = 1) -> Lease:
         """Books a slot, waiting in this thread for as long as it takes."""
         while True:
-            lease = self._book(job, deployment, max_wait_s=float("inf"))
+            lease = self._book(job, deployment, max_wait_s=float("inf"), choices=choices)
             if not isinstance(lease, float):
                 return lease
             self.sleep(lease)
@@ -267,6 +393,7 @@ class ChatRunner:
         lease: Lease,
         attempt_number: int,
         timings: Timings,
+        choices: int = 1,
     ) -> ProviderReply:
         publisher: DeltaPublisher | None = None
         if job.request.stream:
@@ -280,7 +407,7 @@ class ChatRunner:
                 self.sleep(lease.wait_s)
             reply: ProviderReply | None = None
             try:
-                reply = self._call_once(job, deployment, publisher)
+                reply = self._call_once(job, deployment, publisher, choices)
                 if reply.exhausted_for:  # spent, says the provider: slow everyone down now
                     self.limiter.pause(deployment, reply.exhausted_for)
                 return reply
@@ -309,7 +436,7 @@ class ChatRunner:
             if delay:
                 self.sleep(delay)
             deployment = self.health.choose(deployments, avoid=set(state.avoid))
-            lease = self._wait_for_slot(job, deployment)
+            lease = self._wait_for_slot(job, deployment, choices)
             if job.deadline is not None and self.clock() > job.deadline:
                 raise ChatqError(
                     "The job's deadline passed while it waited to be retried.",
@@ -335,13 +462,17 @@ class ChatRunner:
         return delay
 
     def _call_once(
-        self, job: ChatJob, deployment: Deployment, publisher: DeltaPublisher | None
+        self,
+        job: ChatJob,
+        deployment: Deployment,
+        publisher: DeltaPublisher | None,
+        choices: int = 1,
     ) -> ProviderReply:
         endpoint = Endpoint(deployment.url, self.health.api_key(deployment), deployment.transport)
         model = deployment.provider_model
         try:
             if publisher is None:
-                body = job.request.provider_body(stream=False, model=model)
+                body = job.request.provider_body(stream=False, model=model, choices=choices)
                 return self.provider.complete(endpoint, body, job_id=job.id)
             return self._stream_once(job, endpoint, model, publisher)
         except ProviderAuthRejected:
@@ -401,3 +532,11 @@ def _deadline_result(job: ChatJob, now: float) -> ChatResult:
             message="The job's deadline passed before it could be sent; it was not sent.",
         ),
     )
+
+
+def _capture(run: Callable[[], ChatResult | None]) -> Outcome[ChatResult | None]:
+    """What ``run`` returns, or the exception it raises, for another thread to raise."""
+    try:
+        return run()
+    except Exception as exc:
+        return exc

@@ -32,6 +32,11 @@ def request_key(request: ChatRequest) -> str | None:
     deterministic = not request.temperature
     if not (deterministic if request.coalesce is None else request.coalesce):
         return None
+    return identity(request)
+
+
+def identity(request: ChatRequest) -> str:
+    """A digest that identical requests (as defined above) have in common."""
     body = request.model_dump(mode="json", exclude_none=True, exclude=set(KEY_EXCLUDED))
     body["messages"] = [_normalised(m) for m in body["messages"]]
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

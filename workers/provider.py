@@ -30,15 +30,24 @@ from workers.ws_transport import stream_chunks
 JOB_ID_HEADER = "X-Chatq-Job-Id"
 
 
+@dataclass(frozen=True)
+class Choice:
+    """One of the answers of a call that asked for several (``n``)."""
+
+    content: str
+    finish_reason: str | None
+
+
 @dataclass
 class ProviderReply:
-    """A finished provider answer."""
+    """A finished provider answer: the first choice, and every choice in index order."""
 
     content: str
     finish_reason: str | None
     usage: Usage | None
     model: str | None = None
     exhausted_for: float | None = None  # the provider said a limit is spent for this long
+    choices: list[Choice] = field(default_factory=list)
 
 
 @dataclass
@@ -96,17 +105,21 @@ class ProviderClient:
         response = self._post(endpoint, body, job_id=job_id, stream=False)
         try:
             payload = response.json()
-            choice = payload["choices"][0]
-            message = choice.get("message") or {}
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            choices = [
+                Choice((c.get("message") or {}).get("content") or "", c.get("finish_reason"))
+                for c in sorted(payload["choices"], key=lambda c: c.get("index", 0))
+            ]
+            first = choices[0]
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ProviderUnavailable(f"Provider sent an unreadable answer: {exc}") from exc
         usage = payload.get("usage")
         return ProviderReply(
-            content=message.get("content") or "",
-            finish_reason=choice.get("finish_reason"),
+            content=first.content,
+            finish_reason=first.finish_reason,
             usage=Usage.model_validate(usage) if usage else None,
             model=payload.get("model"),
             exhausted_for=exhausted_for(response.headers),
+            choices=choices,
         )
 
     def stream(

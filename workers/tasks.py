@@ -58,6 +58,8 @@ def get_runner() -> ChatRunner:
                     store.redis, cache_ttl_s=settings.cache_ttl_s, lease_s=settings.job_lease_s
                 ),
                 follow_timeout_s=settings.wait_timeout_s,
+                batch_window_s=settings.batch_window_ms / 1000,
+                batch_max_size=settings.batch_max_size,
             )
             threading.Thread(
                 target=renew_claims, args=(_runner,), name="chatq-lease-renewal", daemon=True

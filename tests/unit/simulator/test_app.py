@@ -381,3 +381,25 @@ def test_websocket_streams_the_same_chunks_as_sse():
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
     plain = client.post("/v1/chat/completions", json={**body, "stream": False}).json()
     assert text == plain["choices"][0]["message"]["content"]
+
+
+def test_n_choices_are_distinct_samples_billed_for_one_prompt():
+    single = post(client(), temperature=0.9).json()
+    body = post(client(), temperature=0.9, n=3).json()
+    assert [c["index"] for c in body["choices"]] == [0, 1, 2]
+    contents = [c["message"]["content"] for c in body["choices"]]
+    assert contents[0] == single["choices"][0]["message"]["content"]
+    assert len(set(contents)) == 3
+    usage = body["usage"]
+    assert usage["prompt_tokens"] == single["usage"]["prompt_tokens"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [({"n": 0}, "n"), ({"n": 129}, "n"), ({"n": "2"}, "n"), ({"n": 2, "stream": True}, "n")],
+)
+def test_bad_n_is_refused(extra, param):
+    response = post(client(), **extra)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param

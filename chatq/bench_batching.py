@@ -1,0 +1,119 @@
+"""``chatq bench`` scenario: what micro-batching gains, measured with it off and on.
+
+A burst of sampled requests, each prompt repeated (as when many users ask a bot the same
+thing), goes through one worker to a simulator with a request-rate limit, once with the
+gather window at 0 (off) and once at its default. Also measured: the latency of one-off
+requests, which must not pay for the window.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from rich.console import Console
+
+from chatq.processes import Part, free_port, stop
+from chatq.stack import start_redis, start_simulator, start_workers
+from producers.client import ChatqClient
+from shared.settings import Settings
+
+_serial = itertools.count()
+
+
+@dataclass
+class BatchingOptions:
+    prompts: int = 40
+    copies: int = 8
+    rpm: int = 6000
+    window_ms: float = 5.0
+    one_off_samples: int = 100
+
+    @classmethod
+    def quick(cls) -> BatchingOptions:
+        return cls(prompts=15, copies=8, one_off_samples=30)
+
+
+def measure_batching(options: BatchingOptions, console: Console) -> dict[str, float]:
+    off = _run_phase(options, 0.0, console)
+    on = _run_phase(options, options.window_ms, console)
+    return {
+        "batching_jobs": off["jobs"],
+        "batching_calls_off": off["calls"],
+        "batching_calls_on": on["calls"],
+        "batching_prompt_tokens_off": off["prompt_tokens"],
+        "batching_prompt_tokens_on": on["prompt_tokens"],
+        "batching_jobs_per_s_off": round(off["jobs_per_s"], 1),
+        "batching_jobs_per_s_on": round(on["jobs_per_s"], 1),
+        "batching_speedup": round(on["jobs_per_s"] / off["jobs_per_s"], 2),
+        "batching_one_off_p50_ms_off": round(off["one_off_p50_ms"], 2),
+        "batching_one_off_p50_ms_on": round(on["one_off_p50_ms"], 2),
+    }
+
+
+def _run_phase(options: BatchingOptions, window_ms: float, console: Console) -> dict[str, float]:
+    from chatq.bench import percentile, timed
+
+    parts: list[Part] = []
+    label = f"window {window_ms:g} ms" if window_ms else "batching off"
+    with tempfile.TemporaryDirectory(prefix="chatq-bench-batching-") as data_dir:
+        try:
+            with console.status(f"Micro-batching, {label}: starting the stack..."):
+                redis = start_redis(free_port(), Path(data_dir), persist=False)
+                parts.append(redis)
+                sim = start_simulator(free_port(), ["--ttft-ms", "20", "--rpm", str(options.rpm)])
+                parts.append(sim)
+                env = {
+                    "CHATQ_REDIS_URL": redis.address,
+                    "CHATQ_PROVIDER_BASE_URL": sim.address,
+                    "CHATQ_PROVIDER_RPM": str(options.rpm),
+                    "CHATQ_PROVIDER_MAX_N": str(options.copies),
+                    "CHATQ_BATCH_WINDOW_MS": str(window_ms),
+                    "CHATQ_TASK_EVENTS": "false",
+                    "CHATQ_LOG_LEVEL": "WARNING",
+                }
+                settings = Settings(
+                    _env_file=None,
+                    redis_url=redis.address,
+                    provider_base_url=sim.address,
+                    models=["sim-mini"],
+                )
+                parts.extend(start_workers(1, settings, env, quiet=True))
+            client = ChatqClient(settings)
+            with console.status(f"Micro-batching, {label}: one-off requests..."):
+                one_off = timed(
+                    options.one_off_samples,
+                    lambda: client.chat(_unique_prompt(), temperature=0.8, max_tokens=16),
+                )
+            requests.post(f"{sim.address.removesuffix('/v1')}/sim/reset", timeout=10)
+            with console.status(f"Micro-batching, {label}: a burst of repeated prompts..."):
+                batch = next(_serial)
+                burst = [
+                    f"Question {p} of burst {batch}: what is a queue?"
+                    for p in range(options.prompts)
+                    for _ in range(options.copies)
+                ]
+                started = time.perf_counter()
+                job_ids = [client.submit(text, temperature=0.8, max_tokens=16) for text in burst]
+                for job_id in job_ids:
+                    client.result(job_id, timeout=300)
+                took = time.perf_counter() - started
+            stats = requests.get(f"{sim.address.removesuffix('/v1')}/sim/stats", timeout=10).json()
+            client.close()
+        finally:
+            stop(parts)
+    return {
+        "jobs": len(burst),
+        "calls": stats["requests"],
+        "prompt_tokens": stats["prompt_tokens"],
+        "jobs_per_s": len(burst) / took,
+        "one_off_p50_ms": percentile(one_off, 50),
+    }
+
+
+def _unique_prompt() -> str:
+    return f"A one-off question, number {next(_serial)}."
