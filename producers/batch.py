@@ -174,6 +174,8 @@ class BatchRunner:
         *,
         window: int = DEFAULT_WINDOW,
         on_progress: Callable[[Progress], None] | None = None,
+        batch_id: str | None = None,
+        record_end: bool = True,
     ):
         self.client = client
         self.input_path = input_path
@@ -181,7 +183,8 @@ class BatchRunner:
         self.error_path = error_path or output_path.with_name(output_path.stem + ".errors.jsonl")
         self.window = window
         self.on_progress = on_progress or (lambda progress: None)
-        self.batch_id = batch_id_for(input_path)
+        self.batch_id = batch_id or batch_id_for(input_path)
+        self.record_end = record_end  # else the caller writes the final status
         self.redis = client.store.redis
         self.record = keys.batch_key(self.batch_id)
 
@@ -190,7 +193,11 @@ class BatchRunner:
         progress = Progress(total=_count_lines(self.input_path))
         self.redis.hset(
             self.record,
-            mapping={"status": "running", "input": str(self.input_path), "total": progress.total},
+            mapping={
+                "status": "cancelling" if self._cancelled() else "in_progress",
+                "input": str(self.input_path),
+                "total": progress.total,
+            },
         )
         pending: deque[Request] = deque()
         with self.output_path.open("a") as out, self.error_path.open("a") as errors:
@@ -207,9 +214,15 @@ class BatchRunner:
                 if self._cancelled():
                     self.client.cancel(job_id_for(self.batch_id, item.custom_id))
                 self._collect(item, out, errors, progress)
-        status = "cancelled" if self._cancelled() else "completed"
-        self._save(progress, status)
+        self._save(progress)
+        if self.record_end:
+            status = "cancelled" if self._cancelled() else "completed"
+            self.redis.hset(self.record, "status", status)
         return progress
+
+    def cancelled(self) -> bool:
+        """Whether someone asked this batch to stop."""
+        return self._cancelled()
 
     def _requests(
         self, progress: Progress, written: set[str], bad_lines: set[int], errors: TextIO
@@ -258,13 +271,12 @@ class BatchRunner:
     def _report(self, progress: Progress) -> None:
         self.on_progress(progress)
         if (progress.done + progress.failed) % 100 == 0:
-            self._save(progress, "running")
+            self._save(progress)
 
-    def _save(self, progress: Progress, status: str) -> None:
+    def _save(self, progress: Progress) -> None:
         self.redis.hset(
             self.record,
             mapping={
-                "status": status,
                 "done": progress.done,
                 "failed": progress.failed,
                 "invalid": progress.invalid,

@@ -14,9 +14,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from redis import Redis
 from redis.exceptions import RedisError
 
+from producers import batch_routes
 from producers.aio import AsyncChatqClient
+from producers.batches import BatchService
+from producers.files import FileStore
 from producers.jobs import describe_validation_errors, error_for_result
 from producers.openai_format import DONE_LINE, chunk, completion, model_list, sse
 from shared.errors import (
@@ -38,7 +42,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.client = AsyncChatqClient(settings)
+        redis = Redis.from_url(settings.effective_redis_url, decode_responses=True)
+        app.state.files = FileStore(
+            redis, settings.effective_files_dir, max_bytes=settings.max_file_bytes
+        )
+        app.state.batches = BatchService(settings, redis, app.state.files)
+        app.state.batches.start()
         yield
+        app.state.batches.stop()
+        redis.close()
         await app.state.client.aclose()
 
     app = FastAPI(
@@ -50,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(ChatqError, _chatq_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(RedisError, _redis_error)  # type: ignore[arg-type]
+    app.include_router(batch_routes.router)
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, str]:

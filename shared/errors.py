@@ -1,8 +1,8 @@
 """One exception hierarchy for chatq, and the one table mapping it to HTTP and OpenAI errors.
 
 ChatqError
-├── InvalidJob ── ModelNotFound
-├── JobNotFound
+├── InvalidRequest ── InvalidJob ── ModelNotFound
+├── NotFound ── JobNotFound, FileNotFound, BatchNotFound
 ├── JobTimeout
 ├── AuthError
 ├── QuotaExceeded
@@ -30,16 +30,34 @@ class ChatqError(Exception):
             self.code = code
 
 
-class InvalidJob(ChatqError):
-    """The request cannot become a job as sent: the caller must change it."""
+class InvalidRequest(ChatqError):
+    """The request is wrong as sent: the caller must change it."""
+
+
+class InvalidJob(InvalidRequest):
+    """The request cannot become a job as sent."""
 
 
 class ModelNotFound(InvalidJob):
     code = "model_not_found"
 
 
-class JobNotFound(ChatqError):
+class NotFound(ChatqError):
+    """What the request names does not exist (or is not the caller's to see)."""
+
+    code = "not_found"
+
+
+class JobNotFound(NotFound):
     code = "job_not_found"
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+
+
+class BatchNotFound(NotFound):
+    code = "batch_not_found"
 
 
 class JobCancelled(ChatqError):
@@ -107,9 +125,9 @@ class ProviderAuthRejected(ProviderRejected):
 # Each error class: (HTTP status, OpenAI error type). Subclasses not listed inherit a parent's row.
 ERROR_TABLE: dict[type[ChatqError], tuple[int, str]] = {
     ChatqError: (500, "server_error"),
-    InvalidJob: (400, "invalid_request_error"),
+    InvalidRequest: (400, "invalid_request_error"),
     ModelNotFound: (404, "invalid_request_error"),
-    JobNotFound: (404, "invalid_request_error"),
+    NotFound: (404, "invalid_request_error"),
     JobCancelled: (409, "invalid_request_error"),
     JobTimeout: (504, "server_error"),
     AuthError: (401, "authentication_error"),
@@ -144,5 +162,5 @@ def error_body(exc: ChatqError) -> dict[str, Any]:
 
 # Errors a job record can carry by name, so a consumer can rebuild the right class.
 ERRORS_BY_CODE: dict[str, type[ChatqError]] = {
-    cls.code: cls for cls in ERROR_TABLE if cls.code is not None
+    cls.code: cls for cls in (*ERROR_TABLE, JobNotFound) if cls.code is not None
 }

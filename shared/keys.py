@@ -14,6 +14,10 @@ chatq:coalesce:{key}   string  the job leading the provider call for identical r
 chatq:cache:{key}      string  a cached answer (ChatResult JSON), expires after the cache TTL
 chatq:cache:stats      hash    cache_hits, cache_misses, coalesced, tokens_saved
 chatq:batch:{id}       hash    a bulk batch's progress: status, total, done, failed, invalid; cancel
+chatq:batch:{id}:driver string the gateway process running an HTTP batch (lease, renewed)
+chatq:batches          zset    batches created over HTTP: id -> created at
+chatq:file:{id}        hash    an uploaded or produced file: filename, bytes, purpose, created_at
+chatq:files            zset    files: id -> created at
 chatq:dlq              zset    dead letters: job id -> failed at (newest last)
 chatq:dlq:jobs         hash    dead letters: job id -> the job and why it failed (JSON)
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
@@ -53,3 +57,15 @@ def cache_key(request_key: str) -> str:
 
 def batch_key(batch_id: str) -> str:
     return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_driver_key(batch_id: str) -> str:
+    return f"{PREFIX}:batch:{batch_id}:driver"
+
+
+BATCHES = f"{PREFIX}:batches"
+FILES = f"{PREFIX}:files"
+
+
+def file_key(file_id: str) -> str:
+    return f"{PREFIX}:file:{file_id}"

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     batch_window_ms: float = Field(5.0, ge=0, le=1000)
     batch_max_size: int = Field(32, ge=1, le=128)
 
+    # Files uploaded for and produced by HTTP batches (share this directory between gateways).
+    files_dir: Path | None = Field(None, description="Default: data_dir/files.")
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)
+
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"
     worker_concurrency: int = Field(200, ge=1)
@@ -108,6 +112,10 @@ class Settings(BaseSettings):
     @property
     def effective_provider_base_url(self) -> str:
         return (self.provider_base_url or f"http://127.0.0.1:{self.sim_port}/v1").rstrip("/")
+
+    @property
+    def effective_files_dir(self) -> Path:
+        return self.files_dir or self.data_dir / "files"
 
     @property
     def default_model(self) -> str:

@@ -102,6 +102,7 @@ def start_stack(
             **TEST_ENV,
             "CHATQ_REDIS_URL": redis_url,
             "CHATQ_PROVIDER_BASE_URL": sim.address,
+            "CHATQ_FILES_DIR": tempfile.mkdtemp(prefix="chatq-files-"),
             **(extra_env or {}),
         }
         if deployments is not None:  # a TOML file, given the simulator's base URL

@@ -1,0 +1,84 @@
+"""The gateway's Files and Batches routes, in OpenAI's shape (``/v1/files``, ``/v1/batches``).
+
+Handlers are plain functions: FastAPI runs them in its thread pool, as they read files and
+use the synchronous Redis client.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse
+
+from producers.batches import BatchService, CreateBatch
+from producers.files import FileStore
+
+router = APIRouter()
+
+
+def _files(request: Request) -> FileStore:
+    return request.app.state.files  # type: ignore[no-any-return]
+
+
+def _batches(request: Request) -> BatchService:
+    return request.app.state.batches  # type: ignore[no-any-return]
+
+
+@router.post("/v1/files")
+def upload_file(
+    request: Request, file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]
+) -> dict[str, Any]:
+    """Uploads a JSONL file of batch requests (purpose ``batch``)."""
+    return _files(request).upload(file.file, file.filename or "upload.jsonl", purpose)
+
+
+@router.get("/v1/files")
+def list_files(
+    request: Request,
+    purpose: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> dict[str, Any]:
+    return {"object": "list", "data": _files(request).list(limit=limit, purpose=purpose)}
+
+
+@router.get("/v1/files/{file_id}")
+def get_file(request: Request, file_id: str) -> dict[str, Any]:
+    return _files(request).get(file_id)
+
+
+@router.get("/v1/files/{file_id}/content", response_class=FileResponse)
+def file_content(request: Request, file_id: str) -> FileResponse:
+    store = _files(request)
+    name = store.get(file_id)["filename"]
+    return FileResponse(store.path(file_id), media_type="application/jsonl", filename=name)
+
+
+@router.delete("/v1/files/{file_id}")
+def delete_file(request: Request, file_id: str) -> dict[str, Any]:
+    return _files(request).delete(file_id)
+
+
+@router.post("/v1/batches")
+def create_batch(request: Request, body: CreateBatch) -> dict[str, Any]:
+    """Starts a batch over an uploaded file; poll it with ``GET /v1/batches/{id}``."""
+    return _batches(request).create(body)
+
+
+@router.get("/v1/batches")
+def list_batches(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: str | None = None,
+) -> dict[str, Any]:
+    return _batches(request).list(limit=limit, after=after)
+
+
+@router.get("/v1/batches/{batch_id}")
+def get_batch(request: Request, batch_id: str) -> dict[str, Any]:
+    return _batches(request).get(batch_id)
+
+
+@router.post("/v1/batches/{batch_id}/cancel")
+def cancel_batch(request: Request, batch_id: str) -> dict[str, Any]:
+    return _batches(request).cancel(batch_id)

@@ -1,0 +1,117 @@
+"""Files for HTTP batches, in OpenAI's shape: uploaded inputs and produced outputs.
+
+Contents live on disk in ``settings.effective_files_dir`` (share it between gateways); each
+file's metadata lives in Redis (``chatq:file:{id}``), so any gateway can describe any file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from redis import Redis
+
+from shared import keys
+from shared.errors import FileNotFound, InvalidRequest
+
+PURPOSES = ("batch", "batch_output")
+COPY_CHUNK = 1024 * 1024
+
+
+class FileStore:
+    def __init__(self, redis: Redis, directory: Path, *, max_bytes: int):
+        self.redis = redis
+        self.directory = directory
+        self.max_bytes = max_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def path(self, file_id: str) -> Path:
+        self.get(file_id)
+        return self._path(file_id)
+
+    def _path(self, file_id: str) -> Path:
+        return self.directory / f"{file_id}.jsonl"
+
+    def upload(self, source: BinaryIO, filename: str, purpose: str) -> dict[str, Any]:
+        """Stores an uploaded file, refusing one larger than the limit before keeping it."""
+        if purpose != "batch":
+            raise InvalidRequest(
+                f"Invalid purpose '{purpose}': files uploaded here are for 'batch'.",
+                param="purpose",
+            )
+        file_id = f"file-{uuid.uuid4().hex}"
+        target = self._path(file_id)
+        size = 0
+        with target.open("wb") as out:
+            while chunk := source.read(COPY_CHUNK):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    out.close()
+                    target.unlink(missing_ok=True)
+                    raise InvalidRequest(
+                        f"The file is larger than the {self.max_bytes} bytes allowed.",
+                        param="file",
+                    )
+                out.write(chunk)
+        if size == 0:
+            target.unlink(missing_ok=True)
+            raise InvalidRequest("The file is empty: send one JSON request per line.", param="file")
+        return self._register(file_id, filename, purpose, size)
+
+    def adopt(self, source: Path, filename: str, purpose: str) -> dict[str, Any]:
+        """Registers a file chatq wrote (a batch's output), moving it into the store."""
+        file_id = f"file-{uuid.uuid4().hex}"
+        shutil.move(source, self._path(file_id))
+        return self._register(file_id, filename, purpose, self._path(file_id).stat().st_size)
+
+    def _register(self, file_id: str, filename: str, purpose: str, size: int) -> dict[str, Any]:
+        created = int(time.time())
+        record = {"filename": filename, "bytes": size, "purpose": purpose, "created_at": created}
+        with self.redis.pipeline() as pipe:
+            pipe.hset(keys.file_key(file_id), mapping=record)
+            pipe.zadd(keys.FILES, {file_id: created})
+            pipe.execute()
+        return file_object(file_id, record)
+
+    def get(self, file_id: str) -> dict[str, Any]:
+        record = self.redis.hgetall(keys.file_key(file_id))
+        if not record:
+            raise FileNotFound(f"No file with id '{file_id}'.", param="file_id")
+        return file_object(file_id, record)
+
+    def list(self, *, limit: int = 100, purpose: str | None = None) -> list[dict[str, Any]]:
+        newest = self.redis.zrevrange(keys.FILES, 0, -1)
+        found = []
+        for file_id in newest:
+            record = self.redis.hgetall(keys.file_key(file_id))
+            if record and (purpose is None or record.get("purpose") == purpose):
+                found.append(file_object(file_id, record))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def delete(self, file_id: str) -> dict[str, Any]:
+        self.get(file_id)
+        with self.redis.pipeline() as pipe:
+            pipe.delete(keys.file_key(file_id))
+            pipe.zrem(keys.FILES, file_id)
+            pipe.execute()
+        self._path(file_id).unlink(missing_ok=True)
+        return {"id": file_id, "object": "file", "deleted": True}
+
+
+def file_object(file_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A file in OpenAI's shape."""
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": int(record["bytes"]),
+        "created_at": int(record["created_at"]),
+        "filename": record["filename"],
+        "purpose": record["purpose"],
+        "status": "processed",
+        "status_details": None,
+    }
