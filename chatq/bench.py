@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chatq.bench_batching import BatchingOptions, measure_batching
+from chatq.bench_bulk import BulkOptions, measure_bulk
 from chatq.processes import Part, free_port, stop
 from chatq.stack import start_redis, start_simulator, start_workers
 from producers.client import ChatqClient
@@ -31,7 +32,7 @@ from shared.celery_config import TASK_NOOP
 from shared.settings import Settings
 
 _serial = itertools.count()
-SCENARIOS = ("pipeline", "batching")
+SCENARIOS = ("pipeline", "batching", "bulk")
 
 
 def prompt() -> list[dict[str, str]]:
@@ -50,6 +51,7 @@ class BenchOptions:
     bulk_jobs: int = 5000
     scenarios: tuple[str, ...] = SCENARIOS
     batching: BatchingOptions = field(default_factory=BatchingOptions)
+    bulk: BulkOptions = field(default_factory=BulkOptions)
 
     @classmethod
     def quick(cls) -> BenchOptions:
@@ -60,6 +62,7 @@ class BenchOptions:
             warmup=20,
             bulk_jobs=1500,
             batching=BatchingOptions.quick(),
+            bulk=BulkOptions.quick(),
         )
 
 
@@ -90,6 +93,8 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
         report["results"].update(_pipeline_scenarios(options, console))
     if "batching" in options.scenarios:
         report["results"].update(measure_batching(options.batching, console))
+    if "bulk" in options.scenarios:
+        report["results"].update(measure_bulk(options.bulk, console))
     _print(console, report)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2))
@@ -250,6 +255,8 @@ def _print(console: Console, report: dict[str, Any]) -> None:
         _pipeline_rows(table, r)
     if "batching_speedup" in r:
         _batching_rows(table, r)
+    if "bulk_lines" in r:
+        _bulk_rows(table, r)
     console.print(table)
     if r.get("pipeline_failed_jobs"):
         console.print(f"[red]{r['pipeline_failed_jobs']} pipeline jobs failed[/]")
@@ -281,6 +288,29 @@ def _batching_rows(table: Table, r: dict[str, Any]) -> None:
         f"{r['batching_one_off_p50_ms_off']} (window off)",
         f"{r['batching_one_off_p50_ms_on'] - r['batching_one_off_p50_ms_off']:+.2f} ms",
     )
+
+
+def _bulk_rows(table: Table, r: dict[str, Any]) -> None:
+    lines = r["bulk_lines"]
+    table.add_row(
+        f"bulk batch: {lines} lines, 30% repeated, 5 bad",
+        f"{r['bulk_results']} results, {r['bulk_error_records']} errors",
+        f"{lines - 5} results, 5 errors (expected)",
+        "bad lines named" if r["bulk_bad_lines_named"] else "[red]bad lines not named[/]",
+    )
+    table.add_row(
+        "bulk batch: provider calls",
+        f"{r['bulk_provider_calls']}",
+        f"{lines} lines",
+        f"{r['bulk_calls_per_line']:.2f} per line",
+    )
+    table.add_row(
+        "bulk batch: runner peak RSS, MB",
+        f"{r['bulk_runner_peak_rss_mb']}",
+        f"{r['bulk_runner_peak_rss_mb_baseline']} ({r['bulk_baseline_lines']} lines)",
+        f"{r['bulk_runner_peak_rss_mb'] / r['bulk_runner_peak_rss_mb_baseline']:.2f}x",
+    )
+    table.add_row("bulk batch: lines/s", f"{r['bulk_lines_per_s']}", "", "")
 
 
 def _pipeline_rows(table: Table, r: dict[str, Any]) -> None:

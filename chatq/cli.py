@@ -375,7 +375,10 @@ def bench(
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     scenario: Annotated[
         list[str] | None,
-        typer.Option(help="Run only these scenarios (repeatable): pipeline, batching."),
+        typer.Option(help="Run only these scenarios (repeatable): pipeline, batching, bulk."),
+    ] = None,
+    batch_lines: Annotated[
+        int | None, typer.Option(min=10, help="Lines in the bulk batch scenario's file.")
     ] = None,
 ) -> None:
     """Measure the pipeline against a no-op Celery task and a direct provider call, and
@@ -385,6 +388,8 @@ def bench(
     options = BenchOptions.quick() if quick else BenchOptions()
     if jobs:
         options.jobs = jobs
+    if batch_lines:
+        options.bulk.lines = batch_lines
     if scenario:
         unknown = set(scenario) - set(SCENARIOS)
         if unknown:
