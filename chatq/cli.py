@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from chatq import keys_cli
 from shared.errors import ChatqError
 from shared.settings import get_settings
 
@@ -34,6 +35,7 @@ batch = typer.Typer(
     help="Bulk offline batches in OpenAI's Batch JSONL format.", no_args_is_help=True
 )
 cli.add_typer(batch, name="batch")
+cli.add_typer(keys_cli.keys, name="keys")
 DEMO_PROMPT = "Hello! In one sentence, what is a job queue good for?"
 
 

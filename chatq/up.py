@@ -12,7 +12,7 @@ from chatq.processes import Part, port_in_use, stop
 from chatq.redis_server import wait_for_redis
 from chatq.stack import start_flower, start_gateway, start_redis, start_simulator, start_workers
 from shared.errors import ChatqError
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 
 
 @dataclass
@@ -113,6 +113,12 @@ def _print_table(console: Console, rows: list[tuple[str, str]]) -> None:
     for name, where in rows:
         table.add_row(name, where)
     console.print(table)
+    if not get_settings().auth_required:
+        console.print(
+            "[bold yellow on red] OPEN GATEWAY [/] [bold]authentication is off[/]: anyone who "
+            "can reach it may use it. Set CHATQ_AUTH_REQUIRED=true and create keys with "
+            "`chatq keys create --tenant NAME`."
+        )
 
 
 def _demo(settings: Settings, env: dict[str, str], prompt: str) -> None:

@@ -14,6 +14,7 @@ from producers.jobs import (
     producer_app,
     raise_for_result,
     send_job,
+    send_webhook,
 )
 from shared.async_store import AsyncJobStore
 from shared.deployments import DeploymentRegistry
@@ -39,10 +40,20 @@ class AsyncChatqClient:
         model: str | None = None,
         request: ChatRequest | None = None,
         job_id: str | None = None,
+        tenant: str | None = None,
+        webhook_url: str | None = None,
         **params: Any,
     ) -> str:
         job, queue = prepare_job(
-            self.settings, self.deployments, messages, model, request, job_id, params
+            self.settings,
+            self.deployments,
+            messages,
+            model,
+            request,
+            job_id,
+            params,
+            tenant=tenant,
+            webhook_url=webhook_url,
         )
         if await self.store.create(job, queue):  # an id submitted twice runs once
             # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
@@ -76,7 +87,11 @@ class AsyncChatqClient:
         return await self.store.get(job_id)
 
     async def cancel(self, job_id: str) -> bool:
-        return await self.store.cancel(job_id)
+        """Cancels a job that has not ended; False if it already had."""
+        cancelled = await self.store.cancel(job_id)
+        if cancelled and (url := (await self.store.get(job_id)).webhook_url):
+            await asyncio.to_thread(send_webhook, self.celery, job_id, url, self.settings)
+        return cancelled
 
     async def aclose(self) -> None:
         await self.store.redis.aclose()

@@ -12,6 +12,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from producers.batches import BatchService, CreateBatch
+from producers.callers import AdmittedCaller, Caller
 from producers.files import FileStore
 
 router = APIRouter()
@@ -27,58 +28,66 @@ def _batches(request: Request) -> BatchService:
 
 @router.post("/v1/files")
 def upload_file(
-    request: Request, file: Annotated[UploadFile, File()], purpose: Annotated[str, Form()]
+    request: Request,
+    file: Annotated[UploadFile, File()],
+    purpose: Annotated[str, Form()],
+    who: Caller,
 ) -> dict[str, Any]:
     """Uploads a JSONL file of batch requests (purpose ``batch``)."""
-    return _files(request).upload(file.file, file.filename or "upload.jsonl", purpose)
+    name = file.filename or "upload.jsonl"
+    return _files(request).upload(file.file, name, purpose, who.tenant)
 
 
 @router.get("/v1/files")
 def list_files(
     request: Request,
+    who: Caller,
     purpose: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
 ) -> dict[str, Any]:
-    return {"object": "list", "data": _files(request).list(limit=limit, purpose=purpose)}
+    found = _files(request).list(limit=limit, purpose=purpose, tenant=who.tenant)
+    return {"object": "list", "data": found}
 
 
 @router.get("/v1/files/{file_id}")
-def get_file(request: Request, file_id: str) -> dict[str, Any]:
-    return _files(request).get(file_id)
+def get_file(request: Request, file_id: str, who: Caller) -> dict[str, Any]:
+    return _files(request).get(file_id, who.tenant)
 
 
 @router.get("/v1/files/{file_id}/content", response_class=FileResponse)
-def file_content(request: Request, file_id: str) -> FileResponse:
+def file_content(request: Request, file_id: str, who: Caller) -> FileResponse:
     store = _files(request)
-    name = store.get(file_id)["filename"]
-    return FileResponse(store.path(file_id), media_type="application/jsonl", filename=name)
+    name = store.get(file_id, who.tenant)["filename"]
+    path = store.path(file_id, who.tenant)
+    return FileResponse(path, media_type="application/jsonl", filename=name)
 
 
 @router.delete("/v1/files/{file_id}")
-def delete_file(request: Request, file_id: str) -> dict[str, Any]:
-    return _files(request).delete(file_id)
+def delete_file(request: Request, file_id: str, who: Caller) -> dict[str, Any]:
+    return _files(request).delete(file_id, who.tenant)
 
 
 @router.post("/v1/batches")
-def create_batch(request: Request, body: CreateBatch) -> dict[str, Any]:
+def create_batch(request: Request, body: CreateBatch, who: AdmittedCaller) -> dict[str, Any]:
     """Starts a batch over an uploaded file; poll it with ``GET /v1/batches/{id}``."""
-    return _batches(request).create(body)
+    return _batches(request).create(body, who.tenant)
 
 
 @router.get("/v1/batches")
 def list_batches(
     request: Request,
+    who: Caller,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     after: str | None = None,
 ) -> dict[str, Any]:
-    return _batches(request).list(limit=limit, after=after)
+    return _batches(request).list(limit=limit, after=after, tenant=who.tenant)
 
 
 @router.get("/v1/batches/{batch_id}")
-def get_batch(request: Request, batch_id: str) -> dict[str, Any]:
-    return _batches(request).get(batch_id)
+def get_batch(request: Request, batch_id: str, who: Caller) -> dict[str, Any]:
+    return _batches(request).get(batch_id, who.tenant)
 
 
 @router.post("/v1/batches/{batch_id}/cancel")
-def cancel_batch(request: Request, batch_id: str) -> dict[str, Any]:
-    return _batches(request).cancel(batch_id)
+def cancel_batch(request: Request, batch_id: str, who: Caller) -> dict[str, Any]:
+    return _batches(request).cancel(batch_id, who.tenant)

@@ -63,8 +63,8 @@ class BatchService:
         self._drivers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
-    def create(self, request: CreateBatch) -> dict[str, Any]:
-        source = self.files.get(request.input_file_id)
+    def create(self, request: CreateBatch, tenant: str | None = None) -> dict[str, Any]:
+        source = self.files.get(request.input_file_id, tenant)
         if source["purpose"] != "batch":
             raise InvalidRequest(
                 f"File '{request.input_file_id}' has purpose '{source['purpose']}', not 'batch'.",
@@ -81,24 +81,33 @@ class BatchService:
             "expires_at": now + WINDOW_S,
             "metadata": json.dumps(request.metadata or {}),
         }
+        if tenant is not None:
+            record["tenant"] = tenant
         with self.redis.pipeline() as pipe:
             pipe.hset(keys.batch_key(batch_id), mapping=record)
             pipe.zadd(keys.BATCHES, {batch_id: now})
             pipe.execute()
         self._start_driver(batch_id)
-        return self.get(batch_id)
+        return self.get(batch_id, tenant)
 
-    def get(self, batch_id: str) -> dict[str, Any]:
+    def get(self, batch_id: str, tenant: str | None = None) -> dict[str, Any]:
+        """The batch, if it exists and belongs to ``tenant``."""
         record = self.redis.hgetall(keys.batch_key(batch_id))
-        if not record or "endpoint" not in record:
+        if not record or "endpoint" not in record or record.get("tenant") != tenant:
             raise BatchNotFound(f"No batch with id '{batch_id}'.", param="batch_id")
         return batch_object(batch_id, record)
 
-    def list(self, *, limit: int = 20, after: str | None = None) -> dict[str, Any]:
-        ids = self.redis.zrevrange(keys.BATCHES, 0, -1)
+    def list(
+        self, *, limit: int = 20, after: str | None = None, tenant: str | None = None
+    ) -> dict[str, Any]:
+        ids = [
+            batch_id
+            for batch_id in self.redis.zrevrange(keys.BATCHES, 0, -1)
+            if self.redis.hget(keys.batch_key(batch_id), "tenant") == tenant
+        ]
         if after is not None:
             ids = ids[ids.index(after) + 1 :] if after in ids else []
-        page = [self.get(batch_id) for batch_id in ids[:limit]]
+        page = [self.get(batch_id, tenant) for batch_id in ids[:limit]]
         return {
             "object": "list",
             "data": page,
@@ -107,14 +116,14 @@ class BatchService:
             "has_more": len(ids) > limit,
         }
 
-    def cancel(self, batch_id: str) -> dict[str, Any]:
-        batch = self.get(batch_id)
+    def cancel(self, batch_id: str, tenant: str | None = None) -> dict[str, Any]:
+        batch = self.get(batch_id, tenant)
         if batch["status"] not in TERMINAL and batch["status"] != "cancelling":
             self.redis.hset(
                 keys.batch_key(batch_id),
                 mapping={"cancel": "1", "status": "cancelling", "cancelling_at": int(time.time())},
             )
-        return self.get(batch_id)
+        return self.get(batch_id, tenant)
 
     # Driving batches.
 
@@ -181,7 +190,7 @@ class BatchService:
         record_key = keys.batch_key(batch_id)
         record = self.redis.hgetall(record_key)
         try:
-            source = self.files.path(record["input_file_id"])
+            source = self.files.path(record["input_file_id"], record.get("tenant"))
         except Exception as exc:
             self._fail(batch_id, f"The input file is gone: {exc}")
             return
@@ -213,7 +222,7 @@ class BatchService:
             if path.stat().st_size == 0:
                 path.unlink()
                 continue
-            adopted = self.files.adopt(path, name, "batch_output")
+            adopted = self.files.adopt(path, name, "batch_output", record.get("tenant"))
             self.redis.hset(record_key, field, adopted["id"])
 
     def _fail(self, batch_id: str, message: str) -> None:

@@ -13,6 +13,7 @@ from producers.jobs import (
     producer_app,
     raise_for_result,
     send_job,
+    send_webhook,
 )
 from shared.celery_config import queue_for
 from shared.dead_letters import DeadLetters
@@ -43,6 +44,8 @@ class ChatqClient:
         model: str | None = None,
         request: ChatRequest | None = None,
         job_id: str | None = None,
+        tenant: str | None = None,
+        webhook_url: str | None = None,
         resend_queued: bool = False,
         **params: Any,
     ) -> str:
@@ -53,7 +56,15 @@ class ChatqClient:
         a job runs once however many of its messages arrive.
         """
         job, queue = prepare_job(
-            self.settings, self.deployments, messages, model, request, job_id, params
+            self.settings,
+            self.deployments,
+            messages,
+            model,
+            request,
+            job_id,
+            params,
+            tenant=tenant,
+            webhook_url=webhook_url,
         )
         if self.store.create(job, queue) or (
             resend_queued and self.store.get(job.id).status is JobStatus.queued
@@ -93,7 +104,10 @@ class ChatqClient:
 
     def cancel(self, job_id: str) -> bool:
         """Cancels a job that has not ended; False if it already had."""
-        return self.store.cancel(job_id)
+        cancelled = self.store.cancel(job_id)
+        if cancelled and (url := self.store.get(job_id).webhook_url):
+            send_webhook(self.celery, job_id, url, self.settings)
+        return cancelled
 
     def dead_letters(self) -> DeadLetters:
         """The registry of jobs that failed for good."""

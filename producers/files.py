@@ -28,14 +28,16 @@ class FileStore:
         self.max_bytes = max_bytes
         directory.mkdir(parents=True, exist_ok=True)
 
-    def path(self, file_id: str) -> Path:
-        self.get(file_id)
+    def path(self, file_id: str, tenant: str | None = None) -> Path:
+        self.get(file_id, tenant)
         return self._path(file_id)
 
     def _path(self, file_id: str) -> Path:
         return self.directory / f"{file_id}.jsonl"
 
-    def upload(self, source: BinaryIO, filename: str, purpose: str) -> dict[str, Any]:
+    def upload(
+        self, source: BinaryIO, filename: str, purpose: str, tenant: str | None = None
+    ) -> dict[str, Any]:
         """Stores an uploaded file, refusing one larger than the limit before keeping it."""
         if purpose != "batch":
             raise InvalidRequest(
@@ -59,42 +61,58 @@ class FileStore:
         if size == 0:
             target.unlink(missing_ok=True)
             raise InvalidRequest("The file is empty: send one JSON request per line.", param="file")
-        return self._register(file_id, filename, purpose, size)
+        return self._register(file_id, filename, purpose, size, tenant)
 
-    def adopt(self, source: Path, filename: str, purpose: str) -> dict[str, Any]:
+    def adopt(
+        self, source: Path, filename: str, purpose: str, tenant: str | None = None
+    ) -> dict[str, Any]:
         """Registers a file chatq wrote (a batch's output), moving it into the store."""
         file_id = f"file-{uuid.uuid4().hex}"
         shutil.move(source, self._path(file_id))
-        return self._register(file_id, filename, purpose, self._path(file_id).stat().st_size)
+        size = self._path(file_id).stat().st_size
+        return self._register(file_id, filename, purpose, size, tenant)
 
-    def _register(self, file_id: str, filename: str, purpose: str, size: int) -> dict[str, Any]:
+    def _register(
+        self, file_id: str, filename: str, purpose: str, size: int, tenant: str | None
+    ) -> dict[str, Any]:
         created = int(time.time())
-        record = {"filename": filename, "bytes": size, "purpose": purpose, "created_at": created}
+        record: dict[str, Any] = {
+            "filename": filename,
+            "bytes": size,
+            "purpose": purpose,
+            "created_at": created,
+        }
+        if tenant is not None:
+            record["tenant"] = tenant
         with self.redis.pipeline() as pipe:
             pipe.hset(keys.file_key(file_id), mapping=record)
             pipe.zadd(keys.FILES, {file_id: created})
             pipe.execute()
         return file_object(file_id, record)
 
-    def get(self, file_id: str) -> dict[str, Any]:
+    def get(self, file_id: str, tenant: str | None = None) -> dict[str, Any]:
+        """The file, if it exists and belongs to ``tenant``."""
         record = self.redis.hgetall(keys.file_key(file_id))
-        if not record:
+        if not record or record.get("tenant") != tenant:
             raise FileNotFound(f"No file with id '{file_id}'.", param="file_id")
         return file_object(file_id, record)
 
-    def list(self, *, limit: int = 100, purpose: str | None = None) -> list[dict[str, Any]]:
+    def list(
+        self, *, limit: int = 100, purpose: str | None = None, tenant: str | None = None
+    ) -> list[dict[str, Any]]:
         newest = self.redis.zrevrange(keys.FILES, 0, -1)
         found = []
         for file_id in newest:
             record = self.redis.hgetall(keys.file_key(file_id))
-            if record and (purpose is None or record.get("purpose") == purpose):
+            mine = record and record.get("tenant") == tenant
+            if mine and (purpose is None or record.get("purpose") == purpose):
                 found.append(file_object(file_id, record))
                 if len(found) >= limit:
                     break
         return found
 
-    def delete(self, file_id: str) -> dict[str, Any]:
-        self.get(file_id)
+    def delete(self, file_id: str, tenant: str | None = None) -> dict[str, Any]:
+        self.get(file_id, tenant)
         with self.redis.pipeline() as pipe:
             pipe.delete(keys.file_key(file_id))
             pipe.zrem(keys.FILES, file_id)

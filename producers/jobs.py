@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery
 from pydantic import ValidationError
 
-from shared.celery_config import TASK_CHAT, celery_config, queue_for
+from shared.celery_config import TASK_CHAT, TASK_WEBHOOK, celery_config, queue_for
 from shared.deployments import DeploymentRegistry
 from shared.errors import (
     ERRORS_BY_CODE,
@@ -65,6 +65,9 @@ def prepare_job(
     request: ChatRequest | None,
     job_id: str | None,
     params: dict[str, Any],
+    *,
+    tenant: str | None = None,
+    webhook_url: str | None = None,
 ) -> tuple[ChatJob, str]:
     """The validated job a ``submit`` call stands for, and the queue it goes to."""
     if request is None:
@@ -72,7 +75,11 @@ def prepare_job(
             raise TypeError("submit() needs messages or a request")
         request = build_request(messages, model, settings, **params)
     check_model(request, deployments.aliases())
-    job = ChatJob(request=request) if job_id is None else ChatJob(id=job_id, request=request)
+    check_webhook(webhook_url, settings)
+    extra: dict[str, Any] = {"tenant": tenant, "webhook_url": webhook_url}
+    if job_id is not None:
+        extra["id"] = job_id
+    job = ChatJob(request=request, **extra)
     return job, queue_for(job.request.priority, settings)
 
 
@@ -90,6 +97,21 @@ def send_job(app: Celery, job: ChatJob, queue: str) -> None:
         task_id=job.id,
         queue=queue,
     )
+
+
+def send_webhook(app: Celery, job_id: str, url: str, settings: Settings) -> None:
+    """Queues the call of a job's webhook (for a job the producer itself ended: a cancel)."""
+    app.send_task(TASK_WEBHOOK, args=[job_id, url], queue=settings.interactive_queue)
+
+
+def check_webhook(url: str | None, settings: Settings) -> None:
+    """Refuses a webhook this deployment cannot sign."""
+    if url and settings.webhook_secret is None:
+        raise InvalidJob(
+            "Webhooks are off here: the operator has not set CHATQ_WEBHOOK_SECRET, which "
+            "signs them. Poll GET /v1/jobs/{id} instead.",
+            param="webhook_url",
+        )
 
 
 def error_for_result(result: ChatResult) -> ChatqError:

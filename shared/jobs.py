@@ -136,6 +136,8 @@ class ChatJob(BaseModel):
     id: str = Field(default_factory=new_job_id, min_length=1, max_length=200)
     request: ChatRequest
     created_at: float = Field(default_factory=time.time)
+    tenant: str | None = None  # who submitted it, when the gateway authenticated the caller
+    webhook_url: str | None = None  # called, signed, when the job ends
 
     @property
     def deadline(self) -> float | None:

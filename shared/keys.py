@@ -20,6 +20,12 @@ chatq:file:{id}        hash    an uploaded or produced file: filename, bytes, pu
 chatq:files            zset    files: id -> created at
 chatq:dlq              zset    dead letters: job id -> failed at (newest last)
 chatq:dlq:jobs         hash    dead letters: job id -> the job and why it failed (JSON)
+chatq:apikey:{sha256}  hash    an API key, by the SHA-256 of its secret: key_id, tenant, name,
+                               created_at, revoked_at (the secret itself is never stored)
+chatq:apikeys          hash    key_id -> SHA-256 of the key (to list and revoke by id)
+chatq:tenant:{name}    hash    a tenant's settings: rpm, tokens_per_day, privacy
+chatq:quota:{tenant}:rpm:{minute}  string  requests admitted in that minute (expires)
+chatq:quota:{tenant}:tokens:{day}  string  tokens used that UTC day (expires)
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
 chatq.bulk             list    Celery queue for bulk work
 """
@@ -69,3 +75,24 @@ FILES = f"{PREFIX}:files"
 
 def file_key(file_id: str) -> str:
     return f"{PREFIX}:file:{file_id}"
+
+
+API_KEYS = f"{PREFIX}:apikeys"
+
+
+def api_key(digest: str) -> str:
+    return f"{PREFIX}:apikey:{digest}"
+
+
+def tenant_key(tenant: str) -> str:
+    return f"{PREFIX}:tenant:{tenant}"
+
+
+def quota_rpm_key(tenant: str, now: float) -> str:
+    """The counter of the tenant's requests in the clock minute of ``now`` (Unix seconds)."""
+    return f"{PREFIX}:quota:{tenant}:rpm:{int(now // 60)}"
+
+
+def quota_tokens_key(tenant: str, now: float) -> str:
+    """The counter of the tenant's tokens on the UTC day of ``now``."""
+    return f"{PREFIX}:quota:{tenant}:tokens:{int(now // 86400)}"

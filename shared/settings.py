@@ -91,6 +91,19 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(200, ge=1)
     task_events: bool = True
 
+    # Who may call the gateway: API keys (`chatq keys create`) or JWT bearer tokens.
+    auth_required: bool = False
+    jwt_secret: SecretStr | None = Field(None, description="HS256 key for JWT bearer tokens.")
+    jwt_public_key_file: Path | None = Field(None, description="RS256 public key (PEM).")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_tenant_claim: str = "tenant"
+
+    # Webhooks: the HMAC secret they are signed with (none: jobs cannot ask for webhooks).
+    webhook_secret: SecretStr | None = None
+    webhook_max_retries: int = Field(8, ge=0)
+    webhook_timeout_s: float = Field(10.0, gt=0)
+
     # Gateway and Flower.
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000

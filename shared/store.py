@@ -41,6 +41,9 @@ class JobRecord(BaseModel):
     created_at: float | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    tenant: str | None = None
+    webhook_url: str | None = None
+    webhook: str | None = None  # how its delivery went: delivered, retrying or failed
     result: ChatResult | None = None
 
     @classmethod
@@ -56,6 +59,9 @@ class JobRecord(BaseModel):
             created_at=_float(data.get("created_at")),
             started_at=_float(data.get("started_at")),
             finished_at=_float(data.get("finished_at")),
+            tenant=data.get("tenant"),
+            webhook_url=data.get("webhook_url"),
+            webhook=data.get("webhook"),
             result=ChatResult.model_validate_json(result) if result else None,
         )
 
@@ -66,12 +72,17 @@ def _float(value: str | None) -> float | None:
 
 def queued_fields(job: ChatJob, queue: str) -> dict[str, Any]:
     """The record of a job just accepted into ``queue``."""
-    return {
+    fields: dict[str, Any] = {
         "status": JobStatus.queued.value,
         "model": job.request.model,
         "queue": queue,
         "created_at": job.created_at,
     }
+    if job.tenant is not None:
+        fields["tenant"] = job.tenant
+    if job.webhook_url is not None:
+        fields["webhook_url"] = job.webhook_url
+    return fields
 
 
 def create_args(job: ChatJob, queue: str, ttl_s: int) -> list[Any]:
@@ -243,6 +254,14 @@ class JobStore:
     def note_deferral(self, job_id: str) -> None:
         """Counts a return to the queue to wait for a provider slot (shown in the record)."""
         self.redis.hincrby(keys.job_key(job_id), "deferrals", 1)
+
+    def count_tenant_tokens(self, tenant: str, tokens: int, now: float) -> None:
+        """Adds tokens a tenant's job used to its daily quota counter."""
+        key = keys.quota_tokens_key(tenant, now)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incrby(key, tokens)
+            pipe.expire(key, 2 * 86400)
+            pipe.execute()
 
     def published_text(self, job_id: str) -> str:
         """The answer text already streamed to consumers (by an earlier, interrupted attempt)."""

@@ -76,7 +76,9 @@ class ChatRunner:
         follow_timeout_s: float = 300.0,
         batch_window_s: float = 0.0,
         batch_max_size: int = 32,
+        on_end: Callable[[ChatJob, ChatResult], None] | None = None,
     ):
+        self.on_end = on_end  # told of every job this process ended (webhooks)
         self.coalescer = coalescer
         self.batcher: MicroBatcher[ChatResult | None] | None = None
         if batch_window_s > 0:
@@ -358,9 +360,14 @@ class ChatRunner:
             result, dead_letter=dead_letter, share_key=share_key, cache_ttl_s=cache_ttl_s
         )
         if ended:
+            paid = result.usage and not (result.cached or result.coalesced_with)
+            if job.tenant and paid and result.usage is not None:
+                self.store.count_tenant_tokens(job.tenant, result.usage.total_tokens, self.clock())
             timings = result.timings
             took = (timings.finished_at or 0) - (timings.started_at or timings.finished_at or 0)
             log.info("job %s %s in %.1f ms", job.id, result.status.value, took * 1000)
+            if self.on_end is not None:
+                self.on_end(job, result)
         return result
 
     def _book(

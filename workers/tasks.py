@@ -12,7 +12,7 @@ from celery import Task
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from shared.celery_config import TASK_CHAT, TASK_NOOP
+from shared.celery_config import TASK_CHAT, TASK_NOOP, TASK_WEBHOOK
 from shared.deployments import DeploymentRegistry
 from shared.errors import InvalidJob
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
@@ -24,10 +24,14 @@ from workers.coalesce import Coalescer
 from workers.health import DeploymentHealth
 from workers.limiter import ClusterLimiter
 from workers.provider import ProviderClient
+from workers.retry import backoff_delay
+from workers.webhooks import WebhookSender
 
 log = logging.getLogger("chatq.worker")
 
 _runner: ChatRunner | None = None
+_rng = random.Random()
+WEBHOOK_MAX_DELAY_S = 300.0
 _runner_lock = threading.Lock()
 
 
@@ -60,11 +64,51 @@ def get_runner() -> ChatRunner:
                 follow_timeout_s=settings.wait_timeout_s,
                 batch_window_s=settings.batch_window_ms / 1000,
                 batch_max_size=settings.batch_max_size,
+                on_end=send_webhook,
             )
             threading.Thread(
                 target=renew_claims, args=(_runner,), name="chatq-lease-renewal", daemon=True
             ).start()
         return _runner
+
+
+def send_webhook(job: ChatJob, result: ChatResult) -> None:
+    """Queues the call of the job's webhook, if it asked for one."""
+    if job.webhook_url:
+        app.send_task(
+            TASK_WEBHOOK, args=[job.id, job.webhook_url], queue=get_settings().interactive_queue
+        )
+
+
+_webhooks: WebhookSender | None = None
+
+
+def get_webhooks() -> WebhookSender:
+    global _webhooks
+    store = get_runner().store
+    with _runner_lock:
+        if _webhooks is None:
+            settings = get_settings()
+            secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
+            _webhooks = WebhookSender(store, secret, timeout_s=settings.webhook_timeout_s)
+        return _webhooks
+
+
+@app.task(name=TASK_WEBHOOK, bind=True, ignore_result=True, max_retries=None)
+def webhook(self: Task, job_id: str, url: str) -> None:
+    """Calls a finished job's webhook; retried with exponential backoff (full jitter, the
+    receiver's Retry-After honoured) up to ``CHATQ_WEBHOOK_MAX_RETRIES`` times."""
+    sender = get_webhooks()
+    if sender.deliver(job_id, url) != "retry":
+        return
+    attempt = self.request.retries + 1
+    if attempt > get_settings().webhook_max_retries:
+        sender.give_up(job_id)
+        return
+    delay = backoff_delay(
+        attempt, sender.retry_after, _rng, initial_delay=1.0, max_delay=WEBHOOK_MAX_DELAY_S
+    )
+    raise self.retry(countdown=delay, max_retries=None)
 
 
 def renew_claims(runner: ChatRunner) -> None:
@@ -114,4 +158,4 @@ def reject_malformed(job: Any, exc: ValidationError) -> None:
     get_runner().store.finish(result)
 
 
-__all__ = ["chat", "noop"]
+__all__ = ["chat", "noop", "webhook"]

@@ -1,0 +1,141 @@
+"""The async job API: submit now, collect later (``/v1/jobs``), by polling, SSE or WebSocket.
+
+A tenant only ever sees its own jobs: another tenant's job id answers 404, as if absent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi.responses import StreamingResponse
+from pydantic import AnyHttpUrl, BaseModel, Field
+
+from producers.aio import AsyncChatqClient
+from producers.auth import Principal
+from producers.callers import AdmittedCaller, Caller, Client
+from producers.chat_routes import chunks, stream_events
+from producers.openai_format import completion
+from shared.errors import ChatqError, JobNotFound, error_body
+from shared.jobs import ChatRequest, JobStatus
+from shared.store import JobRecord
+
+router = APIRouter()
+
+
+class JobRequest(ChatRequest):
+    """A chat completion request to run in the background."""
+
+    webhook_url: AnyHttpUrl | None = Field(
+        None, description="Called with the finished job (POST, HMAC-signed), and retried."
+    )
+
+
+class JobError(BaseModel):
+    type: str
+    code: str | None = None
+    message: str
+
+
+class JobObject(BaseModel):
+    """A job as the API shows it: its status, and its answer once done."""
+
+    id: str
+    object: str = "chat.job"
+    status: JobStatus
+    model: str | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    result: dict[str, Any] | None = Field(None, description="A chat.completion, once done.")
+    error: JobError | None = None
+
+
+def job_object(record: JobRecord) -> JobObject:
+    result = record.result
+    body = None
+    error = None
+    if result is not None and result.status is JobStatus.done:
+        body = completion(result, int(record.finished_at or time.time()))
+    elif result is not None and result.error is not None:
+        error = JobError(**result.error.model_dump())
+    return JobObject(
+        id=record.job_id,
+        status=record.status,
+        model=record.model,
+        created_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        attempts=record.attempts,
+        result=body,
+        error=error,
+    )
+
+
+async def own_job(client: AsyncChatqClient, job_id: str, who: Principal) -> JobRecord:
+    """The job's record if the caller's tenant owns it; 404 otherwise."""
+    record = await client.status(job_id)
+    if record.tenant != who.tenant:
+        raise JobNotFound(f"No job with id '{job_id}'.", param="job_id")
+    return record
+
+
+@router.post("/v1/jobs", status_code=status.HTTP_202_ACCEPTED)
+async def submit_job(body: JobRequest, client: Client, who: AdmittedCaller) -> JobObject:
+    """Queues a chat job and returns at once; its id fetches the outcome later."""
+    request = ChatRequest.model_validate(body.model_dump(exclude={"webhook_url"}))
+    webhook = str(body.webhook_url) if body.webhook_url else None
+    job_id = await client.submit(request=request, tenant=who.tenant, webhook_url=webhook)
+    return job_object(await client.status(job_id))
+
+
+@router.get("/v1/jobs/{job_id}")
+async def get_job(job_id: str, client: Client, who: Caller) -> JobObject:
+    return job_object(await own_job(client, job_id, who))
+
+
+@router.delete("/v1/jobs/{job_id}")
+async def cancel_job(job_id: str, client: Client, who: Caller) -> JobObject:
+    """Cancels the job if it has not ended; either way, returns how it stands."""
+    await own_job(client, job_id, who)
+    await client.cancel(job_id)
+    return job_object(await client.status(job_id))
+
+
+@router.get("/v1/jobs/{job_id}/events", response_class=StreamingResponse)
+async def job_events(job_id: str, client: Client, who: Caller) -> StreamingResponse:
+    """The job's answer as ``chat.completion.chunk`` server-sent events, from the first delta
+    however late the caller connects, then ``[DONE]``."""
+    record = await own_job(client, job_id, who)
+    created = int(record.created_at or time.time())
+    events = stream_events(client, job_id, record.model or "", created, include_usage=True)
+    return StreamingResponse(events, media_type="text/event-stream")
+
+
+@router.websocket("/v1/jobs/{job_id}/ws")
+async def job_socket(websocket: WebSocket, job_id: str) -> None:
+    """The same chunks as ``/events``, one per text frame, then ``[DONE]``. Browsers, which
+    cannot set headers here, may pass the credential as ``?api_key=``."""
+    app = websocket.app
+    client: AsyncChatqClient = app.state.client
+    credential = websocket.headers.get("authorization")
+    if credential is None and (key := websocket.query_params.get("api_key")):
+        credential = f"Bearer {key}"
+    await websocket.accept()
+    try:
+        who = await app.state.authenticator.authenticate(credential)
+        record = await own_job(client, job_id, who)
+    except ChatqError as exc:
+        await websocket.send_text(json.dumps(error_body(exc)))
+        await websocket.close(code=1008)
+        return
+    created = int(record.created_at or time.time())
+    try:
+        async for data in chunks(client, job_id, record.model or "", created, True):
+            await websocket.send_text("[DONE]" if data is None else json.dumps(data))
+        await websocket.close()
+    except WebSocketDisconnect:
+        return

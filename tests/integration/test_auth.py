@@ -1,0 +1,189 @@
+"""Gateway authentication, quotas and tenant isolation, against a real gateway and Redis."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from redis import Redis
+
+from chatq.processes import stop
+from producers.tenants import TenantSettings, TenantStore
+from tests.integration.conftest import start_stack
+
+SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
+ISSUER, AUDIENCE = "https://id.example.test", "chatq-gateway"
+PROVIDER_KEY = "sk-provider-secret-never-shown"
+BODY = {"model": "sim-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+
+
+@pytest.fixture(scope="module")
+def rsa_key(tmp_path_factory) -> tuple[rsa.RSAPrivateKey, Path]:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path_factory.mktemp("jwt") / "public.pem"
+    path.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, path
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server, rsa_key):
+    running = start_stack(
+        redis_server,
+        gateway=True,
+        sim_args=["--api-keys", PROVIDER_KEY],
+        extra_env={
+            "CHATQ_AUTH_REQUIRED": "true",
+            "CHATQ_JWT_SECRET": SECRET,
+            "CHATQ_JWT_PUBLIC_KEY_FILE": str(rsa_key[1]),
+            "CHATQ_JWT_ISSUER": ISSUER,
+            "CHATQ_JWT_AUDIENCE": AUDIENCE,
+            "CHATQ_PROVIDER_API_KEY": PROVIDER_KEY,
+        },
+    )
+    yield running
+    stop(running.parts)
+
+
+@pytest.fixture(scope="module")
+def url(stack) -> str:
+    return next(p.address for p in stack.parts if p.name == "gateway")
+
+
+@pytest.fixture(scope="module")
+def tenants(stack) -> TenantStore:
+    return TenantStore(Redis.from_url(stack.redis_url, decode_responses=True))
+
+
+def chat(url: str, credential: str | None, **extra) -> requests.Response:
+    headers = {"Authorization": f"Bearer {credential}"} if credential else {}
+    return requests.post(
+        f"{url}/chat/completions", json={**BODY, **extra}, headers=headers, timeout=30
+    )
+
+
+def token(claims: dict, *, key=SECRET, algorithm="HS256") -> str:
+    base = {"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300, "tenant": "jwt-co"}
+    return jwt.encode({**base, **claims}, key, algorithm=algorithm)
+
+
+def assert_refused(response: requests.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error["message"]
+
+
+def test_no_credential_is_401(url):
+    response = chat(url, None)
+    assert_refused(response, 401, "missing_api_key")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert requests.get(f"{url}/models", timeout=10).status_code == 401
+
+
+def test_a_wrong_key_is_401(url):
+    assert_refused(chat(url, "cq-not-a-real-key"), 401, "invalid_api_key")
+    assert_refused(chat(url, "sk-something-else"), 401, "invalid_api_key")
+
+
+def test_a_valid_key_works_and_a_revoked_one_is_401(url, tenants):
+    secret, info = tenants.create_key("acme")
+    assert chat(url, secret).status_code == 200
+    tenants.revoke(info.key_id)
+    assert_refused(chat(url, secret), 401, "revoked_api_key")
+
+
+def test_jwt_bearer_tokens_hs256_and_rs256(url, rsa_key):
+    assert chat(url, token({})).status_code == 200
+    assert chat(url, token({}, key=rsa_key[0], algorithm="RS256")).status_code == 200
+
+
+def test_an_expired_jwt_is_401(url):
+    assert_refused(chat(url, token({"exp": int(time.time()) - 60})), 401, "expired_token")
+
+
+def test_a_jwt_for_another_audience_or_issuer_is_401(url):
+    assert_refused(chat(url, token({"aud": "someone-else"})), 401, "invalid_token")
+    assert_refused(chat(url, token({"iss": "https://evil.test"})), 401, "invalid_token")
+    assert_refused(
+        chat(url, token({}, key="another-secret-of-enough-length-xx")), 401, "invalid_token"
+    )
+
+
+def test_a_tenant_never_sees_another_tenants_jobs(url, tenants):
+    alice, _ = tenants.create_key("tenant-a")
+    bob, _ = tenants.create_key("tenant-b")
+    submitted = requests.post(
+        f"{url}/jobs", json=BODY, headers={"Authorization": f"Bearer {bob}"}, timeout=30
+    )
+    assert submitted.status_code == 202
+    job_id = submitted.json()["id"]
+    as_bob = {"Authorization": f"Bearer {bob}"}
+    as_alice = {"Authorization": f"Bearer {alice}"}
+    assert requests.get(f"{url}/jobs/{job_id}", headers=as_bob, timeout=10).status_code == 200
+    for method, path in (
+        ("GET", f"/jobs/{job_id}"),
+        ("DELETE", f"/jobs/{job_id}"),
+        ("GET", f"/jobs/{job_id}/events"),
+    ):
+        response = requests.request(method, url + path, headers=as_alice, timeout=10)
+        assert_refused(response, 404, "job_not_found")
+
+
+def test_over_the_request_quota_is_429_with_retry_after(url, tenants):
+    secret, _ = tenants.create_key("small-co")
+    tenants.set_tenant("small-co", TenantSettings(rpm=2))
+    responses = [chat(url, secret) for _ in range(3)]
+    if responses[-1].status_code != 429:  # a new clock minute began mid-way: once more
+        responses += [chat(url, secret) for _ in range(3)]
+    assert responses[0].status_code == 200
+    over = next(r for r in responses if r.status_code != 200)
+    assert_refused(over, 429, "quota_exceeded")
+    assert 1 <= int(over.headers["Retry-After"]) <= 60
+
+
+def test_over_the_daily_token_quota_is_429_until_midnight(url, tenants):
+    secret, _ = tenants.create_key("thrifty-co")
+    tenants.set_tenant("thrifty-co", TenantSettings(tokens_per_day=5))
+    assert chat(url, secret, messages=[{"role": "user", "content": "count my tokens"}]).ok
+    over = chat(url, secret)
+    assert_refused(over, 429, "quota_exceeded")
+    assert 1 <= int(over.headers["Retry-After"]) <= 86400
+
+
+def test_the_provider_key_never_leaves(url, tenants, stack):
+    secret, _ = tenants.create_key("acme")
+    auth = {"Authorization": f"Bearer {secret}"}
+    reply = chat(url, secret)
+    job = requests.post(f"{url}/jobs", json=BODY, headers=auth, timeout=30).json()
+    record = requests.get(f"{url}/jobs/{job['id']}", headers=auth, timeout=30)
+    redis = Redis.from_url(stack.redis_url, decode_responses=True)
+    stored = " ".join(str(redis.hgetall(k)) for k in redis.scan_iter("chatq:job:*"))
+    for text in (reply.text, str(reply.headers), record.text, stored):
+        assert PROVIDER_KEY not in text
+
+
+def test_keys_are_created_listed_and_revoked_from_the_cli(stack):
+    env = {"CHATQ_REDIS_URL": stack.redis_url, "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    chatq = [sys.executable, "-m", "chatq", "keys"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*chatq, *args], env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    created = run("create", "--tenant", "cli-co", "--rpm", "30", "--tokens-per-day", "1000")
+    key_id = next(line.split()[-1] for line in created.splitlines() if "key id" in line)
+    secret = next(line.split()[1] for line in created.splitlines() if "secret" in line)
+    listed = run("list", "--tenant", "cli-co")
+    assert key_id in listed and "30 rpm" in listed and secret not in listed
+    assert "revoked" in run("revoke", key_id)

@@ -1,0 +1,164 @@
+"""The async job API: submit, poll, cancel, and stream by SSE or WebSocket from a client that
+connects after the job started; signed webhooks, retried."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from websockets.sync.client import connect
+
+from chatq.processes import stop
+from shared.webhooks import SIGNATURE_HEADER, verify
+from tests.integration.conftest import start_stack
+
+WEBHOOK_SECRET = "whsec-test"
+STREAMED = {
+    "model": "sim-mini",
+    "messages": [{"role": "user", "content": "Stream slowly please"}],
+    "max_tokens": 30,
+    "stream": True,
+}
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server):
+    running = start_stack(
+        redis_server,
+        gateway=True,
+        sim_args=["--ttft-ms", "100", "--tokens-per-s", "40"],
+        extra_env={"CHATQ_WEBHOOK_SECRET": WEBHOOK_SECRET},
+    )
+    yield running
+    stop(running.parts)
+
+
+@pytest.fixture(scope="module")
+def url(stack) -> str:
+    return next(p.address for p in stack.parts if p.name == "gateway")
+
+
+def submit(url: str, body: dict) -> str:
+    """Submits the job, with a prompt never sent before: no answer comes from the cache."""
+    body = {**body, "messages": [{"role": "user", "content": f"Stream slowly, {uuid.uuid4()}"}]}
+    response = requests.post(f"{url}/jobs", json=body, timeout=10)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "queued"
+    return response.json()["id"]
+
+
+def wait_until_streaming(stack, job_id: str) -> None:
+    """Returns once the job has published a few deltas, so a client connecting now is late."""
+    redis = stack.settings_redis()
+    deadline = time.monotonic() + 30
+    while redis.xlen(f"chatq:events:{job_id}") < 5:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def final(url: str, job_id: str) -> dict:
+    deadline = time.monotonic() + 30
+    while True:
+        job = requests.get(f"{url}/jobs/{job_id}", timeout=10).json()
+        if job["status"] in ("done", "failed", "cancelled"):
+            return job
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_a_job_is_submitted_then_polled_to_its_answer(url):
+    job_id = submit(url, {**STREAMED, "stream": False, "max_tokens": 5})
+    job = final(url, job_id)
+    assert job["status"] == "done"
+    assert job["result"]["object"] == "chat.completion"
+    assert job["result"]["choices"][0]["message"]["content"]
+
+
+def test_sse_from_a_late_client_carries_every_delta(stack, url):
+    job_id = submit(url, STREAMED)
+    wait_until_streaming(stack, job_id)
+    pieces = []
+    with requests.get(f"{url}/jobs/{job_id}/events", stream=True, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines(decode_unicode=True):
+            if not line.startswith("data: "):
+                continue
+            if line == "data: [DONE]":
+                break
+            chunk = json.loads(line[6:])
+            if chunk.get("choices"):
+                pieces.append(chunk["choices"][0]["delta"].get("content") or "")
+    answer = final(url, job_id)["result"]["choices"][0]["message"]["content"]
+    assert "".join(pieces) == answer and len(pieces) > 5
+
+
+def test_a_websocket_from_a_late_client_carries_every_delta(stack, url):
+    job_id = submit(url, STREAMED)
+    wait_until_streaming(stack, job_id)
+    ws_url = url.replace("http://", "ws://") + f"/jobs/{job_id}/ws"
+    pieces = []
+    with connect(ws_url) as socket:
+        while (frame := socket.recv(timeout=30)) != "[DONE]":
+            chunk = json.loads(frame)
+            if chunk.get("choices"):
+                pieces.append(chunk["choices"][0]["delta"].get("content") or "")
+    answer = final(url, job_id)["result"]["choices"][0]["message"]["content"]
+    assert "".join(pieces) == answer
+
+
+def test_a_job_can_be_cancelled(url):
+    job_id = submit(url, {**STREAMED, "max_tokens": 400})
+    cancelled = requests.delete(f"{url}/jobs/{job_id}", timeout=10).json()
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["error"]["code"] == "job_cancelled"
+
+
+def test_unknown_jobs_are_404(url):
+    response = requests.get(f"{url}/jobs/job_nope", timeout=10)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "job_not_found"
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Answers 503 to the first call, then 200: the webhook must be retried."""
+
+    calls: list[tuple[dict, bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.calls.append((dict(self.headers), body))
+        self.send_response(503 if len(Receiver.calls) == 1 else 200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_webhook_is_signed_and_retried_until_delivered(stack, url):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = f"http://127.0.0.1:{server.server_port}/hook"
+        job_id = submit(url, {**STREAMED, "stream": False, "max_tokens": 5, "webhook_url": hook})
+        deadline = time.monotonic() + 30
+        while len(Receiver.calls) < 2:
+            assert time.monotonic() < deadline, f"{len(Receiver.calls)} webhook calls"
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+    deadline = time.monotonic() + 10
+    while stack.settings_redis().hget(f"chatq:job:{job_id}", "webhook") != "delivered":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    headers, body = Receiver.calls[-1]
+    assert verify(WEBHOOK_SECRET, headers[SIGNATURE_HEADER], body)
+    assert not verify("another-secret", headers[SIGNATURE_HEADER], body)
+    event = json.loads(body)
+    assert event["type"] == "job.done" and event["data"]["job_id"] == job_id
+    assert event["data"]["result"]["content"]
