@@ -42,6 +42,7 @@ class AsyncChatqClient:
         job_id: str | None = None,
         tenant: str | None = None,
         webhook_url: str | None = None,
+        privacy: bool = True,
         **params: Any,
     ) -> str:
         job, queue = prepare_job(
@@ -54,6 +55,7 @@ class AsyncChatqClient:
             params,
             tenant=tenant,
             webhook_url=webhook_url,
+            privacy=privacy,
         )
         if await self.store.create(job, queue):  # an id submitted twice runs once
             # kombu publishes synchronously; a thread keeps the event loop free meanwhile.

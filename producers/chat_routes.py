@@ -32,7 +32,7 @@ async def chat_completions(
 ) -> JSONResponse | StreamingResponse:
     if (session := request.headers.get("x-session-id")) and body.session_id is None:
         body.session_id = session
-    job_id = await client.submit(request=body, tenant=who.tenant)
+    job_id = await client.submit(request=body, tenant=who.tenant, privacy=who.privacy)
     created = int(time.time())
     if body.stream:
         options = (body.model_extra or {}).get("stream_options") or {}

@@ -46,6 +46,7 @@ class ChatqClient:
         job_id: str | None = None,
         tenant: str | None = None,
         webhook_url: str | None = None,
+        privacy: bool = True,
         resend_queued: bool = False,
         **params: Any,
     ) -> str:
@@ -65,6 +66,7 @@ class ChatqClient:
             params,
             tenant=tenant,
             webhook_url=webhook_url,
+            privacy=privacy,
         )
         if self.store.create(job, queue) or (
             resend_queued and self.store.get(job.id).status is JobStatus.queued

@@ -88,7 +88,9 @@ async def submit_job(body: JobRequest, client: Client, who: AdmittedCaller) -> J
     """Queues a chat job and returns at once; its id fetches the outcome later."""
     request = ChatRequest.model_validate(body.model_dump(exclude={"webhook_url"}))
     webhook = str(body.webhook_url) if body.webhook_url else None
-    job_id = await client.submit(request=request, tenant=who.tenant, webhook_url=webhook)
+    job_id = await client.submit(
+        request=request, tenant=who.tenant, webhook_url=webhook, privacy=who.privacy
+    )
     return job_object(await client.status(job_id))
 
 

@@ -68,6 +68,7 @@ def prepare_job(
     *,
     tenant: str | None = None,
     webhook_url: str | None = None,
+    privacy: bool = True,
 ) -> tuple[ChatJob, str]:
     """The validated job a ``submit`` call stands for, and the queue it goes to."""
     if request is None:
@@ -76,7 +77,7 @@ def prepare_job(
         request = build_request(messages, model, settings, **params)
     check_model(request, deployments.aliases())
     check_webhook(webhook_url, settings)
-    extra: dict[str, Any] = {"tenant": tenant, "webhook_url": webhook_url}
+    extra: dict[str, Any] = {"tenant": tenant, "webhook_url": webhook_url, "privacy": privacy}
     if job_id is not None:
         extra["id"] = job_id
     job = ChatJob(request=request, **extra)

@@ -17,6 +17,7 @@ A job names an alias (its ``model``); workers pick one healthy deployment of tha
     transport = "http"               # or "websocket": streams over ws(s):// at the same URL
     max_n = 8                        # choices per call ('n'): identical sampled requests that
                                      # arrive together share one call (1: not supported)
+    images = true                    # takes image parts (false: text only; see hooks.ocr)
 
 The file is read again when it changes, so keys rotate and deployments change without a restart.
 """
@@ -54,6 +55,7 @@ class Deployment(BaseModel):
     weight: float = Field(1.0, gt=0)
     transport: Literal["http", "websocket"] = "http"
     max_n: int = Field(1, ge=1, le=128)
+    images: bool = True  # reads image parts; if no deployment of an alias does, OCR may help
 
     @field_validator("api_keys", mode="before")
     @classmethod

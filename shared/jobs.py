@@ -138,6 +138,7 @@ class ChatJob(BaseModel):
     created_at: float = Field(default_factory=time.time)
     tenant: str | None = None  # who submitted it, when the gateway authenticated the caller
     webhook_url: str | None = None  # called, signed, when the job ends
+    privacy: bool = True  # mask personal data before it reaches the provider
 
     @property
     def deadline(self) -> float | None:
@@ -184,3 +185,4 @@ class ChatResult(BaseModel):
     cached: bool = False  # answered from the answer cache, with no provider call
     coalesced_with: str | None = None  # the job whose provider call this one shared
     batch_size: int | None = None  # jobs answered by the same call, one choice each
+    answered_by: str | None = None  # the hook that answered, with no provider call

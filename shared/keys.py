@@ -26,6 +26,7 @@ chatq:apikeys          hash    key_id -> SHA-256 of the key (to list and revoke 
 chatq:tenant:{name}    hash    a tenant's settings: rpm, tokens_per_day, privacy
 chatq:quota:{tenant}:rpm:{minute}  string  requests admitted in that minute (expires)
 chatq:quota:{tenant}:tokens:{day}  string  tokens used that UTC day (expires)
+chatq:demo:orders      hash    the order-status hook example's orders: order id -> status
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
 chatq.bulk             list    Celery queue for bulk work
 """
@@ -96,3 +97,6 @@ def quota_rpm_key(tenant: str, now: float) -> str:
 def quota_tokens_key(tenant: str, now: float) -> str:
     """The counter of the tenant's tokens on the UTC day of ``now``."""
     return f"{PREFIX}:quota:{tenant}:tokens:{int(now // 86400)}"
+
+
+DEMO_ORDERS = f"{PREFIX}:demo:orders"

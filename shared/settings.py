@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     files_dir: Path | None = Field(None, description="Default: data_dir/files.")
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)
 
+    # Hooks around each provider call, in order (dotted paths, or entrypoint:NAME).
+    hooks: Annotated[list[str], NoDecode] = ["workers.hooks.masking:MaskPersonalData"]
+
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"
     worker_concurrency: int = Field(200, ge=1)
@@ -111,7 +114,7 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "hooks", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):

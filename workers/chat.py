@@ -29,6 +29,7 @@ from shared.tokens import count_prompt_tokens, count_text_tokens
 from workers.batching import MicroBatcher, Outcome, batch_key
 from workers.coalesce import Coalescer, request_key
 from workers.health import DeploymentHealth, NoUsableKey
+from workers.hooks import Answered, HookChain, StreamFilter, Turn
 from workers.limiter import ClusterLimiter, Lease, estimate_tokens
 from workers.provider import Endpoint, ProviderClient, ProviderReply, StreamState
 from workers.retry import backoff_delay
@@ -77,8 +78,10 @@ class ChatRunner:
         batch_window_s: float = 0.0,
         batch_max_size: int = 32,
         on_end: Callable[[ChatJob, ChatResult], None] | None = None,
+        hooks: HookChain | None = None,
     ):
         self.on_end = on_end  # told of every job this process ended (webhooks)
+        self.hooks = hooks or HookChain()
         self.coalescer = coalescer
         self.batcher: MicroBatcher[ChatResult | None] | None = None
         if batch_window_s > 0:
@@ -183,9 +186,19 @@ class ChatRunner:
             Timings(created_at=job.created_at, started_at=self.clock()) for job, _ in claimed
         ]
         lead, lead_started = claimed[0]
+        turn = Turn(lead, lead.request, deployments)  # the jobs' requests are identical
         try:
+            answered = self.hooks.before(turn)
+            if answered is not None:
+                self.limiter.settle(lease, 0)
+                for (job, started), timing in zip(claimed, timings, strict=True):
+                    result = self._hook_answer(job, answered, timing, started)
+                    outcomes[job.id] = self._end(job, result, attempts=started)
+                    self.running.discard(job.id)
+                return outcomes
+            sent = lead.model_copy(update={"request": turn.request})
             reply = self._call_with_retries(
-                lead, deployments, deployment, lease, lead_started, timings[0], choices=len(claimed)
+                sent, deployments, deployment, lease, lead_started, timings[0], choices=len(claimed)
             )
         except ProviderRejected as exc:
             if len(claimed) == 1:
@@ -213,6 +226,7 @@ class ChatRunner:
                 outcomes[job.id] = _capture(partial(self._run_call, job, started=started))
             else:
                 result = self._choice_result(job, reply, i, len(claimed), timing, started)
+                result.content = self.hooks.after(turn, result.content or "")
                 outcomes[job.id] = self._end(job, result, attempts=started)
             self.running.discard(job.id)
         return outcomes
@@ -324,17 +338,26 @@ class ChatRunner:
                 return None
         timings = Timings(created_at=job.created_at, started_at=self.clock())
         try:
-            reply = self._call_with_retries(job, deployments, first, lease, started, timings)
-            result = ChatResult(
-                job_id=job.id,
-                status=JobStatus.done,
-                model=job.request.model,
-                content=reply.content,
-                finish_reason=reply.finish_reason,
-                usage=reply.usage,
-                timings=timings,
-                attempts=started,
-            )
+            turn = Turn(job, job.request, deployments)
+            answered = self.hooks.before(turn)
+            if answered is not None:
+                self.limiter.settle(lease, 0)
+                result = self._hook_answer(job, answered, timings, started)
+            else:
+                sent = job.model_copy(update={"request": turn.request})
+                reply = self._call_with_retries(
+                    sent, deployments, first, lease, started, timings, turn=turn
+                )
+                result = ChatResult(
+                    job_id=job.id,
+                    status=JobStatus.done,
+                    model=job.request.model,
+                    content=self.hooks.after(turn, reply.content),
+                    finish_reason=reply.finish_reason,
+                    usage=reply.usage,
+                    timings=timings,
+                    attempts=started,
+                )
         except ChatqError as exc:
             log.warning("job %s failed: %s", job.id, exc.message)
             result = failed_result(job, exc, timings, started)
@@ -345,6 +368,25 @@ class ChatRunner:
         finally:
             self.running.discard(job.id)
         return self._end(job, result, attempts=started, share_key=share_key)
+
+    def _hook_answer(
+        self, job: ChatJob, answered: Answered, timings: Timings, started: int
+    ) -> ChatResult:
+        """A job a hook answered without the provider."""
+        if job.request.stream and answered.text:
+            timings.first_token_at = self.clock()
+            self.store.append_delta(job.id, answered.text, first=True)
+        return ChatResult(
+            job_id=job.id,
+            status=JobStatus.done,
+            model=job.request.model,
+            content=answered.text,
+            finish_reason="stop",
+            usage=Usage(),
+            timings=timings,
+            attempts=started,
+            answered_by=answered.by,
+        )
 
     def _end(
         self, job: ChatJob, result: ChatResult, *, attempts: int, share_key: str | None = None
@@ -401,13 +443,17 @@ class ChatRunner:
         attempt_number: int,
         timings: Timings,
         choices: int = 1,
+        turn: Turn | None = None,
     ) -> ProviderReply:
         publisher: DeltaPublisher | None = None
+        deltas: _Deltas | None = None
         if job.request.stream:
             # Text a consumer may have already: from a dead worker's try, or a failed leader's.
             resumed = attempt_number > 1 or self.store.redis.exists(keys.events_key(job.id))
             already = self.store.published_text(job.id) if resumed else ""
-            publisher = DeltaPublisher(self._publisher_for(job.id, timings), already)
+            rewrite = self.hooks.stream(turn) if turn is not None else None
+            deltas = _Deltas(self, job.id, timings, rewrite, published=bool(already))
+            publisher = DeltaPublisher(deltas.publish, already)
         state = Attempts()
         while True:
             if lease.wait_s > 0:
@@ -417,6 +463,8 @@ class ChatRunner:
                 reply = self._call_once(job, deployment, publisher, choices)
                 if reply.exhausted_for:  # spent, says the provider: slow everyone down now
                     self.limiter.pause(deployment, reply.exhausted_for)
+                if deltas is not None:
+                    deltas.finish()
                 return reply
             except ProviderAuthRejected:
                 delay = 0.0  # the key is retired; the next one is tried at once
@@ -506,14 +554,6 @@ class ChatRunner:
             exhausted_for=state.exhausted_for,
         )
 
-    def _publisher_for(self, job_id: str, timings: Timings) -> Callable[[str, bool], None]:
-        def publish(content: str, first: bool) -> None:
-            if first:
-                timings.first_token_at = self.clock()
-            self.store.append_delta(job_id, content, first=first)
-
-        return publish
-
 
 def failed_result(job: ChatJob, exc: ChatqError, timings: Timings, attempts: int) -> ChatResult:
     _, error_type = http_status_and_type(exc)
@@ -547,3 +587,38 @@ def _capture(run: Callable[[], ChatResult | None]) -> Outcome[ChatResult | None]
         return run()
     except Exception as exc:
         return exc
+
+
+class _Deltas:
+    """Publishes a streamed answer's new text as deltas, through the hooks' stream filter."""
+
+    def __init__(
+        self,
+        runner: ChatRunner,
+        job_id: str,
+        timings: Timings,
+        rewrite: StreamFilter | None,
+        *,
+        published: bool,
+    ):
+        self.runner = runner
+        self.job_id = job_id
+        self.timings = timings
+        self.rewrite = rewrite
+        self.published = published
+
+    def publish(self, content: str, first: bool) -> None:
+        self._append(self.rewrite.feed(content) if self.rewrite else content)
+
+    def finish(self) -> None:
+        if self.rewrite is not None:
+            self._append(self.rewrite.flush())
+
+    def _append(self, text: str) -> None:
+        if not text:
+            return
+        first = not self.published
+        if first:
+            self.timings.first_token_at = self.runner.clock()
+        self.runner.store.append_delta(self.job_id, text, first=first)
+        self.published = True

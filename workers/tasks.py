@@ -22,6 +22,7 @@ from workers.celery_app import app
 from workers.chat import ChatRunner, Deferred
 from workers.coalesce import Coalescer
 from workers.health import DeploymentHealth
+from workers.hooks import load_hooks
 from workers.limiter import ClusterLimiter
 from workers.provider import ProviderClient
 from workers.retry import backoff_delay
@@ -65,6 +66,7 @@ def get_runner() -> ChatRunner:
                 batch_window_s=settings.batch_window_ms / 1000,
                 batch_max_size=settings.batch_max_size,
                 on_end=send_webhook,
+                hooks=load_hooks(settings.hooks),
             )
             threading.Thread(
                 target=renew_claims, args=(_runner,), name="chatq-lease-renewal", daemon=True
