@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from producers.client import ChatqClient
 from producers.jobs import (
     Messages,
     prepare_job,
@@ -32,6 +33,7 @@ class AsyncChatqClient:
         self.store = AsyncJobStore.from_settings(self.settings, redis)
         self.celery = producer_app(self.settings)
         self.deployments = DeploymentRegistry(self.settings)
+        self._sync: ChatqClient | None = None
 
     async def submit(
         self,
@@ -57,10 +59,18 @@ class AsyncChatqClient:
             webhook_url=webhook_url,
             privacy=privacy,
         )
+        if job.request.session_id is not None or job.request.user is not None:
+            job = await asyncio.to_thread(self._history().with_history, job, tenant)
         if await self.store.create(job, queue):  # an id submitted twice runs once
             # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
             await asyncio.to_thread(send_job, self.celery, job, queue)
         return job.id
+
+    def _history(self) -> ChatqClient:
+        """A synchronous client for sessions, whose compaction waits on a summary job."""
+        if self._sync is None:
+            self._sync = ChatqClient(self.settings)
+        return self._sync
 
     async def result(self, job_id: str, timeout: float | None = None) -> ChatResult:
         return await self.store.wait(job_id, timeout=timeout or self.settings.wait_timeout_s)
@@ -96,5 +106,7 @@ class AsyncChatqClient:
         return cancelled
 
     async def aclose(self) -> None:
+        if self._sync is not None:
+            self._sync.close()
         await self.store.redis.aclose()
         self.celery.close()

@@ -15,11 +15,13 @@ from producers.jobs import (
     send_job,
     send_webhook,
 )
+from producers.sessions import Conversations
 from shared.celery_config import queue_for
 from shared.dead_letters import DeadLetters
 from shared.deployments import DeploymentRegistry
-from shared.jobs import ChatRequest, ChatResult, JobStatus
+from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
+from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings, get_settings
 from shared.store import JobRecord, JobStore
 
@@ -36,6 +38,13 @@ class ChatqClient:
         self.store = JobStore.from_settings(self.settings, redis)
         self.celery = producer_app(self.settings)
         self.deployments = DeploymentRegistry(self.settings)
+        self.users = UserStore(self.store.redis)
+        self.conversations = Conversations(
+            self.settings,
+            SessionStore(self.store.redis, self.settings),
+            self.users,
+            self._summarise,
+        )
 
     def submit(
         self,
@@ -68,11 +77,27 @@ class ChatqClient:
             webhook_url=webhook_url,
             privacy=privacy,
         )
+        job = self.with_history(job, tenant)
         if self.store.create(job, queue) or (
             resend_queued and self.store.get(job.id).status is JobStatus.queued
         ):
             send_job(self.celery, job, queue)
         return job.id
+
+    def with_history(self, job: ChatJob, tenant: str | None) -> ChatJob:
+        """The job with its session's history and its user's profile in the request."""
+        request = job.request
+        if request.session_id is None and request.user is None:
+            return job
+        built, new_from = self.conversations.build(request, tenant)
+        if request.user is not None:
+            self.users.note_job(tenant, request.user, job.id)
+        return job.model_copy(update={"request": built, "session_new_from": new_from})
+
+    def _summarise(self, request: ChatRequest, tenant: str | None) -> str:
+        """A summary for a session's compaction, made by a job through the same queue."""
+        job_id = self.submit(request=request, tenant=tenant)
+        return raise_for_result(self.result(job_id)).content or ""
 
     def result(self, job_id: str, timeout: float | None = None) -> ChatResult:
         """Waits for the job to end; the result says done, failed (and why) or cancelled."""

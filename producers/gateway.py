@@ -12,12 +12,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from redis import Redis
 
-from producers import batch_routes, chat_routes, job_routes
+from producers import batch_routes, chat_routes, job_routes, session_routes
 from producers.aio import AsyncChatqClient
 from producers.auth import Authenticator
 from producers.batches import BatchService
 from producers.errors import install_error_handlers
 from producers.files import FileStore
+from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings, get_settings
 
 log = logging.getLogger("chatq.gateway")
@@ -39,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.files = FileStore(
             redis, settings.effective_files_dir, max_bytes=settings.max_file_bytes
         )
+        app.state.sessions = SessionStore(redis, settings)
+        app.state.users = UserStore(redis)
         app.state.batches = BatchService(settings, redis, app.state.files)
         app.state.batches.start()
         yield
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_routes.router)
     app.include_router(job_routes.router)
     app.include_router(batch_routes.router)
+    app.include_router(session_routes.router)
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, str]:

@@ -11,8 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # Fields that steer chatq itself and are never forwarded to the provider.
 CHATQ_FIELDS = frozenset(
-    {"session_id", "priority", "metadata", "job_id", "deadline_s", "cache", "coalesce"}
+    {
+        "session_id",
+        "session_ttl",
+        "priority",
+        "metadata",
+        "job_id",
+        "deadline_s",
+        "cache",
+        "coalesce",
+    }
 )
+SAFE_ID = r"^[A-Za-z0-9_.@-]+$"  # ids that become part of Redis keys
 
 
 class Role(StrEnum):
@@ -89,7 +99,23 @@ class ChatRequest(BaseModel):
     n: int | None = Field(None, ge=1, le=1, description="chatq returns one choice per job.")
     stop: str | list[str] | None = None
     stream: bool = False
-    session_id: str | None = Field(None, min_length=1, max_length=200)
+    session_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=SAFE_ID,
+        description="Keep the conversation server-side: send only the new messages.",
+    )
+    session_ttl: Literal["short", "long"] | None = Field(
+        None, description="How long an idle session is kept (default: short)."
+    )
+    user: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=SAFE_ID,
+        description="The end user (OpenAI's field): their profile is attached; erasable.",
+    )
     priority: Priority = Priority.interactive
     metadata: dict[str, str] = Field(default_factory=dict)
     deadline_s: float | None = Field(
@@ -139,6 +165,7 @@ class ChatJob(BaseModel):
     tenant: str | None = None  # who submitted it, when the gateway authenticated the caller
     webhook_url: str | None = None  # called, signed, when the job ends
     privacy: bool = True  # mask personal data before it reaches the provider
+    session_new_from: int | None = None  # messages from here on are new to the session
 
     @property
     def deadline(self) -> float | None:

@@ -26,6 +26,13 @@ chatq:apikeys          hash    key_id -> SHA-256 of the key (to list and revoke 
 chatq:tenant:{name}    hash    a tenant's settings: rpm, tokens_per_day, privacy
 chatq:quota:{tenant}:rpm:{minute}  string  requests admitted in that minute (expires)
 chatq:quota:{tenant}:tokens:{day}  string  tokens used that UTC day (expires)
+chatq:session:{tenant}:{id}        hash  a conversation: summary, summarised (turns folded in),
+                                         ttl_s, user; expires unless used
+chatq:session:{tenant}:{id}:turns  list  its recent turns, oldest first (message JSON)
+chatq:user:{tenant}:{uid}:profile  hash  attributes a tenant keeps about one of its users
+chatq:user:{tenant}:{uid}:sessions set   that user's sessions   (erasing a user uses these)
+chatq:user:{tenant}:{uid}:jobs     set   that user's job ids
+chatq:user:{tenant}:{uid}:cache    set   cache keys that user's jobs filled
 chatq:demo:orders      hash    the order-status hook example's orders: order id -> status
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
 chatq.bulk             list    Celery queue for bulk work
@@ -100,3 +107,20 @@ def quota_tokens_key(tenant: str, now: float) -> str:
 
 
 DEMO_ORDERS = f"{PREFIX}:demo:orders"
+
+
+def _tenant_part(tenant: str | None) -> str:
+    return tenant or "-"
+
+
+def session_key(tenant: str | None, session_id: str) -> str:
+    return f"{PREFIX}:session:{_tenant_part(tenant)}:{session_id}"
+
+
+def session_turns_key(tenant: str | None, session_id: str) -> str:
+    return f"{session_key(tenant, session_id)}:turns"
+
+
+def user_key(tenant: str | None, user_id: str, part: str) -> str:
+    """A key of one user of a tenant: profile, sessions, jobs or cache."""
+    return f"{PREFIX}:user:{_tenant_part(tenant)}:{user_id}:{part}"

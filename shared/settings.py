@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     files_dir: Path | None = Field(None, description="Default: data_dir/files.")
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)
 
+    # Sessions: history kept in Redis, compacted past a prompt token budget.
+    session_token_budget: int = Field(3000, ge=200)
+    session_short_ttl_s: int = Field(3600, ge=1)
+    session_long_ttl_s: int = Field(30 * 86400, ge=1)
+
     # Hooks around each provider call, in order (dotted paths, or entrypoint:NAME).
     hooks: Annotated[list[str], NoDecode] = ["workers.hooks.masking:MaskPersonalData"]
 

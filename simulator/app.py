@@ -67,6 +67,7 @@ def create_app(
             sim.invalid(entry)
             return Refused(problem.status, problem.body())
         prompt = prompt_tokens(body["messages"])
+        entry["prompt_tokens"] = prompt
         completion_limit = (max_tokens_of(body) or config.max_reply_tokens) * (body.get("n") or 1)
         refusal = sim.limiter.admit(prompt + completion_limit, now)
         if refusal is not None:

@@ -23,6 +23,7 @@ from shared.errors import (
 )
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings, Usage
 from shared.protocol import DeltaEvent, EndEvent
+from shared.sessions import SessionStore, UserStore
 from shared.settings import RetryPolicy
 from shared.store import DEFAULT_LEASE_S, Busy, JobStore
 from shared.tokens import count_prompt_tokens, count_text_tokens
@@ -79,9 +80,13 @@ class ChatRunner:
         batch_max_size: int = 32,
         on_end: Callable[[ChatJob, ChatResult], None] | None = None,
         hooks: HookChain | None = None,
+        sessions: SessionStore | None = None,
+        users: UserStore | None = None,
     ):
         self.on_end = on_end  # told of every job this process ended (webhooks)
         self.hooks = hooks or HookChain()
+        self.sessions = sessions
+        self.users = users
         self.coalescer = coalescer
         self.batcher: MicroBatcher[ChatResult | None] | None = None
         if batch_window_s > 0:
@@ -401,6 +406,8 @@ class ChatRunner:
         ended = self.store.finish(
             result, dead_letter=dead_letter, share_key=share_key, cache_ttl_s=cache_ttl_s
         )
+        if ended and result.status is JobStatus.done:
+            self._remember(job, result, share_key if cache_ttl_s else None)
         if ended:
             paid = result.usage and not (result.cached or result.coalesced_with)
             if job.tenant and paid and result.usage is not None:
@@ -411,6 +418,13 @@ class ChatRunner:
             if self.on_end is not None:
                 self.on_end(job, result)
         return result
+
+    def _remember(self, job: ChatJob, result: ChatResult, cached_as: str | None) -> None:
+        """Appends the turn to its session; notes a cached answer under its user (erasable)."""
+        if self.sessions is not None and job.request.session_id is not None:
+            self.sessions.record_answer(job, result)
+        if self.users is not None and job.request.user is not None and cached_as is not None:
+            self.users.note_cache_key(job.tenant, job.request.user, cached_as)
 
     def _book(
         self, job: ChatJob, deployment: Deployment, *, max_wait_s: float, choices: int = 1

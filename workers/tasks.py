@@ -16,6 +16,7 @@ from shared.celery_config import TASK_CHAT, TASK_NOOP, TASK_WEBHOOK
 from shared.deployments import DeploymentRegistry
 from shared.errors import InvalidJob
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
+from shared.sessions import SessionStore, UserStore
 from shared.settings import get_settings
 from shared.store import JobStore
 from workers.celery_app import app
@@ -67,6 +68,8 @@ def get_runner() -> ChatRunner:
                 batch_max_size=settings.batch_max_size,
                 on_end=send_webhook,
                 hooks=load_hooks(settings.hooks),
+                sessions=SessionStore(store.redis, settings),
+                users=UserStore(store.redis),
             )
             threading.Thread(
                 target=renew_claims, args=(_runner,), name="chatq-lease-renewal", daemon=True

@@ -9,6 +9,8 @@ from chatq.processes import stop
 from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
+ORDER_STATUS = "workers.hooks.intents:OrderStatus"
+MASKING = "workers.hooks.masking:MaskPersonalData"
 PERSONAL = "Reach me at ana.li@example.com or 13812345678, card 4111 1111 1111 1111."
 
 
@@ -17,9 +19,7 @@ def stack(redis_server):
     running = start_stack(
         redis_server,
         sim_args=["--echo"],
-        extra_env={
-            "CHATQ_HOOKS": "workers.hooks.intents:OrderStatus,workers.hooks.masking:MaskPersonalData"
-        },
+        extra_env={"CHATQ_HOOKS": f"{ORDER_STATUS},{MASKING}"},
     )
     yield running
     stop(running.parts)
