@@ -54,7 +54,11 @@ def get_file(request: Request, file_id: str, who: Caller) -> dict[str, Any]:
     return _files(request).get(file_id, who.tenant)
 
 
-@router.get("/v1/files/{file_id}/content", response_class=FileResponse)
+@router.get(
+    "/v1/files/{file_id}/content",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/jsonl": {}}, "description": "The file."}},
+)
 def file_content(request: Request, file_id: str, who: Caller) -> FileResponse:
     store = _files(request)
     name = store.get(file_id, who.tenant)["filename"]

@@ -26,7 +26,15 @@ async def models(client: Client, who: Caller) -> dict[str, Any]:
     return model_list(client.deployments.aliases())
 
 
-@router.post("/v1/chat/completions", response_model=None)
+STREAM_OR_JSON = {
+    200: {
+        "description": "A chat.completion, or with stream=true chat.completion.chunk events.",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    }
+}
+
+
+@router.post("/v1/chat/completions", response_model=None, responses=STREAM_OR_JSON)
 async def chat_completions(
     body: ChatRequest, request: Request, client: Client, who: AdmittedCaller
 ) -> JSONResponse | StreamingResponse:

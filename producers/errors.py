@@ -3,16 +3,50 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from producers.jobs import describe_validation_errors
 from shared.errors import ChatqError, error_body, http_status_and_type, openai_error_body
 
 log = logging.getLogger("chatq.gateway")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """OpenAI's error shape, which every error response of the gateway has."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what}
+    for status, what in {
+        400: "The request is invalid: the message says what to fix.",
+        401: "No valid API key or token.",
+        404: "Not found (or not the caller's).",
+        409: "Conflicts with the job's state.",
+        429: "Over a quota or rate limit; see Retry-After.",
+        500: "An internal error.",
+        502: "The provider failed.",
+        503: "The queue or provider is unavailable; see Retry-After.",
+        504: "Timed out waiting.",
+    }.items()
+}
 
 
 def error_response(exc: ChatqError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -27,9 +61,35 @@ def error_response(exc: ChatqError, headers: dict[str, str] | None = None) -> JS
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ChatqError, _chatq_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(RedisError, _redis_error)  # type: ignore[arg-type]
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """FastAPI's own refusals (unknown route, wrong method, unparsable body) in OpenAI's shape;
+    a 405 lists every method the path takes."""
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(sorted(_methods_for(request)))
+        message = f"{request.method} is not allowed on {request.url.path}."
+    elif exc.status_code == 404:
+        message = f"No route {request.method} {request.url.path}."
+    else:
+        message = str(exc.detail)
+    error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    return JSONResponse(
+        openai_error_body(message, error_type), status_code=exc.status_code, headers=headers
+    )
+
+
+def _methods_for(request: Request) -> set[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, APIRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return methods
 
 
 async def _chatq_error(request: Request, exc: ChatqError) -> JSONResponse:

@@ -16,7 +16,7 @@ from producers import batch_routes, chat_routes, job_routes, session_routes
 from producers.aio import AsyncChatqClient
 from producers.auth import Authenticator
 from producers.batches import BatchService
-from producers.errors import install_error_handlers
+from producers.errors import ERROR_RESPONSES, install_error_handlers
 from producers.files import FileStore
 from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings, get_settings
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="OpenAI-compatible chat completions, served through a Celery queue on Redis.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
     app.include_router(chat_routes.router)

@@ -107,7 +107,11 @@ async def cancel_job(job_id: str, client: Client, who: Caller) -> JobObject:
     return job_object(await client.status(job_id))
 
 
-@router.get("/v1/jobs/{job_id}/events", response_class=StreamingResponse)
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Chunk events."}},
+)
 async def job_events(job_id: str, client: Client, who: Caller) -> StreamingResponse:
     """The job's answer as ``chat.completion.chunk`` server-sent events, from the first delta
     however late the caller connects, then ``[DONE]``."""
