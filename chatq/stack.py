@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -146,3 +147,19 @@ def start_flower(port: int, env: Mapping[str, str], *, log_dir: Path | None = No
 
 def _log(log_dir: Path | None, name: str) -> Path | None:
     return None if log_dir is None else log_dir / f"{name}.log"
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_env(directory: Path) -> dict[str, str]:
+    """An empty directory where the stack's processes write their metrics, for the gateway's
+    ``/metrics`` to sum (Prometheus client multiprocess mode)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return {MULTIPROC_ENV: str(directory.resolve())}
+
+
+def without_metrics_dir(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a process that must not write there (Flower keeps metrics of its own)."""
+    return {k: v for k, v in env.items() if k != MULTIPROC_ENV}

@@ -10,7 +10,15 @@ from rich.table import Table
 
 from chatq.processes import Part, port_in_use, stop
 from chatq.redis_server import wait_for_redis
-from chatq.stack import start_flower, start_gateway, start_redis, start_simulator, start_workers
+from chatq.stack import (
+    metrics_env,
+    start_flower,
+    start_gateway,
+    start_redis,
+    start_simulator,
+    start_workers,
+    without_metrics_dir,
+)
 from shared.errors import ChatqError
 from shared.settings import Settings, get_settings
 
@@ -54,7 +62,7 @@ def run_stack(settings: Settings, options: StackOptions, console: Console) -> No
 def _start(
     settings: Settings, options: StackOptions, parts: list[Part], console: Console
 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    env: dict[str, str] = {}
+    env: dict[str, str] = metrics_env(settings.data_dir / "metrics")
     rows: list[tuple[str, str]] = []
     logs = settings.data_dir.resolve() / "logs"
     if settings.redis_url is None:
@@ -99,7 +107,7 @@ def _start(
     rows.append(("Gateway (OpenAI API)", gateway.address))
     if options.flower:
         with console.status("Starting Flower..."):
-            flower = start_flower(options.flower_port, env, log_dir=logs)
+            flower = start_flower(options.flower_port, without_metrics_dir(env), log_dir=logs)
         parts.append(flower)
         rows.append(("Flower", flower.address))
     rows.append(("Logs", str(logs)))

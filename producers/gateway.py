@@ -12,12 +12,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from redis import Redis
 
-from producers import batch_routes, chat_routes, job_routes, session_routes
+from producers import batch_routes, chat_routes, job_routes, metrics_route, session_routes
 from producers.aio import AsyncChatqClient
 from producers.auth import Authenticator
 from producers.batches import BatchService
 from producers.errors import ERROR_RESPONSES, install_error_handlers
 from producers.files import FileStore
+from producers.metrics_route import build_registry
 from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings, get_settings
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.users = UserStore(redis)
         app.state.batches = BatchService(settings, redis, app.state.files)
         app.state.batches.start()
+        app.state.metrics = build_registry(redis, settings)
         yield
         app.state.batches.stop()
         redis.close()
@@ -61,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(job_routes.router)
     app.include_router(batch_routes.router)
     app.include_router(session_routes.router)
+    app.include_router(metrics_route.router)
 
     @app.get("/health")
     async def health(request: Request) -> dict[str, str]:

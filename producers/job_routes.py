@@ -9,7 +9,7 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import StreamingResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
@@ -84,9 +84,13 @@ async def own_job(client: AsyncChatqClient, job_id: str, who: Principal) -> JobR
 
 
 @router.post("/v1/jobs", status_code=status.HTTP_202_ACCEPTED)
-async def submit_job(body: JobRequest, client: Client, who: AdmittedCaller) -> JobObject:
+async def submit_job(
+    body: JobRequest, http: Request, client: Client, who: AdmittedCaller
+) -> JobObject:
     """Queues a chat job and returns at once; its id fetches the outcome later."""
     request = ChatRequest.model_validate(body.model_dump(exclude={"webhook_url"}))
+    if (session := http.headers.get("x-session-id")) and request.session_id is None:
+        request.session_id = session
     webhook = str(body.webhook_url) if body.webhook_url else None
     job_id = await client.submit(
         request=request, tenant=who.tenant, webhook_url=webhook, privacy=who.privacy

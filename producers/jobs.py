@@ -8,7 +8,15 @@ from typing import Any
 from celery import Celery
 from pydantic import ValidationError
 
-from shared.celery_config import TASK_CHAT, TASK_WEBHOOK, celery_config, queue_for
+from shared import metrics
+from shared.celery_config import (
+    TASK_CHAT,
+    TASK_WEBHOOK,
+    celery_config,
+    chat_argsrepr,
+    queue_for,
+    webhook_argsrepr,
+)
 from shared.deployments import DeploymentRegistry
 from shared.errors import (
     ERRORS_BY_CODE,
@@ -92,17 +100,27 @@ def producer_app(settings: Settings) -> Celery:
 
 
 def send_job(app: Celery, job: ChatJob, queue: str) -> None:
+    body = job.model_dump(mode="json", exclude_none=True)
+    metrics.JOBS_SUBMITTED.labels(job.request.model, job.request.priority.value).inc()
     app.send_task(
         TASK_CHAT,
-        args=[job.model_dump(mode="json", exclude_none=True)],
+        args=[body],
         task_id=job.id,
         queue=queue,
+        argsrepr=chat_argsrepr(body),
+        kwargsrepr="{}",
     )
 
 
 def send_webhook(app: Celery, job_id: str, url: str, settings: Settings) -> None:
     """Queues the call of a job's webhook (for a job the producer itself ended: a cancel)."""
-    app.send_task(TASK_WEBHOOK, args=[job_id, url], queue=settings.interactive_queue)
+    app.send_task(
+        TASK_WEBHOOK,
+        args=[job_id, url],
+        queue=settings.interactive_queue,
+        argsrepr=webhook_argsrepr(job_id),
+        kwargsrepr="{}",
+    )
 
 
 def check_webhook(url: str | None, settings: Settings) -> None:

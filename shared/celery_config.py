@@ -20,6 +20,22 @@ TASK_WEBHOOK = "chatq.webhook"  # args: job id, URL; calls the URL with the job'
 BROKER_MAX_CONNECTIONS = 1000
 
 
+def chat_argsrepr(job: dict[str, Any]) -> str:
+    """How a chat task's argument shows in Flower and task events: ids and sizes, never the
+    messages (user text) or anything else the caller sent."""
+    request = job.get("request") or {}
+    messages = request.get("messages") or []
+    return (
+        f"(job {job.get('id')}, model {request.get('model')}, {len(messages)} messages, "
+        f"stream={bool(request.get('stream'))})"
+    )
+
+
+def webhook_argsrepr(job_id: str) -> str:
+    """A webhook task's arguments for display: the URL may carry a token, so it is left out."""
+    return f"(job {job_id}, url hidden)"
+
+
 def queue_for(priority: Priority, settings: Settings) -> str:
     return settings.bulk_queue if priority is Priority.bulk else settings.interactive_queue
 

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     webhook_max_retries: int = Field(8, ge=0)
     webhook_timeout_s: float = Field(10.0, gt=0)
 
+    # Metrics: a worker's own Prometheus exporter (off unless set; on one host, `chatq up`
+    # has the gateway's /metrics sum every process instead).
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535)
+    log_format: Literal["text", "json"] = "text"
+
     # Gateway and Flower.
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000

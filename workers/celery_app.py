@@ -10,5 +10,5 @@ from celery import Celery
 from shared.celery_config import celery_config
 from shared.settings import get_settings
 
-app = Celery("chatq", include=["workers.tasks", "workers.shutdown"])
+app = Celery("chatq", include=["workers.tasks", "workers.shutdown", "workers.exporter"])
 app.conf.update(celery_config(get_settings()))

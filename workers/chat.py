@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from shared import keys
+from shared import keys, metrics
 from shared.deployments import Deployment, DeploymentRegistry
 from shared.errors import (
     ChatqError,
@@ -53,6 +53,8 @@ class Deferred(Exception):
 class Attempts:
     """What the retry loop knows across tries of one job."""
 
+    model: str
+    queue: str
     retries: int = 0
     avoid: frozenset[str] = frozenset()
 
@@ -409,6 +411,7 @@ class ChatRunner:
         if ended and result.status is JobStatus.done:
             self._remember(job, result, share_key if cache_ttl_s else None)
         if ended:
+            record_end_metrics(job, result)
             paid = result.usage and not (result.cached or result.coalesced_with)
             if job.tenant and paid and result.usage is not None:
                 self.store.count_tenant_tokens(job.tenant, result.usage.total_tokens, self.clock())
@@ -468,8 +471,9 @@ class ChatRunner:
             rewrite = self.hooks.stream(turn) if turn is not None else None
             deltas = _Deltas(self, job.id, timings, rewrite, published=bool(already))
             publisher = DeltaPublisher(deltas.publish, already)
-        state = Attempts()
+        state = Attempts(job.request.model, job.request.priority.value)
         while True:
+            metrics.LIMITER_WAIT.labels(deployment.name).observe(lease.wait_s)
             if lease.wait_s > 0:
                 self.sleep(lease.wait_s)
             reply: ProviderReply | None = None
@@ -491,6 +495,7 @@ class ChatRunner:
                     raise
                 delay = 0.0
             except RateLimited as exc:
+                metrics.PROVIDER_RATE_LIMITED.labels(deployment.name).inc()
                 self.health.record_rate_limited(deployment)
                 pause = exc.retry_after or backoff_delay(1, None, self.rng)
                 self.limiter.pause(deployment, pause)
@@ -515,6 +520,7 @@ class ChatRunner:
     def _next_delay(self, state: Attempts, exc: ProviderError) -> float:
         """The backoff before the next try; raises ``exc`` when the retries are used up."""
         state.retries += 1
+        metrics.JOB_RETRIES.labels(state.model, state.queue).inc()
         if state.retries > self.policy.max_retries:
             raise exc
         retry_after = getattr(exc, "retry_after", None)
@@ -539,6 +545,7 @@ class ChatRunner:
     ) -> ProviderReply:
         endpoint = Endpoint(deployment.url, self.health.api_key(deployment), deployment.transport)
         model = deployment.provider_model
+        started = time.perf_counter()
         try:
             if publisher is None:
                 body = job.request.provider_body(stream=False, model=model, choices=choices)
@@ -551,6 +558,10 @@ class ChatRunner:
                 ) from None
             self.health.retire_key(deployment, endpoint.api_key)
             raise
+        finally:
+            metrics.PROVIDER_LATENCY.labels(job.request.model, deployment.name).observe(
+                time.perf_counter() - started
+            )
 
     def _stream_once(
         self, job: ChatJob, endpoint: Endpoint, model: str, publisher: DeltaPublisher
@@ -636,3 +647,30 @@ class _Deltas:
             self.timings.first_token_at = self.runner.clock()
         self.runner.store.append_delta(self.job_id, text, first=first)
         self.published = True
+
+
+def record_end_metrics(job: ChatJob, result: ChatResult) -> None:
+    """Counts a job that this process ended, and how it got its answer."""
+    model, queue = job.request.model, job.request.priority.value
+    metrics.JOBS_FINISHED.labels(model, queue, result.status.value).inc()
+    timings = result.timings
+    if timings.finished_at is not None:
+        metrics.JOB_LATENCY.labels(model, queue).observe(timings.finished_at - job.created_at)
+    if timings.first_token_at is not None:
+        metrics.TIME_TO_FIRST_TOKEN.labels(model, queue).observe(
+            timings.first_token_at - job.created_at
+        )
+    if result.status is not JobStatus.done:
+        return
+    if result.cached:
+        how = "cached"
+    elif result.coalesced_with:
+        how = "coalesced"
+    elif result.answered_by:
+        how = "hook"
+    else:
+        how = "batched" if (result.batch_size or 1) > 1 else "miss"
+    metrics.CACHE_LOOKUPS.labels(model, how).inc()
+    if how in ("miss", "batched") and result.usage is not None:
+        metrics.TOKENS.labels(model, "prompt").inc(result.usage.prompt_tokens)
+        metrics.TOKENS.labels(model, "completion").inc(result.usage.completion_tokens)

@@ -12,7 +12,13 @@ from celery import Task
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from shared.celery_config import TASK_CHAT, TASK_NOOP, TASK_WEBHOOK
+from shared.celery_config import (
+    TASK_CHAT,
+    TASK_NOOP,
+    TASK_WEBHOOK,
+    chat_argsrepr,
+    webhook_argsrepr,
+)
 from shared.deployments import DeploymentRegistry
 from shared.errors import InvalidJob
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
@@ -81,7 +87,11 @@ def send_webhook(job: ChatJob, result: ChatResult) -> None:
     """Queues the call of the job's webhook, if it asked for one."""
     if job.webhook_url:
         app.send_task(
-            TASK_WEBHOOK, args=[job.id, job.webhook_url], queue=get_settings().interactive_queue
+            TASK_WEBHOOK,
+            args=[job.id, job.webhook_url],
+            queue=get_settings().interactive_queue,
+            argsrepr=webhook_argsrepr(job.id),
+            kwargsrepr="{}",
         )
 
 
@@ -113,7 +123,9 @@ def webhook(self: Task, job_id: str, url: str) -> None:
     delay = backoff_delay(
         attempt, sender.retry_after, _rng, initial_delay=1.0, max_delay=WEBHOOK_MAX_DELAY_S
     )
-    raise self.retry(countdown=delay, max_retries=None)
+    raise self.retry(
+        countdown=delay, max_retries=None, argsrepr=webhook_argsrepr(job_id), kwargsrepr="{}"
+    )
 
 
 def renew_claims(runner: ChatRunner) -> None:
@@ -139,7 +151,12 @@ def chat(self: Task, job: dict[str, Any]) -> None:
     except Deferred as deferred:
         # Back to the queue until its slot is near, freeing this thread for other jobs.
         get_runner().store.note_deferral(parsed.id)
-        raise self.retry(countdown=deferred.delay_s, max_retries=None) from None
+        raise self.retry(
+            countdown=deferred.delay_s,
+            max_retries=None,
+            argsrepr=chat_argsrepr(job),
+            kwargsrepr="{}",
+        ) from None
 
 
 @app.task(name=TASK_NOOP)

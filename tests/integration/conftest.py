@@ -16,7 +16,7 @@ import requests
 from redis import Redis
 
 from chatq.processes import Part, free_port, stop
-from chatq.stack import start_gateway, start_redis, start_simulator, start_workers
+from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator, start_workers
 from producers.client import ChatqClient
 from shared.settings import Settings
 
@@ -103,6 +103,7 @@ def start_stack(
             "CHATQ_REDIS_URL": redis_url,
             "CHATQ_PROVIDER_BASE_URL": sim.address,
             "CHATQ_FILES_DIR": tempfile.mkdtemp(prefix="chatq-files-"),
+            **metrics_env(Path(tempfile.mkdtemp(prefix="chatq-metrics-"))),
             **(extra_env or {}),
         }
         if deployments is not None:  # a TOML file, given the simulator's base URL

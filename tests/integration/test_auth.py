@@ -139,6 +139,17 @@ def test_a_tenant_never_sees_another_tenants_jobs(url, tenants):
         assert_refused(response, 404, "job_not_found")
 
 
+def test_a_tenant_never_sees_another_tenants_sessions(url, tenants):
+    alice, _ = tenants.create_key("tenant-a")
+    bob, _ = tenants.create_key("tenant-b")
+    assert chat(url, bob, session_id="shared-name").status_code == 200
+    as_bob = {"Authorization": f"Bearer {bob}"}
+    as_alice = {"Authorization": f"Bearer {alice}"}
+    assert requests.get(f"{url}/sessions/shared-name", headers=as_bob, timeout=10).ok
+    response = requests.get(f"{url}/sessions/shared-name", headers=as_alice, timeout=10)
+    assert_refused(response, 404, "session_not_found")
+
+
 def test_over_the_request_quota_is_429_with_retry_after(url, tenants):
     secret, _ = tenants.create_key("small-co")
     tenants.set_tenant("small-co", TenantSettings(rpm=2))

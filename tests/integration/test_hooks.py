@@ -66,3 +66,13 @@ def test_an_order_question_is_answered_without_the_provider(stack):
     assert answered.answered_by == "order_status"
     assert unknown.answered_by is None
     assert stack.sim_stats()["requests"] == 1  # only the unknown order reached the model
+
+
+def test_image_parts_pass_through_to_a_model_that_takes_images(stack):
+    stack.sim_reset()
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    content = [{"type": "text", "text": "What is in this picture?"}, image]
+    with stack.client() as client:
+        assert client.chat([{"role": "user", "content": content}], max_tokens=5).content
+    [entry] = stack.sim_requests()
+    assert entry["body"]["messages"][-1]["content"][1] == image

@@ -1,0 +1,62 @@
+"""Every Prometheus metric chatq exports, in one place.
+
+Processes that share a host share a directory (``PROMETHEUS_MULTIPROC_DIR``, which ``chatq up``
+sets): each process writes its counts there, and the gateway's ``/metrics`` serves their sum,
+workers included. A worker on another host serves its own on ``CHATQ_WORKER_METRICS_PORT``.
+Labels stay small and bounded: model alias, queue, deployment, status; never job ids or text.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+JOBS_SUBMITTED = Counter("chatq_jobs_submitted", "Jobs accepted into a queue.", ["model", "queue"])
+JOBS_FINISHED = Counter(
+    "chatq_jobs_finished",
+    "Jobs ended by a worker, by how they ended (done, failed, cancelled).",
+    ["model", "queue", "status"],
+)
+JOB_RETRIES = Counter(
+    "chatq_job_retries", "Provider calls repeated after a retryable failure.", ["model", "queue"]
+)
+JOB_LATENCY = Histogram(
+    "chatq_job_latency_seconds",
+    "End to end: from submission to the job's end.",
+    ["model", "queue"],
+    buckets=LATENCY_BUCKETS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "chatq_time_to_first_token_seconds",
+    "From submission to the first streamed delta.",
+    ["model", "queue"],
+    buckets=LATENCY_BUCKETS,
+)
+PROVIDER_LATENCY = Histogram(
+    "chatq_provider_latency_seconds",
+    "One provider call, from sending to its last byte.",
+    ["model", "deployment"],
+    buckets=LATENCY_BUCKETS,
+)
+TOKENS = Counter(
+    "chatq_tokens",
+    "Tokens billed by providers, by direction (prompt, completion).",
+    ["model", "direction"],
+)
+PROVIDER_RATE_LIMITED = Counter(
+    "chatq_provider_rate_limited", "429 answers from providers.", ["deployment"]
+)
+CACHE_LOOKUPS = Counter(
+    "chatq_cache_lookups",
+    "Jobs answered without a call of their own, by how (cached, coalesced, batched), "
+    "and jobs that had to call (miss).",
+    ["model", "result"],
+)
+LIMITER_WAIT = Histogram(
+    "chatq_limiter_wait_seconds",
+    "How long a call waited for its slot under the cluster's rate limits.",
+    ["deployment"],
+    buckets=WAIT_BUCKETS,
+)
