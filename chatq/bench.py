@@ -24,6 +24,12 @@ from rich.table import Table
 
 from chatq.bench_batching import BatchingOptions, measure_batching
 from chatq.bench_bulk import BulkOptions, measure_bulk
+from chatq.bench_capacity import (
+    CapacityOptions,
+    measure_memory,
+    measure_sustained,
+    measure_ttft,
+)
 from chatq.processes import Part, free_port, stop
 from chatq.stack import start_redis, start_simulator, start_workers
 from producers.client import ChatqClient
@@ -32,7 +38,8 @@ from shared.celery_config import TASK_NOOP
 from shared.settings import Settings
 
 _serial = itertools.count()
-SCENARIOS = ("pipeline", "batching", "bulk")
+SCENARIOS = ("pipeline", "sustained", "ttft", "memory", "batching", "bulk")
+QUICK_SCENARIOS = ("pipeline", "sustained", "ttft", "memory")
 
 
 def prompt() -> list[dict[str, str]]:
@@ -44,7 +51,7 @@ def prompt() -> list[dict[str, str]]:
 @dataclass
 class BenchOptions:
     jobs: int = 2000
-    rounds: int = 3
+    rounds: int = 5
     latency_samples: int = 400
     warmup: int = 50
     workers: int = 1
@@ -52,17 +59,20 @@ class BenchOptions:
     scenarios: tuple[str, ...] = SCENARIOS
     batching: BatchingOptions = field(default_factory=BatchingOptions)
     bulk: BulkOptions = field(default_factory=BulkOptions)
+    capacity: CapacityOptions = field(default_factory=CapacityOptions)
 
     @classmethod
     def quick(cls) -> BenchOptions:
         return cls(
-            jobs=500,
+            jobs=400,
             rounds=3,
             latency_samples=100,
             warmup=20,
-            bulk_jobs=1500,
+            bulk_jobs=0,
+            scenarios=QUICK_SCENARIOS,
             batching=BatchingOptions.quick(),
             bulk=BulkOptions.quick(),
+            capacity=CapacityOptions.quick(),
         )
 
 
@@ -91,6 +101,12 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
     report: dict[str, Any] = {"options": asdict(options), "results": {}}
     if "pipeline" in options.scenarios:
         report["results"].update(_pipeline_scenarios(options, console))
+    if "sustained" in options.scenarios:
+        report["results"].update(measure_sustained(options.capacity, console))
+    if "ttft" in options.scenarios:
+        report["results"].update(measure_ttft(options.capacity, console))
+    if "memory" in options.scenarios:
+        report["results"].update(measure_memory(options.capacity, console))
     if "batching" in options.scenarios:
         report["results"].update(measure_batching(options.batching, console))
     if "bulk" in options.scenarios:
@@ -253,6 +269,27 @@ def _print(console: Console, report: dict[str, Any]) -> None:
     table.add_column("ratio / added", justify="right")
     if "pipeline_jobs_per_s" in r:
         _pipeline_rows(table, r)
+    if "sustained_jobs_per_s_1s_latency" in r:
+        table.add_row(
+            f"sustained jobs/s, 1 s provider, {r['sustained_concurrency']} in flight",
+            f"{r['sustained_jobs_per_s_1s_latency']}",
+            f"{r['sustained_baseline_bare_celery_jobs_per_s']} (bare Celery task)",
+            f"{r['sustained_vs_bare_ratio']:.2f}x",
+        )
+    if "ttft_overhead_p50_ms" in r:
+        table.add_row(
+            "streaming time to first token p50, ms",
+            f"{r['ttft_queued_p50_ms']}",
+            f"{r['ttft_direct_p50_ms']} (direct stream)",
+            f"+{r['ttft_overhead_p50_ms']} ms",
+        )
+    if "worker_rss_growth_pct" in r:
+        table.add_row(
+            f"worker RSS after {r['memory_jobs']} jobs, MB",
+            f"{r['worker_rss_mb_after_jobs']}",
+            f"{r['worker_rss_mb_after_warmup']} (after warm-up)",
+            f"{r['worker_rss_growth_pct']:+.1f}%",
+        )
     if "batching_speedup" in r:
         _batching_rows(table, r)
     if "bulk_lines" in r:

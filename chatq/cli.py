@@ -377,7 +377,9 @@ def bench(
     json_path: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
     scenario: Annotated[
         list[str] | None,
-        typer.Option(help="Run only these scenarios (repeatable): pipeline, batching, bulk."),
+        typer.Option(
+            help="Run only these (repeatable): pipeline, sustained, ttft, memory, batching, bulk."
+        ),
     ] = None,
     batch_lines: Annotated[
         int | None, typer.Option(min=10, help="Lines in the bulk batch scenario's file.")

@@ -109,6 +109,7 @@ def send_job(app: Celery, job: ChatJob, queue: str) -> None:
         queue=queue,
         argsrepr=chat_argsrepr(body),
         kwargsrepr="{}",
+        ignore_result=True,  # the outcome is in the job record, not Celery's result backend
     )
 
 
@@ -120,6 +121,7 @@ def send_webhook(app: Celery, job_id: str, url: str, settings: Settings) -> None
         queue=settings.interactive_queue,
         argsrepr=webhook_argsrepr(job_id),
         kwargsrepr="{}",
+        ignore_result=True,
     )
 
 

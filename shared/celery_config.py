@@ -13,6 +13,7 @@ from shared.settings import Settings
 
 TASK_CHAT = "chatq.chat"
 TASK_NOOP = "chatq.noop"  # a no-op task: the baseline `chatq bench` compares the pipeline with
+TASK_HTTP_PROBE = "chatq.http_probe"  # args: URL, JSON body; the bench's bare-Celery baseline
 TASK_WEBHOOK = "chatq.webhook"  # args: job id, URL; calls the URL with the job's outcome
 
 # kombu's Redis transport pools its connections; the default of 10 is too few for a worker

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from redis import Redis
+from redis.client import Pipeline
 
 from shared import keys
 from shared.errors import JobNotFound, JobTimeout
@@ -234,10 +235,21 @@ class JobStore:
         Returns the attempt number; or the job's status if it already ended; or ``Busy`` if
         another worker's claim is alive (a redelivered message of a job still running).
         """
-        kind, value = self._start(
+        return self.started(self.queue_start(job, lease_s=lease_s))
+
+    def queue_start(
+        self, job: ChatJob, *, lease_s: float = DEFAULT_LEASE_S, pipe: Pipeline | None = None
+    ) -> Any:
+        """Sends the claim of ``start``, on ``pipe`` if given (read it with ``started``)."""
+        return self._start(
             keys=[keys.job_key(job.id)],
             args=[self.clock(), self.result_ttl_s, job.request.model, job.created_at, lease_s],
+            client=pipe,
         )
+
+    @staticmethod
+    def started(reply: Any) -> int | JobStatus | Busy:
+        kind, value = reply
         if kind == "ended":
             return JobStatus(value)
         if kind == "busy":

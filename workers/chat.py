@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from shared import keys, metrics
 from shared.deployments import Deployment, DeploymentRegistry
@@ -28,7 +29,7 @@ from shared.settings import RetryPolicy
 from shared.store import DEFAULT_LEASE_S, Busy, JobStore
 from shared.tokens import count_prompt_tokens, count_text_tokens
 from workers.batching import MicroBatcher, Outcome, batch_key
-from workers.coalesce import Coalescer, request_key
+from workers.coalesce import Coalescer, Decision, request_key
 from workers.health import DeploymentHealth, NoUsableKey
 from workers.hooks import Answered, HookChain, StreamFilter, Turn
 from workers.limiter import ClusterLimiter, Lease, estimate_tokens
@@ -124,17 +125,31 @@ class ChatRunner:
                 return batch
             return self._run_call(job)
         assert self.coalescer is not None
-        decision = self.coalescer.join(key, job.id, use_cache=job.request.cache)
+        decision, claimed = self._join(key, job)
+        started: int | None = None
+        if claimed is not None:
+            try:
+                started = self._claimed(job, claimed)
+            except Deferred:
+                if decision.kind == "lead":
+                    self.coalescer.done(key, job.id, None)
+                raise
+            if started is None:
+                if decision.kind == "lead":
+                    self.coalescer.done(key, job.id, None)
+                return None
         if decision.kind == "lead":  # ending the job frees the key and caches the answer
             try:
-                result = self._run_call(job, share_key=key)
+                result = self._run_call(job, share_key=key, started=started)
             except BaseException:
                 self.coalescer.done(key, job.id, None)
+                self.running.discard(job.id)
                 raise
             if result is None:
                 self.coalescer.done(key, job.id, None)
             return result
-        started = self._claim(job)
+        if started is None:
+            started = self._claim(job)
         if started is None:
             return None
         try:
@@ -273,9 +288,40 @@ class ChatRunner:
             batch_size=size,
         )
 
+    def _join(self, key: str, job: ChatJob) -> tuple[Decision, Any]:
+        """The job's coalescing decision, and (unless None) the reply of its claim.
+
+        Where no rate limit can make the job wait, there is no reason to join before
+        claiming, and both go to Redis in one round trip.
+        """
+        assert self.coalescer is not None
+        use_cache = job.request.cache
+        if not self._never_waits(job) or (use_cache and self.coalescer.has_local(key)):
+            return self.coalescer.join(key, job.id, use_cache=use_cache), None
+        with self.store.redis.pipeline(transaction=False) as pipe:
+            self.coalescer.queue_join(key, job.id, use_cache=use_cache, pipe=pipe)
+            self.store.queue_start(job, lease_s=self.lease_s, pipe=pipe)
+            joined, claimed = pipe.execute()
+        return self.coalescer.decision(key, joined), claimed
+
+    def _never_waits(self, job: ChatJob) -> bool:
+        """Whether every deployment of the job's model is free of rate limits."""
+        try:
+            deployments = self.deployments.for_alias(job.request.model)
+        except ChatqError:
+            return False
+        return all(
+            d.rpm is None and d.tpm is None and d.max_concurrency is None for d in deployments
+        )
+
     def _claim(self, job: ChatJob) -> int | None:
         """Claims the job for this worker: the attempt number, or None if it already ended."""
-        started = self.store.start(job, lease_s=self.lease_s)
+        return self._claimed(job, self.store.queue_start(job, lease_s=self.lease_s))
+
+    def _claimed(self, job: ChatJob, reply: Any) -> int | None:
+        """The outcome of a claim: the attempt number, None if the job already ended; raises
+        ``Deferred`` while another worker's claim on it is alive."""
+        started = self.store.started(reply)
         if isinstance(started, Busy):  # a redelivery while its first run is alive
             raise Deferred(started.retry_in_s)
         if isinstance(started, JobStatus):

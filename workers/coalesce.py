@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from redis import Redis
+from redis.client import Pipeline
 
 from shared import keys
 from shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult, JobStatus
@@ -84,10 +85,20 @@ class Coalescer:
         if use_cache and (hit := self._lru_get(key)) is not None:
             self.redis.hincrby(keys.CACHE_STATS, "cache_hits", 1)
             return Decision("cached", cached=hit)
-        kind, value = self._join(
+        return self.decision(key, self.queue_join(key, job_id, use_cache=use_cache))
+
+    def queue_join(
+        self, key: str, job_id: str, *, use_cache: bool, pipe: Pipeline | None = None
+    ) -> Any:
+        """Sends the Redis part of ``join``, on ``pipe`` if given (read it with ``decision``)."""
+        return self._join(
             keys=[keys.coalesce_key(key), keys.cache_key(key), keys.CACHE_STATS],
             args=[job_id, self.lease_ms, "1" if use_cache else "0"],
+            client=pipe,
         )
+
+    def decision(self, key: str, reply: Any) -> Decision:
+        kind, value = reply
         if kind == "cached":
             result = ChatResult.model_validate_json(value)
             self._lru_put(key, result)
@@ -95,6 +106,11 @@ class Coalescer:
         if kind == "follow":
             return Decision("follow", leader=value)
         return LEAD
+
+    def has_local(self, key: str) -> bool:
+        """Whether this process's LRU holds a live answer for ``key``."""
+        entry = self._lru.get(key)
+        return entry is not None and entry[0] >= self.clock()
 
     def remember(self, key: str, result: ChatResult) -> None:
         """Keeps a leader's answer in this process's LRU (Redis gets it as the job ends)."""

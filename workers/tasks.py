@@ -8,12 +8,15 @@ import threading
 import time
 from typing import Any
 
+import requests
 from celery import Task
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+from requests.adapters import HTTPAdapter
 
 from shared.celery_config import (
     TASK_CHAT,
+    TASK_HTTP_PROBE,
     TASK_NOOP,
     TASK_WEBHOOK,
     chat_argsrepr,
@@ -165,6 +168,18 @@ def noop(value: Any = None) -> Any:
     return value
 
 
+_probe_session = requests.Session()
+_probe_session.trust_env = False
+_probe_session.mount("http://", HTTPAdapter(pool_maxsize=1000))  # one per thread, kept
+
+
+@app.task(name=TASK_HTTP_PROBE)
+def http_probe(url: str, body: dict[str, Any]) -> int:
+    """POSTs ``body`` to ``url`` once: the bare Celery prototype `chatq bench` measures chatq
+    against, with the same pool and the same provider."""
+    return _probe_session.post(url, json=body, timeout=60).status_code
+
+
 def reject_malformed(job: Any, exc: ValidationError) -> None:
     """Ends a job whose message does not parse (sent by hand or by another client) as failed."""
     job_id = job.get("id") if isinstance(job, dict) else None
@@ -180,4 +195,4 @@ def reject_malformed(job: Any, exc: ValidationError) -> None:
     get_runner().store.finish(result)
 
 
-__all__ = ["chat", "noop", "webhook"]
+__all__ = ["chat", "http_probe", "noop", "webhook"]

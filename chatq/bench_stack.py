@@ -1,0 +1,68 @@
+"""A throwaway stack for one benchmark scenario: its own Redis, simulator and workers."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from chatq.processes import Part, free_port, stop
+from chatq.stack import start_redis, start_simulator, start_workers
+from shared.settings import Settings
+
+
+@dataclass
+class BenchStack:
+    settings: Settings
+    sim_url: str  # the simulator's OpenAI base URL (…/v1)
+    workers: list[Part]
+
+
+@contextmanager
+def bench_stack(
+    console: Console,
+    label: str,
+    *,
+    sim_args: Sequence[str] = ("--ttft-ms", "0", "--tokens-per-s", "0"),
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+) -> Iterator[BenchStack]:
+    parts: list[Part] = []
+    with tempfile.TemporaryDirectory(prefix="chatq-bench-") as data_dir:
+        try:
+            with console.status(f"{label}: starting Redis, the simulator and workers..."):
+                redis = start_redis(free_port(), Path(data_dir), persist=False)
+                parts.append(redis)
+                sim = start_simulator(free_port(), list(sim_args))
+                parts.append(sim)
+                full_env = {
+                    "CHATQ_REDIS_URL": redis.address,
+                    "CHATQ_PROVIDER_BASE_URL": sim.address,
+                    "CHATQ_TASK_EVENTS": "false",
+                    "CHATQ_LOG_LEVEL": "WARNING",
+                    **(env or {}),
+                }
+                settings = Settings(
+                    _env_file=None,
+                    redis_url=redis.address,
+                    provider_base_url=sim.address,
+                    task_events=False,
+                    models=["sim-mini"],
+                )
+                started = start_workers(workers, settings, full_env, quiet=True)
+                parts.extend(started)
+            yield BenchStack(settings, sim.address, started)
+        finally:
+            stop(parts)
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory now, in MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
