@@ -13,6 +13,7 @@ from producers.jobs import (
     Messages,
     prepare_job,
     producer_app,
+    queue_errors,
     raise_for_result,
     send_job,
     send_webhook,
@@ -61,9 +62,10 @@ class AsyncChatqClient:
         )
         if job.request.session_id is not None or job.request.user is not None:
             job = await asyncio.to_thread(self._history().with_history, job, tenant)
-        if await self.store.create(job, queue):  # an id submitted twice runs once
-            # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
-            await asyncio.to_thread(send_job, self.celery, job, queue)
+        with queue_errors(self.settings):
+            if await self.store.create(job, queue):  # an id submitted twice runs once
+                # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
+                await asyncio.to_thread(send_job, self.celery, job, queue)
         return job.id
 
     def _history(self) -> ChatqClient:

@@ -11,6 +11,7 @@ from producers.jobs import (
     Messages,
     prepare_job,
     producer_app,
+    queue_errors,
     raise_for_result,
     send_job,
     send_webhook,
@@ -78,10 +79,11 @@ class ChatqClient:
             privacy=privacy,
         )
         job = self.with_history(job, tenant)
-        if self.store.create(job, queue) or (
-            resend_queued and self.store.get(job.id).status is JobStatus.queued
-        ):
-            send_job(self.celery, job, queue)
+        with queue_errors(self.settings):
+            if self.store.create(job, queue) or (
+                resend_queued and self.store.get(job.id).status is JobStatus.queued
+            ):
+                send_job(self.celery, job, queue)
         return job.id
 
     def with_history(self, job: ChatJob, tenant: str | None) -> ChatJob:

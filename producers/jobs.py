@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
 from shared import metrics
@@ -25,8 +27,10 @@ from shared.errors import (
     JobCancelled,
     ModelNotFound,
     ProviderError,
+    QueueUnavailable,
 )
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from shared.outage import REDIS_DOWN
 from shared.settings import Settings
 
 Messages = str | list[dict[str, Any]]
@@ -90,6 +94,19 @@ def prepare_job(
         extra["id"] = job_id
     job = ChatJob(request=request, **extra)
     return job, queue_for(job.request.priority, settings)
+
+
+@contextmanager
+def queue_errors(settings: Settings) -> Iterator[None]:
+    """Turns an unreachable Redis while submitting into ``QueueUnavailable`` (503)."""
+    try:
+        yield
+    except (*REDIS_DOWN, OperationalError) as exc:
+        where = settings.effective_redis_url.rsplit("@", 1)[-1]
+        raise QueueUnavailable(
+            f"The job queue (Redis at {where}) cannot be reached: {exc}. The job was not "
+            "enqueued; retry shortly."
+        ) from exc
 
 
 def producer_app(settings: Settings) -> Celery:

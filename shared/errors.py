@@ -4,6 +4,7 @@ ChatqError
 ├── InvalidRequest ── InvalidJob ── ModelNotFound
 ├── NotFound ── JobNotFound, FileNotFound, BatchNotFound
 ├── JobTimeout
+├── QueueUnavailable
 ├── AuthError
 ├── QuotaExceeded
 └── ProviderError
@@ -70,6 +71,16 @@ class JobTimeout(ChatqError):
     code = "job_timeout"
 
 
+class QueueUnavailable(ChatqError):
+    """Redis, the queue, cannot be reached: nothing was enqueued; retry shortly."""
+
+    code = "queue_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = 1.0, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
 class AuthError(ChatqError):
     code = "invalid_api_key"
 
@@ -130,6 +141,7 @@ ERROR_TABLE: dict[type[ChatqError], tuple[int, str]] = {
     NotFound: (404, "invalid_request_error"),
     JobCancelled: (409, "invalid_request_error"),
     JobTimeout: (504, "server_error"),
+    QueueUnavailable: (503, "server_error"),
     AuthError: (401, "authentication_error"),
     QuotaExceeded: (429, "rate_limit_error"),
     ProviderError: (502, "api_error"),

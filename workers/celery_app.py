@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+import workers.kombu_fixes  # noqa: F401  (before any broker connection exists)
 from shared.celery_config import celery_config
 from shared.settings import get_settings
 

@@ -23,6 +23,7 @@ from shared.errors import (
     http_status_and_type,
 )
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings, Usage
+from shared.outage import retry_while_redis_down
 from shared.protocol import DeltaEvent, EndEvent
 from shared.sessions import SessionStore, UserStore
 from shared.settings import RetryPolicy
@@ -39,6 +40,7 @@ from workers.streaming import DeltaPublisher
 
 log = logging.getLogger("chatq.worker")
 
+REDIS_PATIENCE_S = 300.0  # how long an answer in hand waits for Redis to come back
 DEFAULT_COMPLETION_ESTIMATE = 256  # tokens charged up front when a job sets no max_tokens
 
 
@@ -451,8 +453,11 @@ class ChatRunner:
             cache_ttl_s = self.coalescer.cache_ttl_s
             if result.status is JobStatus.done:
                 self.coalescer.remember(share_key, result)
-        ended = self.store.finish(
-            result, dead_letter=dead_letter, share_key=share_key, cache_ttl_s=cache_ttl_s
+        ended = retry_while_redis_down(  # the answer is in hand: record it once Redis is back
+            lambda: self.store.finish(
+                result, dead_letter=dead_letter, share_key=share_key, cache_ttl_s=cache_ttl_s
+            ),
+            patience_s=REDIS_PATIENCE_S,
         )
         if ended and result.status is JobStatus.done:
             self._remember(job, result, share_key if cache_ttl_s else None)

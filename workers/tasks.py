@@ -25,11 +25,12 @@ from shared.celery_config import (
 from shared.deployments import DeploymentRegistry
 from shared.errors import InvalidJob
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
+from shared.outage import REDIS_DOWN, wait_for_redis
 from shared.sessions import SessionStore, UserStore
 from shared.settings import get_settings
 from shared.store import JobStore
 from workers.celery_app import app
-from workers.chat import ChatRunner, Deferred
+from workers.chat import REDIS_PATIENCE_S, ChatRunner, Deferred
 from workers.coalesce import Coalescer
 from workers.health import DeploymentHealth
 from workers.hooks import load_hooks
@@ -151,6 +152,15 @@ def chat(self: Task, job: dict[str, Any]) -> None:
         return
     try:
         get_runner().run(parsed)
+    except REDIS_DOWN:
+        # Redis went away before the job was recorded as ended: once it is back, send the
+        # job again (its claim keeps it from running twice) rather than lose the message.
+        log.warning("job %s: redis unreachable; waiting for it to come back", parsed.id)
+        if not wait_for_redis(get_runner().store.redis, patience_s=REDIS_PATIENCE_S):
+            raise
+        raise self.retry(
+            countdown=1, max_retries=None, argsrepr=chat_argsrepr(job), kwargsrepr="{}"
+        ) from None
     except Deferred as deferred:
         # Back to the queue until its slot is near, freeing this thread for other jobs.
         get_runner().store.note_deferral(parsed.id)

@@ -1,0 +1,96 @@
+"""Infrastructure faults under load: Redis restarted mid-way, a worker stopped with SIGTERM.
+No accepted job is lost; while Redis is down, producers get a clear 503-style error."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+
+from chatq.processes import free_port, stop
+from chatq.stack import start_redis
+from shared.errors import QueueUnavailable
+from shared.jobs import JobStatus
+from tests.integration.conftest import start_stack
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_a_redis_restart_under_load_loses_no_job(tmp_path: Path):
+    data = tmp_path / "redis"
+    port = free_port()
+    redis = start_redis(port, data, persist=True)
+    stack = start_stack(
+        redis.address,
+        workers=2,
+        gateway=True,
+        sim_args=["--ttft-ms", "300"],
+        extra_env={"CHATQ_VISIBILITY_TIMEOUT_S": "10", "CHATQ_JOB_LEASE_S": "5"},
+    )
+    gateway = next(p.address for p in stack.parts if p.name == "gateway")
+    try:
+        with stack.client() as client:
+            job_ids = [client.submit(f"survive {i}", max_tokens=5) for i in range(200)]
+            records = stack.settings_redis()
+            wait_until(
+                lambda: (
+                    sum(records.hget(f"chatq:job:{j}", "status") == "done" for j in job_ids) >= 20
+                ),
+                30,
+                "the first jobs",
+            )
+            stop([redis])  # SIGTERM: Redis writes its append-only file and exits
+            with pytest.raises(QueueUnavailable, match="not enqueued"):
+                client.submit("while Redis is down", max_tokens=5)
+            body = {"model": "sim-mini", "messages": [{"role": "user", "content": "down?"}]}
+            down = requests.post(f"{gateway}/chat/completions", json=body, timeout=30)
+            assert down.status_code == 503 and down.headers["Retry-After"]
+            assert down.json()["error"]["code"] == "queue_unavailable"
+            time.sleep(3)
+            redis = start_redis(port, data, persist=True)
+            results = [client.result(job_id, timeout=180) for job_id in job_ids]
+        assert [r.status for r in results] == [JobStatus.done] * 200
+        again = requests.post(f"{gateway}/chat/completions", json=body, timeout=30)
+        assert again.status_code == 200
+    finally:
+        stop([*stack.parts, redis])
+
+
+def test_sigterm_to_a_worker_under_load_loses_and_repeats_nothing(redis_server):
+    stack = start_stack(
+        redis_server,
+        workers=2,
+        sim_args=["--ttft-ms", "200"],
+        extra_env={"CHATQ_SHUTDOWN_GRACE_S": "20", "CHATQ_WORKER_CONCURRENCY": "50"},
+    )
+    try:
+        stack.sim_reset()
+        victim = next(p for p in stack.parts if p.name.startswith("worker worker1"))
+        with stack.client() as client:
+            job_ids = [client.submit(f"terminated {i}", max_tokens=5) for i in range(300)]
+            records = stack.settings_redis()
+            wait_until(
+                lambda: (
+                    sum(records.hget(f"chatq:job:{j}", "status") == "done" for j in job_ids) >= 50
+                ),
+                30,
+                "the first jobs",
+            )
+            os.kill(victim.process.pid, signal.SIGTERM)
+            assert victim.process.wait(timeout=30) == 0  # a warm shutdown, in-flight calls done
+            results = [client.result(job_id, timeout=120) for job_id in job_ids]
+        assert [r.status for r in results] == [JobStatus.done] * 300
+        calls = Counter(entry["job_id"] for entry in stack.sim_requests())
+        assert set(calls) == set(job_ids) and max(calls.values()) == 1
+    finally:
+        stop(stack.parts)
