@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from chatq import keys_cli
-from shared.errors import ChatqError
+from shared.errors import ChatqError, QueueUnavailable
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -407,6 +407,12 @@ def _exit_on_chatq_error(run: Callable[[], object]) -> None:
 
     try:
         run()
+    except QueueUnavailable as exc:
+        console.print(
+            f"[bold red]error:[/] {exc.message} Start the stack with `chatq up`, or set "
+            "CHATQ_REDIS_URL."
+        )
+        raise typer.Exit(1) from None
     except ChatqError as exc:
         console.print(f"[bold red]error:[/] {exc.message}")
         raise typer.Exit(1) from None
