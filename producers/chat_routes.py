@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ from shared.jobs import ChatRequest, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
 
 router = APIRouter()
+log = logging.getLogger("chatq.gateway")
 
 
 @router.get("/v1/models")
@@ -41,6 +43,7 @@ async def chat_completions(
     if (session := request.headers.get("x-session-id")) and body.session_id is None:
         body.session_id = session
     job_id = await client.submit(request=body, tenant=who.tenant, privacy=who.privacy)
+    log.info("job %s submitted (model %s, stream=%s)", job_id, body.model, body.stream)
     created = int(time.time())
     if body.stream:
         options = (body.model_extra or {}).get("stream_options") or {}

@@ -19,6 +19,8 @@ from producers.batches import BatchService
 from producers.errors import ERROR_RESPONSES, install_error_handlers
 from producers.files import FileStore
 from producers.metrics_route import build_registry
+from producers.request_ids import RequestIds
+from shared.logs import configure_logging
 from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings, get_settings
 
@@ -27,6 +29,7 @@ log = logging.getLogger("chatq.gateway")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
     )
+    app.add_middleware(RequestIds)
     install_error_handlers(app)
     app.include_router(chat_routes.router)
     app.include_router(job_routes.router)

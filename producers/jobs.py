@@ -30,6 +30,7 @@ from shared.errors import (
     QueueUnavailable,
 )
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from shared.logs import request_id_var
 from shared.outage import REDIS_DOWN
 from shared.settings import Settings
 
@@ -89,7 +90,12 @@ def prepare_job(
         request = build_request(messages, model, settings, **params)
     check_model(request, deployments.aliases())
     check_webhook(webhook_url, settings)
-    extra: dict[str, Any] = {"tenant": tenant, "webhook_url": webhook_url, "privacy": privacy}
+    extra: dict[str, Any] = {
+        "tenant": tenant,
+        "webhook_url": webhook_url,
+        "privacy": privacy,
+        "request_id": request_id_var.get(),
+    }
     if job_id is not None:
         extra["id"] = job_id
     job = ChatJob(request=request, **extra)

@@ -166,6 +166,7 @@ class ChatJob(BaseModel):
     webhook_url: str | None = None  # called, signed, when the job ends
     privacy: bool = True  # mask personal data before it reaches the provider
     session_new_from: int | None = None  # messages from here on are new to the session
+    request_id: str | None = None  # the HTTP request that submitted it, for the logs
 
     @property
     def deadline(self) -> float | None:

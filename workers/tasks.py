@@ -25,6 +25,7 @@ from shared.celery_config import (
 from shared.deployments import DeploymentRegistry
 from shared.errors import InvalidJob
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
+from shared.logs import job_id_var, request_id_var
 from shared.outage import REDIS_DOWN, wait_for_redis
 from shared.sessions import SessionStore, UserStore
 from shared.settings import get_settings
@@ -150,6 +151,8 @@ def chat(self: Task, job: dict[str, Any]) -> None:
     except ValidationError as exc:
         reject_malformed(job, exc)
         return
+    job_token = job_id_var.set(parsed.id)
+    request_token = request_id_var.set(parsed.request_id)
     try:
         get_runner().run(parsed)
     except REDIS_DOWN:
@@ -170,6 +173,9 @@ def chat(self: Task, job: dict[str, Any]) -> None:
             argsrepr=chat_argsrepr(job),
             kwargsrepr="{}",
         ) from None
+    finally:
+        job_id_var.reset(job_token)
+        request_id_var.reset(request_token)
 
 
 @app.task(name=TASK_NOOP)
