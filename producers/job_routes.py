@@ -95,7 +95,10 @@ async def submit_job(
     job_id = await client.submit(
         request=request, tenant=who.tenant, webhook_url=webhook, privacy=who.privacy
     )
-    return job_object(await client.status(job_id))
+    # As accepted: a worker may have started it already, which GET /v1/jobs/{id} shows.
+    return JobObject(
+        id=job_id, status=JobStatus.queued, model=request.model, created_at=time.time()
+    )
 
 
 @router.get("/v1/jobs/{job_id}")
