@@ -46,8 +46,8 @@ def start_simulator(port: int, args: Sequence[str] = (), *, log_dir: Path | None
     return part
 
 
-def worker_name(index: int, group: str = "worker") -> str:
-    return f"{group}{index}@{socket.gethostname()}"
+def worker_name(index: int, group: str = "worker", host: str | None = None) -> str:
+    return f"{group}{index}@{host or socket.gethostname()}"
 
 
 def start_workers(
@@ -60,6 +60,7 @@ def start_workers(
     quiet: bool = False,
     log_dir: Path | None = None,
     reserve_interactive: bool = False,
+    host: str | None = None,
 ) -> list[Part]:
     """Starts ``count`` worker processes and waits until every one answers a ping.
 
@@ -68,7 +69,7 @@ def start_workers(
     """
     parts = []
     for index in range(1, count + 1):
-        name = worker_name(index, group)
+        name = worker_name(index, group, host)
         args = list(extra_args)
         if reserve_interactive and count > 1 and index == 1:
             args += ["--queues", settings.interactive_queue]

@@ -5,6 +5,7 @@
 -- ARGV[3]  model, ARGV[4] created_at: written when the record is missing (a job sent
 --          straight to Celery by a non-Python client has none yet)
 -- ARGV[5]  lease length in seconds: the claim lapses unless renewed (keys the worker alive)
+-- ARGV[6]  the claiming worker's node name (worker1@host), kept on the record
 -- Returns {'ended', status} | {'busy', seconds left on the other claim} | {'claimed', attempt}.
 local now = tonumber(ARGV[1])
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -21,7 +22,7 @@ if not status then
   redis.call('HSET', KEYS[1], 'model', ARGV[3], 'created_at', ARGV[4])
 end
 redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[1],
-           'lease_until', tostring(now + tonumber(ARGV[5])))
+           'lease_until', tostring(now + tonumber(ARGV[5])), 'worker', ARGV[6] or '')
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {'claimed', attempts}

@@ -43,6 +43,7 @@ class JobRecord(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     tenant: str | None = None
+    worker: str | None = None  # the node that claimed it last (worker1@host)
     webhook_url: str | None = None
     webhook: str | None = None  # how its delivery went: delivered, retrying or failed
     result: ChatResult | None = None
@@ -61,6 +62,7 @@ class JobRecord(BaseModel):
             started_at=_float(data.get("started_at")),
             finished_at=_float(data.get("finished_at")),
             tenant=data.get("tenant"),
+            worker=data.get("worker") or None,
             webhook_url=data.get("webhook_url"),
             webhook=data.get("webhook"),
             result=ChatResult.model_validate_json(result) if result else None,
@@ -238,14 +240,16 @@ class JobStore:
         return self.started(self.queue_start(job, lease_s=lease_s))
 
     def queue_start(
-        self, job: ChatJob, *, lease_s: float = DEFAULT_LEASE_S, pipe: Pipeline | None = None
+        self,
+        job: ChatJob,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        pipe: Pipeline | None = None,
+        worker: str = "",
     ) -> Any:
         """Sends the claim of ``start``, on ``pipe`` if given (read it with ``started``)."""
-        return self._start(
-            keys=[keys.job_key(job.id)],
-            args=[self.clock(), self.result_ttl_s, job.request.model, job.created_at, lease_s],
-            client=pipe,
-        )
+        args = [self.clock(), self.result_ttl_s, job.request.model, job.created_at, lease_s, worker]
+        return self._start(keys=[keys.job_key(job.id)], args=args, client=pipe)
 
     @staticmethod
     def started(reply: Any) -> int | JobStatus | Busy:

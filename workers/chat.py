@@ -4,7 +4,9 @@ provider with retries and fallbacks, publish deltas, and end the job exactly onc
 from __future__ import annotations
 
 import logging
+import os
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,6 +90,7 @@ class ChatRunner:
         sessions: SessionStore | None = None,
         users: UserStore | None = None,
     ):
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"  # Celery's node name, once known
         self.on_end = on_end  # told of every job this process ended (webhooks)
         self.hooks = hooks or HookChain()
         self.sessions = sessions
@@ -302,7 +305,7 @@ class ChatRunner:
             return self.coalescer.join(key, job.id, use_cache=use_cache), None
         with self.store.redis.pipeline(transaction=False) as pipe:
             self.coalescer.queue_join(key, job.id, use_cache=use_cache, pipe=pipe)
-            self.store.queue_start(job, lease_s=self.lease_s, pipe=pipe)
+            self.store.queue_start(job, lease_s=self.lease_s, pipe=pipe, worker=self.worker_name)
             joined, claimed = pipe.execute()
         return self.coalescer.decision(key, joined), claimed
 
@@ -318,7 +321,8 @@ class ChatRunner:
 
     def _claim(self, job: ChatJob) -> int | None:
         """Claims the job for this worker: the attempt number, or None if it already ended."""
-        return self._claimed(job, self.store.queue_start(job, lease_s=self.lease_s))
+        claim = self.store.queue_start(job, lease_s=self.lease_s, worker=self.worker_name)
+        return self._claimed(job, claim)
 
     def _claimed(self, job: ChatJob, reply: Any) -> int | None:
         """The outcome of a claim: the attempt number, None if the job already ended; raises

@@ -151,6 +151,9 @@ def chat(self: Task, job: dict[str, Any]) -> None:
     except ValidationError as exc:
         reject_malformed(job, exc)
         return
+    runner = get_runner()
+    if self.request.hostname and runner.worker_name != self.request.hostname:
+        runner.worker_name = self.request.hostname  # this worker's node name, for the records
     job_token = job_id_var.set(parsed.id)
     request_token = request_id_var.set(parsed.request_id)
     try:
