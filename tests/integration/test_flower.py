@@ -1,0 +1,46 @@
+"""Flower, as `chatq up` starts it, lists both queues and shows chat tasks by name with their
+job id, never the user's text."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from chatq.processes import free_port, stop
+from chatq.stack import start_flower, without_metrics_dir
+from tests.integration.conftest import start_stack
+
+SECRET = "a very private question 91c2"
+COLUMNS = (
+    "draw=1&start=0&length=50&search%5Bvalue%5D=&order%5B0%5D%5Bcolumn%5D=0"
+    "&order%5B0%5D%5Bdir%5D=desc&columns%5B0%5D%5Bdata%5D=name"
+)
+
+
+def test_flower_shows_queues_and_masked_task_arguments(redis_server):
+    stack = start_stack(redis_server, extra_env={"CHATQ_TASK_EVENTS": "true"})
+    flower = start_flower(free_port(), without_metrics_dir(stack.env))
+    try:
+        time.sleep(2)  # Flower subscribes to task events
+        with stack.client() as client:
+            job_ids = [client.submit(SECRET, max_tokens=4, cache=False) for _ in range(3)]
+            for job_id in job_ids:
+                client.result(job_id, timeout=30)
+        deadline = time.monotonic() + 20
+        while True:
+            table = requests.get(f"{flower.address}/tasks/datatable?{COLUMNS}", timeout=10)
+            rows = {row["uuid"]: row for row in table.json()["data"]}
+            if set(job_ids) <= set(rows):
+                break
+            assert time.monotonic() < deadline, f"Flower saw {list(rows)}"
+            time.sleep(0.5)
+        broker = requests.get(f"{flower.address}/broker", timeout=10).text
+        pages = broker + table.text + requests.get(f"{flower.address}/tasks", timeout=10).text
+    finally:
+        stop([flower, *stack.parts])
+    assert "chatq.interactive" in broker and "chatq.bulk" in broker
+    for job_id in job_ids:
+        assert rows[job_id]["name"] == "chatq.chat"
+        assert rows[job_id]["args"] == f"(job {job_id}, model sim-mini, 1 messages, stream=False)"
+    assert SECRET not in pages
