@@ -10,48 +10,39 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from shared import keys, metrics
 from shared.deployments import Deployment, DeploymentRegistry
 from shared.errors import (
     ChatqError,
-    JobTimeout,
     ProviderAuthRejected,
     ProviderError,
     ProviderRejected,
     RateLimited,
-    http_status_and_type,
 )
-from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings, Usage
+from shared.jobs import ChatJob, ChatResult, JobStatus, Timings
 from shared.outage import retry_while_redis_down
-from shared.protocol import DeltaEvent, EndEvent
 from shared.sessions import SessionStore, UserStore
 from shared.settings import RetryPolicy
 from shared.store import DEFAULT_LEASE_S, Busy, JobStore
-from shared.tokens import count_prompt_tokens, count_text_tokens
-from workers.batching import MicroBatcher, Outcome, batch_key
-from workers.coalesce import Coalescer, Decision, request_key
+from shared.tokens import count_prompt_tokens
+from workers.batching import MicroBatcher
+from workers.chat_batches import MicroBatchCalls
+from workers.chat_sharing import SharedAnswers
+from workers.coalesce import Coalescer, request_key
 from workers.health import DeploymentHealth, NoUsableKey
-from workers.hooks import Answered, HookChain, StreamFilter, Turn
-from workers.limiter import ClusterLimiter, Lease, estimate_tokens
+from workers.hooks import Answered, HookChain, Turn
+from workers.limiter import ClusterLimiter, Deferred, Lease, estimate_tokens
 from workers.provider import Endpoint, ProviderClient, ProviderReply, StreamState
+from workers.results import deadline_result, failed_result, hook_answer, record_end_metrics
 from workers.retry import backoff_delay
-from workers.streaming import DeltaPublisher
+from workers.streaming import DeltaPublisher, DeltaSink
 
 log = logging.getLogger("chatq.worker")
 
 REDIS_PATIENCE_S = 300.0  # how long an answer in hand waits for Redis to come back
 DEFAULT_COMPLETION_ESTIMATE = 256  # tokens charged up front when a job sets no max_tokens
-
-
-class Deferred(Exception):
-    """The job's next slot is too far off to wait for in a worker thread: run it again later."""
-
-    def __init__(self, delay_s: float):
-        super().__init__(f"deferred {delay_s:.1f} s")
-        self.delay_s = delay_s
 
 
 @dataclass
@@ -64,7 +55,7 @@ class Attempts:
     avoid: frozenset[str] = frozenset()
 
 
-class ChatRunner:
+class ChatRunner(SharedAnswers, MicroBatchCalls):
     """Everything a chat task does, with its collaborators injected."""
 
     def __init__(
@@ -122,7 +113,7 @@ class ChatRunner:
         """
         deadline = job.deadline
         if deadline is not None and self.clock() > deadline:
-            return self._end(job, _deadline_result(job, self.clock()), attempts=0)
+            return self._end(job, deadline_result(job, self.clock()), attempts=0)
         key = request_key(job.request) if self.coalescer is not None else None
         if key is None:
             batch = self._batch_for(job)
@@ -171,154 +162,6 @@ class ChatRunner:
         finally:
             self.running.discard(job.id)
 
-    def _batch_for(self, job: ChatJob) -> ChatResult | None:
-        """Runs the job in a micro-batch if it may share a multi-choice call; else returns
-        None and leaves it alone."""
-        if self.batcher is None or (key := batch_key(job.request)) is None:
-            return None
-        try:
-            max_n = max(d.max_n for d in self.deployments.for_alias(job.request.model))
-        except ChatqError:
-            return None
-        if max_n < 2:
-            return None
-        return self.batcher.submit(key, job, limit=max_n)
-
-    def _run_batch(self, jobs: list[ChatJob]) -> dict[str, Outcome[ChatResult | None]]:
-        """Claims a micro-batch's jobs and answers them with one call of ``n`` choices."""
-        outcomes: dict[str, Outcome[ChatResult | None]] = {}
-        deployments = self.deployments.for_alias(jobs[0].request.model)
-        deployment = self.health.choose(deployments, avoid=set())
-        jobs = jobs[: deployment.max_n]  # the others were gathered for a bigger deployment
-        lease = self._book(
-            jobs[0], deployment, max_wait_s=self.max_inline_wait_s, choices=len(jobs)
-        )
-        if isinstance(lease, float):
-            return {job.id: Deferred(lease) for job in jobs}
-        claimed: list[tuple[ChatJob, int]] = []
-        for job in jobs:
-            try:
-                started = self._claim(job)
-            except Deferred as deferred:
-                outcomes[job.id] = deferred
-                continue
-            if started is None:
-                outcomes[job.id] = None
-            else:
-                claimed.append((job, started))
-        if not claimed:
-            self.limiter.settle(lease, 0)
-            return outcomes
-        timings = [
-            Timings(created_at=job.created_at, started_at=self.clock()) for job, _ in claimed
-        ]
-        lead, lead_started = claimed[0]
-        turn = Turn(lead, lead.request, deployments)  # the jobs' requests are identical
-        try:
-            answered = self.hooks.before(turn)
-            if answered is not None:
-                self.limiter.settle(lease, 0)
-                for (job, started), timing in zip(claimed, timings, strict=True):
-                    result = self._hook_answer(job, answered, timing, started)
-                    outcomes[job.id] = self._end(job, result, attempts=started)
-                    self.running.discard(job.id)
-                return outcomes
-            sent = lead.model_copy(update={"request": turn.request})
-            reply = self._call_with_retries(
-                sent, deployments, deployment, lease, lead_started, timings[0], choices=len(claimed)
-            )
-        except ProviderRejected as exc:
-            if len(claimed) == 1:
-                return {
-                    **outcomes,
-                    lead.id: self._end(
-                        lead,
-                        failed_result(lead, exc, timings[0], lead_started),
-                        attempts=lead_started,
-                    ),
-                }
-            log.warning("multi-choice call rejected (%s); sending the jobs one by one", exc.message)
-            reply = None
-        except ChatqError as exc:
-            reply = exc
-        except Exception as exc:
-            log.exception("micro-batch of %d failed unexpectedly", len(claimed))
-            reply = ChatqError(f"Internal worker error: {exc}")
-        for i, ((job, started), timing) in enumerate(zip(claimed, timings, strict=True)):
-            if isinstance(reply, ChatqError):
-                outcomes[job.id] = self._end(
-                    job, failed_result(job, reply, timing, started), attempts=started
-                )
-            elif reply is None or i >= len(reply.choices):  # the provider ignored 'n'
-                outcomes[job.id] = _capture(partial(self._run_call, job, started=started))
-            else:
-                result = self._choice_result(job, reply, i, len(claimed), timing, started)
-                result.content = self.hooks.after(turn, result.content or "")
-                outcomes[job.id] = self._end(job, result, attempts=started)
-            self.running.discard(job.id)
-        return outcomes
-
-    def _choice_result(
-        self,
-        job: ChatJob,
-        reply: ProviderReply,
-        index: int,
-        size: int,
-        timings: Timings,
-        started: int,
-    ) -> ChatResult:
-        """Job ``index`` of a micro-batch's result: its own choice, and its share of the bill
-        (the prompt, paid once, is split evenly)."""
-        choice = reply.choices[index]
-        usage = None
-        if reply.usage is not None:
-            prompt = reply.usage.prompt_tokens // size + (
-                reply.usage.prompt_tokens % size if index == 0 else 0
-            )
-            completion = count_text_tokens(choice.content)
-            usage = Usage(
-                prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-            )
-            if index == 0 and self.coalescer is not None:
-                self.coalescer.record_saving(reply.usage.prompt_tokens * (size - 1) // size)
-        return ChatResult(
-            job_id=job.id,
-            status=JobStatus.done,
-            model=job.request.model,
-            content=choice.content,
-            finish_reason=choice.finish_reason,
-            usage=usage,
-            timings=timings,
-            attempts=started,
-            batch_size=size,
-        )
-
-    def _join(self, key: str, job: ChatJob) -> tuple[Decision, Any]:
-        """The job's coalescing decision, and (unless None) the reply of its claim.
-
-        Where no rate limit can make the job wait, there is no reason to join before
-        claiming, and both go to Redis in one round trip.
-        """
-        assert self.coalescer is not None
-        use_cache = job.request.cache
-        if not self._never_waits(job) or (use_cache and self.coalescer.has_local(key)):
-            return self.coalescer.join(key, job.id, use_cache=use_cache), None
-        with self.store.redis.pipeline(transaction=False) as pipe:
-            self.coalescer.queue_join(key, job.id, use_cache=use_cache, pipe=pipe)
-            self.store.queue_start(job, lease_s=self.lease_s, pipe=pipe, worker=self.worker_name)
-            joined, claimed = pipe.execute()
-        return self.coalescer.decision(key, joined), claimed
-
-    def _never_waits(self, job: ChatJob) -> bool:
-        """Whether every deployment of the job's model is free of rate limits."""
-        try:
-            deployments = self.deployments.for_alias(job.request.model)
-        except ChatqError:
-            return False
-        return all(
-            d.rpm is None and d.tpm is None and d.max_concurrency is None for d in deployments
-        )
-
     def _claim(self, job: ChatJob) -> int | None:
         """Claims the job for this worker: the attempt number, or None if it already ended."""
         claim = self.store.queue_start(job, lease_s=self.lease_s, worker=self.worker_name)
@@ -335,45 +178,6 @@ class ChatRunner:
             return None
         self.running.add(job.id)
         return started
-
-    def _follow(
-        self, job: ChatJob, leader: str, timings: Timings, started: int
-    ) -> ChatResult | None:
-        """Copies the leader's deltas, as they come, and its answer into this job; None if the
-        leader failed or gave nothing in time (the job then makes its own call)."""
-        published = False
-        try:
-            for event in self.store.events(leader, timeout=self.follow_timeout_s):
-                if isinstance(event, DeltaEvent):
-                    if job.request.stream:
-                        if not published:
-                            timings.first_token_at = self.clock()
-                        self.store.append_delta(job.id, event.content, first=not published)
-                        published = True
-                elif isinstance(event, EndEvent):
-                    if event.result.status is not JobStatus.done:
-                        return None
-                    shared = event.result.model_copy(update={"coalesced_with": leader})
-                    return self._share(job, shared, timings, started, published=published)
-        except JobTimeout:
-            log.warning("job %s: leader %s gave no answer in time", job.id, leader)
-        return None
-
-    def _share(
-        self, job: ChatJob, answer: ChatResult, timings: Timings, started: int, *, published: bool
-    ) -> ChatResult:
-        """This job's result from an answer another job paid for."""
-        if job.request.stream and not published and answer.content:
-            timings.first_token_at = self.clock()
-            self.store.append_delta(job.id, answer.content, first=True)
-        return answer.model_copy(
-            update={
-                "job_id": job.id,
-                "model": job.request.model,
-                "timings": timings,
-                "attempts": started,
-            }
-        )
 
     def _run_call(
         self, job: ChatJob, *, started: int | None = None, share_key: str | None = None
@@ -435,17 +239,7 @@ class ChatRunner:
         if job.request.stream and answered.text:
             timings.first_token_at = self.clock()
             self.store.append_delta(job.id, answered.text, first=True)
-        return ChatResult(
-            job_id=job.id,
-            status=JobStatus.done,
-            model=job.request.model,
-            content=answered.text,
-            finish_reason="stop",
-            usage=Usage(),
-            timings=timings,
-            attempts=started,
-            answered_by=answered.by,
-        )
+        return hook_answer(job, answered, timings, started)
 
     def _end(
         self, job: ChatJob, result: ChatResult, *, attempts: int, share_key: str | None = None
@@ -518,13 +312,15 @@ class ChatRunner:
         turn: Turn | None = None,
     ) -> ProviderReply:
         publisher: DeltaPublisher | None = None
-        deltas: _Deltas | None = None
+        deltas: DeltaSink | None = None
         if job.request.stream:
             # Text a consumer may have already: from a dead worker's try, or a failed leader's.
             resumed = attempt_number > 1 or self.store.redis.exists(keys.events_key(job.id))
             already = self.store.published_text(job.id) if resumed else ""
             rewrite = self.hooks.stream(turn) if turn is not None else None
-            deltas = _Deltas(self, job.id, timings, rewrite, published=bool(already))
+            deltas = DeltaSink(
+                self.store, self.clock, job.id, timings, rewrite, published=bool(already)
+            )
             publisher = DeltaPublisher(deltas.publish, already)
         state = Attempts(job.request.model, job.request.priority.value)
         while True:
@@ -633,99 +429,3 @@ class ChatRunner:
             model=state.model,
             exhausted_for=state.exhausted_for,
         )
-
-
-def failed_result(job: ChatJob, exc: ChatqError, timings: Timings, attempts: int) -> ChatResult:
-    _, error_type = http_status_and_type(exc)
-    return ChatResult(
-        job_id=job.id,
-        status=JobStatus.failed,
-        model=job.request.model,
-        timings=timings,
-        attempts=attempts,
-        error=JobError(type=error_type, code=exc.code, message=exc.message),
-    )
-
-
-def _deadline_result(job: ChatJob, now: float) -> ChatResult:
-    return ChatResult(
-        job_id=job.id,
-        status=JobStatus.cancelled,
-        model=job.request.model,
-        timings=Timings(created_at=job.created_at, finished_at=now),
-        error=JobError(
-            type="cancelled",
-            code="deadline_exceeded",
-            message="The job's deadline passed before it could be sent; it was not sent.",
-        ),
-    )
-
-
-def _capture(run: Callable[[], ChatResult | None]) -> Outcome[ChatResult | None]:
-    """What ``run`` returns, or the exception it raises, for another thread to raise."""
-    try:
-        return run()
-    except Exception as exc:
-        return exc
-
-
-class _Deltas:
-    """Publishes a streamed answer's new text as deltas, through the hooks' stream filter."""
-
-    def __init__(
-        self,
-        runner: ChatRunner,
-        job_id: str,
-        timings: Timings,
-        rewrite: StreamFilter | None,
-        *,
-        published: bool,
-    ):
-        self.runner = runner
-        self.job_id = job_id
-        self.timings = timings
-        self.rewrite = rewrite
-        self.published = published
-
-    def publish(self, content: str, first: bool) -> None:
-        self._append(self.rewrite.feed(content) if self.rewrite else content)
-
-    def finish(self) -> None:
-        if self.rewrite is not None:
-            self._append(self.rewrite.flush())
-
-    def _append(self, text: str) -> None:
-        if not text:
-            return
-        first = not self.published
-        if first:
-            self.timings.first_token_at = self.runner.clock()
-        self.runner.store.append_delta(self.job_id, text, first=first)
-        self.published = True
-
-
-def record_end_metrics(job: ChatJob, result: ChatResult) -> None:
-    """Counts a job that this process ended, and how it got its answer."""
-    model, queue = job.request.model, job.request.priority.value
-    metrics.JOBS_FINISHED.labels(model, queue, result.status.value).inc()
-    timings = result.timings
-    if timings.finished_at is not None:
-        metrics.JOB_LATENCY.labels(model, queue).observe(timings.finished_at - job.created_at)
-    if timings.first_token_at is not None:
-        metrics.TIME_TO_FIRST_TOKEN.labels(model, queue).observe(
-            timings.first_token_at - job.created_at
-        )
-    if result.status is not JobStatus.done:
-        return
-    if result.cached:
-        how = "cached"
-    elif result.coalesced_with:
-        how = "coalesced"
-    elif result.answered_by:
-        how = "hook"
-    else:
-        how = "batched" if (result.batch_size or 1) > 1 else "miss"
-    metrics.CACHE_LOOKUPS.labels(model, how).inc()
-    if how in ("miss", "batched") and result.usage is not None:
-        metrics.TOKENS.labels(model, "prompt").inc(result.usage.prompt_tokens)
-        metrics.TOKENS.labels(model, "completion").inc(result.usage.completion_tokens)

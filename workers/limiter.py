@@ -67,6 +67,14 @@ def estimate_tokens(prompt_tokens: int, max_tokens: int | None, default_completi
     return prompt_tokens + (max_tokens or default_completion)
 
 
+class Deferred(Exception):
+    """The job's next slot is too far off to wait for in a worker thread: run it again later."""
+
+    def __init__(self, delay_s: float):
+        super().__init__(f"deferred {delay_s:.1f} s")
+        self.delay_s = delay_s
+
+
 @dataclass(frozen=True)
 class Lease:
     """A booked call: go after ``wait_s``; settle it when the call ends."""

@@ -8,8 +8,14 @@ non-deterministic model), the job cannot be mended and fails with ``StreamDiverg
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from shared.errors import ProviderError
+from shared.jobs import Timings
+
+if TYPE_CHECKING:
+    from shared.store import JobStore
+    from workers.hooks import StreamFilter
 
 
 class StreamDiverged(ProviderError):
@@ -39,3 +45,40 @@ class DeltaPublisher:
         fresh = self._attempt[published_len:]
         self._publish(fresh, published_len == 0)
         self.published = self._attempt
+
+
+class DeltaSink:
+    """Publishes a streamed answer's new text as deltas, through the hooks' stream filter."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        clock: Callable[[], float],
+        job_id: str,
+        timings: Timings,
+        rewrite: StreamFilter | None,
+        *,
+        published: bool,
+    ):
+        self.store = store
+        self.clock = clock
+        self.job_id = job_id
+        self.timings = timings
+        self.rewrite = rewrite
+        self.published = published
+
+    def publish(self, content: str, first: bool) -> None:
+        self._append(self.rewrite.feed(content) if self.rewrite else content)
+
+    def finish(self) -> None:
+        if self.rewrite is not None:
+            self._append(self.rewrite.flush())
+
+    def _append(self, text: str) -> None:
+        if not text:
+            return
+        first = not self.published
+        if first:
+            self.timings.first_token_at = self.clock()
+        self.store.append_delta(self.job_id, text, first=first)
+        self.published = True
