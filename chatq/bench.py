@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,8 +29,9 @@ from chatq.bench_capacity import (
     measure_sustained,
     measure_ttft,
 )
-from chatq.processes import Part, free_port, stop
-from chatq.stack import start_redis, start_simulator, start_workers
+from chatq.bench_stack import bench_stack
+from chatq.processes import stop
+from chatq.stack import start_workers
 from producers.client import ChatqClient
 from producers.jobs import producer_app
 from shared.celery_config import TASK_NOOP
@@ -119,41 +119,23 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
 
 
 def _pipeline_scenarios(options: BenchOptions, console: Console) -> dict[str, Any]:
-    parts: list[Part] = []
-    with tempfile.TemporaryDirectory(prefix="chatq-bench-") as data_dir:
-        try:
-            with console.status("Starting Redis, the simulator and the worker..."):
-                redis = start_redis(free_port(), Path(data_dir), persist=False)
-                parts.append(redis)
-                sim = start_simulator(free_port(), ["--ttft-ms", "0", "--tokens-per-s", "0"])
-                parts.append(sim)
-                env = {
-                    "CHATQ_REDIS_URL": redis.address,
-                    "CHATQ_PROVIDER_BASE_URL": sim.address,
-                    "CHATQ_TASK_EVENTS": "false",
-                    "CHATQ_LOG_LEVEL": "WARNING",
-                }
-                settings = Settings(
-                    _env_file=None,
-                    redis_url=redis.address,
-                    provider_base_url=sim.address,
-                    task_events=False,
-                    models=["sim-mini"],
+    with bench_stack(console, "Pipeline", workers=options.workers) as stack:
+        results = _measure(options, stack.settings, stack.sim_url, console)
+        if options.bulk_jobs:
+            stop(stack.workers)
+            with console.status("Starting an interactive and a general worker..."):
+                split = start_workers(
+                    2,
+                    stack.settings,
+                    stack.env,
+                    quiet=True,
+                    group="split",
+                    reserve_interactive=True,
                 )
-                workers = start_workers(options.workers, settings, env, quiet=True)
-                parts.extend(workers)
-            results = _measure(options, settings, sim.address, console)
-            if options.bulk_jobs:
-                stop(workers)
-                with console.status("Starting an interactive and a general worker..."):
-                    parts.extend(
-                        start_workers(
-                            2, settings, env, quiet=True, group="split", reserve_interactive=True
-                        )
-                    )
-                results.update(_measure_bulk_isolation(options, settings, console))
-        finally:
-            stop(parts)
+            try:
+                results.update(_measure_bulk_isolation(options, stack.settings, console))
+            finally:
+                stop(split)
     return results
 
 
@@ -262,7 +244,7 @@ def _measure_bulk_isolation(options: BenchOptions, settings: Settings, console: 
 
 def _print(console: Console, report: dict[str, Any]) -> None:
     r = report["results"]
-    table = Table(title="chatq bench (same run, same Redis, one worker process)")
+    table = Table(title="chatq bench: each figure against a baseline from the same run")
     table.add_column("measure")
     table.add_column("chatq", justify="right")
     table.add_column("baseline", justify="right")

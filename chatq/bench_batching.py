@@ -9,18 +9,13 @@ requests, which must not pay for the window.
 from __future__ import annotations
 
 import itertools
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-import requests
 from rich.console import Console
 
-from chatq.processes import Part, free_port, stop
-from chatq.stack import start_redis, start_simulator, start_workers
+from chatq.bench_stack import bench_stack
 from producers.client import ChatqClient
-from shared.settings import Settings
 
 _serial = itertools.count()
 
@@ -58,54 +53,36 @@ def measure_batching(options: BatchingOptions, console: Console) -> dict[str, fl
 def _run_phase(options: BatchingOptions, window_ms: float, console: Console) -> dict[str, float]:
     from chatq.bench import percentile, timed
 
-    parts: list[Part] = []
-    label = f"window {window_ms:g} ms" if window_ms else "batching off"
-    with tempfile.TemporaryDirectory(prefix="chatq-bench-batching-") as data_dir:
-        try:
-            with console.status(f"Micro-batching, {label}: starting the stack..."):
-                redis = start_redis(free_port(), Path(data_dir), persist=False)
-                parts.append(redis)
-                sim = start_simulator(free_port(), ["--ttft-ms", "20", "--rpm", str(options.rpm)])
-                parts.append(sim)
-                env = {
-                    "CHATQ_REDIS_URL": redis.address,
-                    "CHATQ_PROVIDER_BASE_URL": sim.address,
-                    "CHATQ_PROVIDER_RPM": str(options.rpm),
-                    "CHATQ_PROVIDER_MAX_N": str(options.copies),
-                    "CHATQ_BATCH_WINDOW_MS": str(window_ms),
-                    "CHATQ_TASK_EVENTS": "false",
-                    "CHATQ_LOG_LEVEL": "WARNING",
-                }
-                settings = Settings(
-                    _env_file=None,
-                    redis_url=redis.address,
-                    provider_base_url=sim.address,
-                    models=["sim-mini"],
-                )
-                parts.extend(start_workers(1, settings, env, quiet=True))
-            client = ChatqClient(settings)
-            with console.status(f"Micro-batching, {label}: one-off requests..."):
-                one_off = timed(
-                    options.one_off_samples,
-                    lambda: client.chat(_unique_prompt(), temperature=0.8, max_tokens=16),
-                )
-            requests.post(f"{sim.address.removesuffix('/v1')}/sim/reset", timeout=10)
-            with console.status(f"Micro-batching, {label}: a burst of repeated prompts..."):
-                batch = next(_serial)
-                burst = [
-                    f"Question {p} of burst {batch}: what is a queue?"
-                    for p in range(options.prompts)
-                    for _ in range(options.copies)
-                ]
-                started = time.perf_counter()
-                job_ids = [client.submit(text, temperature=0.8, max_tokens=16) for text in burst]
-                for job_id in job_ids:
-                    client.result(job_id, timeout=300)
-                took = time.perf_counter() - started
-            stats = requests.get(f"{sim.address.removesuffix('/v1')}/sim/stats", timeout=10).json()
-            client.close()
-        finally:
-            stop(parts)
+    label = f"Micro-batching, window {window_ms:g} ms" if window_ms else "Micro-batching off"
+    env = {
+        "CHATQ_PROVIDER_RPM": str(options.rpm),
+        "CHATQ_PROVIDER_MAX_N": str(options.copies),
+        "CHATQ_BATCH_WINDOW_MS": str(window_ms),
+    }
+    sim_args = ("--ttft-ms", "20", "--rpm", str(options.rpm))
+    with (
+        bench_stack(console, label, sim_args=sim_args, env=env) as stack,
+        ChatqClient(stack.settings) as client,
+    ):
+        with console.status(f"{label}: one-off requests..."):
+            one_off = timed(
+                options.one_off_samples,
+                lambda: client.chat(_unique_prompt(), temperature=0.8, max_tokens=16),
+            )
+        stack.sim_reset()
+        with console.status(f"{label}: a burst of repeated prompts..."):
+            batch = next(_serial)
+            burst = [
+                f"Question {p} of burst {batch}: what is a queue?"
+                for p in range(options.prompts)
+                for _ in range(options.copies)
+            ]
+            started = time.perf_counter()
+            job_ids = [client.submit(text, temperature=0.8, max_tokens=16) for text in burst]
+            for job_id in job_ids:
+                client.result(job_id, timeout=300)
+            took = time.perf_counter() - started
+        stats = stack.sim_stats()
     return {
         "jobs": len(burst),
         "calls": stats["requests"],

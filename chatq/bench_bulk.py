@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
 from rich.console import Console
 
-from chatq.processes import Part, free_port, python_module_command, stop
-from chatq.stack import start_redis, start_simulator, start_workers
-from shared.settings import Settings
+from chatq.bench_stack import bench_stack
+from chatq.processes import python_module_command
 
 MALFORMED = ("{not json", '{"body": {}}', "[1, 2]", '{"custom_id": "bad-body", "body": {}}')
 BASELINE_LINES = 1_000
@@ -59,35 +57,18 @@ def write_input(path: Path, lines: int, *, tag: str) -> dict[int, str]:
 
 
 def measure_bulk(options: BulkOptions, console: Console) -> dict[str, Any]:
-    parts: list[Part] = []
-    with tempfile.TemporaryDirectory(prefix="chatq-bench-bulk-") as scratch:
+    with (
+        tempfile.TemporaryDirectory(prefix="chatq-bench-bulk-") as scratch,
+        bench_stack(console, "Bulk batch", workers=options.workers) as stack,
+    ):
         work = Path(scratch)
-        try:
-            with console.status("Bulk batch: starting Redis, the simulator and workers..."):
-                redis = start_redis(free_port(), work, persist=False)
-                parts.append(redis)
-                sim = start_simulator(free_port(), ["--ttft-ms", "0", "--tokens-per-s", "0"])
-                parts.append(sim)
-                env = {
-                    **os.environ,
-                    "CHATQ_REDIS_URL": redis.address,
-                    "CHATQ_PROVIDER_BASE_URL": sim.address,
-                    "CHATQ_TASK_EVENTS": "false",
-                    "CHATQ_LOG_LEVEL": "WARNING",
-                }
-                settings = Settings(
-                    _env_file=None, redis_url=redis.address, provider_base_url=sim.address
-                )
-                parts.extend(start_workers(options.workers, settings, env, quiet=True))
-            sim_root = sim.address.removesuffix("/v1")
-            with console.status(f"Bulk batch: baseline of {BASELINE_LINES} lines..."):
-                baseline = _run_batch(work, "small", BASELINE_LINES, env)
-            requests.post(f"{sim_root}/sim/reset", timeout=10)
-            with console.status(f"Bulk batch: {options.lines} lines..."):
-                large = _run_batch(work, "large", options.lines, env)
-            calls = requests.get(f"{sim_root}/sim/stats", timeout=10).json()["requests"]
-        finally:
-            stop(parts)
+        env = {**os.environ, **stack.env}
+        with console.status(f"Bulk batch: baseline of {BASELINE_LINES} lines..."):
+            baseline = _run_batch(work, "small", BASELINE_LINES, env)
+        stack.sim_reset()
+        with console.status(f"Bulk batch: {options.lines} lines..."):
+            large = _run_batch(work, "large", options.lines, env)
+        calls = stack.sim_stats()["requests"]
     return {
         "bulk_lines": options.lines,
         "bulk_results": large["results"],

@@ -7,7 +7,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import requests
 from rich.console import Console
 
 from chatq.processes import Part, free_port, stop
@@ -20,6 +22,17 @@ class BenchStack:
     settings: Settings
     sim_url: str  # the simulator's OpenAI base URL (…/v1)
     workers: list[Part]
+    env: dict[str, str]  # what the workers were started with
+
+    def sim_stats(self) -> dict[str, Any]:
+        return requests.get(f"{self.sim_root}/sim/stats", timeout=10).json()  # type: ignore[no-any-return]
+
+    def sim_reset(self) -> None:
+        requests.post(f"{self.sim_root}/sim/reset", timeout=10)
+
+    @property
+    def sim_root(self) -> str:
+        return self.sim_url.removesuffix("/v1")
 
 
 @contextmanager
@@ -55,7 +68,7 @@ def bench_stack(
                 )
                 started = start_workers(workers, settings, full_env, quiet=True)
                 parts.extend(started)
-            yield BenchStack(settings, sim.address, started)
+            yield BenchStack(settings, sim.address, started, full_env)
         finally:
             stop(parts)
 
