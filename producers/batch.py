@@ -176,6 +176,8 @@ class BatchRunner:
         on_progress: Callable[[Progress], None] | None = None,
         batch_id: str | None = None,
         record_end: bool = True,
+        tenant: str | None = None,
+        privacy: bool = True,
     ):
         self.client = client
         self.input_path = input_path
@@ -185,6 +187,8 @@ class BatchRunner:
         self.on_progress = on_progress or (lambda progress: None)
         self.batch_id = batch_id or batch_id_for(input_path)
         self.record_end = record_end  # else the caller writes the final status
+        self.tenant = tenant  # whose quota and privacy setting the jobs follow
+        self.privacy = privacy
         self.redis = client.store.redis
         self.record = keys.batch_key(self.batch_id)
 
@@ -205,7 +209,13 @@ class BatchRunner:
                 if self._cancelled():
                     break
                 job_id = job_id_for(self.batch_id, item.custom_id)
-                self.client.submit(request=item.body, job_id=job_id, resend_queued=True)
+                self.client.submit(
+                    request=item.body,
+                    job_id=job_id,
+                    resend_queued=True,
+                    tenant=self.tenant,
+                    privacy=self.privacy,
+                )
                 pending.append(item)
                 if len(pending) >= self.window:
                     self._collect(pending.popleft(), out, errors, progress)

@@ -24,6 +24,7 @@ from redis.exceptions import LockError, RedisError
 from producers.batch import BatchRunner
 from producers.client import ChatqClient
 from producers.files import FileStore
+from producers.tenants import TenantStore
 from shared import keys
 from shared.errors import BatchNotFound, InvalidRequest
 from shared.settings import Settings
@@ -200,8 +201,17 @@ class BatchService:
         output = work / f"{batch_id}.output.jsonl"
         errors = work / f"{batch_id}.errors.jsonl"
         with self.client_factory() as client:
+            tenant = record.get("tenant")
+            privacy = TenantStore(self.redis).tenant(tenant).privacy if tenant else True
             runner = BatchRunner(
-                client, source, output, errors, batch_id=batch_id, record_end=False
+                client,
+                source,
+                output,
+                errors,
+                batch_id=batch_id,
+                record_end=False,
+                tenant=tenant,
+                privacy=privacy,
             )
             runner.run()
             cancelled = runner.cancelled()

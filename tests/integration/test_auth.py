@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -198,3 +199,41 @@ def test_keys_are_created_listed_and_revoked_from_the_cli(stack):
     listed = run("list", "--tenant", "cli-co")
     assert key_id in listed and "30 rpm" in listed and secret not in listed
     assert "revoked" in run("revoke", key_id)
+
+
+def test_a_tenants_batch_runs_as_that_tenant_and_is_hidden_from_others(url, tenants, stack):
+    alice, _ = tenants.create_key("batch-a")
+    bob, _ = tenants.create_key("batch-b")
+    as_alice = {"Authorization": f"Bearer {alice}"}
+    line = {"custom_id": "one", "url": "/v1/chat/completions", "body": BODY}
+    upload = requests.post(
+        f"{url}/files",
+        headers=as_alice,
+        files={"file": ("in.jsonl", (json.dumps(line) + "\n").encode())},
+        data={"purpose": "batch"},
+        timeout=10,
+    ).json()
+    batch = requests.post(
+        f"{url}/batches",
+        headers=as_alice,
+        json={
+            "input_file_id": upload["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+        timeout=10,
+    ).json()
+    as_bob = {"Authorization": f"Bearer {bob}"}
+    for path in (f"/batches/{batch['id']}", f"/files/{upload['id']}"):
+        assert requests.get(url + path, headers=as_bob, timeout=10).status_code == 404
+    deadline = time.monotonic() + 60
+    while (
+        state := requests.get(f"{url}/batches/{batch['id']}", headers=as_alice, timeout=10).json()
+    )["status"] != "completed":
+        assert time.monotonic() < deadline, state
+        time.sleep(0.3)
+    redis = Redis.from_url(stack.redis_url, decode_responses=True)
+    job_tenants = {
+        redis.hget(key, "tenant") for key in redis.scan_iter(f"chatq:job:job_{batch['id']}_*")
+    }
+    assert job_tenants == {"batch-a"}
