@@ -1,5 +1,5 @@
 """JSON logs of the gateway and a worker name the job and the request on every line about a
-job, and never carry the user's text."""
+job, and never carry the user's text or the provider's key."""
 
 from __future__ import annotations
 
@@ -15,15 +15,17 @@ from chatq.stack import start_gateway, start_simulator, start_workers
 from shared.settings import Settings
 
 SECRET = "the user's private words 7f3a"
+PROVIDER_KEY = "sk-provider-key-that-must-not-be-logged"
 
 
 def test_json_logs_carry_job_and_request_ids_but_no_user_text(redis_server, tmp_path: Path):
     redis_url = f"{redis_server.rsplit('/', 1)[0]}/14"
     Redis.from_url(redis_url).flushdb()
-    sim = start_simulator(free_port(), [])
+    sim = start_simulator(free_port(), ["--api-keys", PROVIDER_KEY])
     env = {
         "CHATQ_REDIS_URL": redis_url,
         "CHATQ_PROVIDER_BASE_URL": sim.address,
+        "CHATQ_PROVIDER_API_KEY": PROVIDER_KEY,
         "CHATQ_LOG_FORMAT": "json",
         "CHATQ_LOG_LEVEL": "INFO",
         "CHATQ_TASK_EVENTS": "false",
@@ -48,7 +50,7 @@ def test_json_logs_carry_job_and_request_ids_but_no_user_text(redis_server, tmp_
     finally:
         stop(parts)
     text = "\n".join(path.read_text() for path in tmp_path.glob("*.log"))
-    assert SECRET not in text
+    assert SECRET not in text and PROVIDER_KEY not in text
     entries = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     about_job = [e for e in entries if job_id in e["message"]]
     assert {e["logger"] for e in about_job} >= {"chatq.gateway", "chatq.worker"}
