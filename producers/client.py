@@ -140,7 +140,11 @@ class ChatqClient:
 
     def dead_letters(self) -> DeadLetters:
         """The registry of jobs that failed for good."""
-        return DeadLetters(self.store.redis, result_ttl_s=self.settings.result_ttl_s)
+        return DeadLetters(
+            self.store.redis,
+            result_ttl_s=self.settings.result_ttl_s,
+            lost_job_check_s=self.settings.lost_job_check_s,
+        )
 
     def retry_dead_letter(self, job_id: str) -> bool:
         """Sends a dead-lettered job again, under the same id; False if it was not there."""

@@ -12,10 +12,9 @@ from pydantic import ValidationError
 
 from shared import metrics
 from shared.celery_config import (
-    TASK_CHAT,
     TASK_WEBHOOK,
     celery_config,
-    chat_argsrepr,
+    publish_job,
     queue_for,
     webhook_argsrepr,
 )
@@ -125,15 +124,7 @@ def producer_app(settings: Settings) -> Celery:
 def send_job(app: Celery, job: ChatJob, queue: str) -> None:
     body = job.model_dump(mode="json", exclude_none=True)
     metrics.JOBS_SUBMITTED.labels(job.request.model, job.request.priority.value).inc()
-    app.send_task(
-        TASK_CHAT,
-        args=[body],
-        task_id=job.id,
-        queue=queue,
-        argsrepr=chat_argsrepr(body),
-        kwargsrepr="{}",
-        ignore_result=True,  # the outcome is in the job record, not Celery's result backend
-    )
+    publish_job(app, body, queue)
 
 
 def send_webhook(app: Celery, job_id: str, url: str, settings: Settings) -> None:

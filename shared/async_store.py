@@ -14,11 +14,13 @@ from shared.protocol import EndEvent, Event, decode_event
 from shared.scripts import lua
 from shared.settings import Settings
 from shared.store import (
+    DEFAULT_LOST_JOB_CHECK_S,
     MAX_BLOCK_MS,
     SOCKET_TIMEOUT_S,
     JobRecord,
     cancelled_result,
     create_args,
+    create_keys,
     finish_args,
     finish_keys,
 )
@@ -31,11 +33,13 @@ class AsyncJobStore:
         *,
         result_ttl_s: int,
         events_ttl_s: int,
+        lost_job_check_s: float = DEFAULT_LOST_JOB_CHECK_S,
         clock: Callable[[], float] = time.time,
     ):
         self.redis = redis
         self.result_ttl_s = result_ttl_s
         self.events_ttl_s = events_ttl_s
+        self.lost_job_check_s = lost_job_check_s
         self.clock = clock
         self._create = redis.register_script(lua("shared", "create_job.lua"))
         self._finish = redis.register_script(lua("shared", "finish_job.lua"))
@@ -45,12 +49,18 @@ class AsyncJobStore:
         client = redis or Redis.from_url(
             settings.effective_redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S
         )
-        return cls(client, result_ttl_s=settings.result_ttl_s, events_ttl_s=settings.events_ttl_s)
+        return cls(
+            client,
+            result_ttl_s=settings.result_ttl_s,
+            events_ttl_s=settings.events_ttl_s,
+            lost_job_check_s=settings.lost_job_check_s,
+        )
 
     async def create(self, job: ChatJob, queue: str) -> bool:
         """Records a newly accepted job; False if its id was taken (then it must not be sent)."""
         created = await self._create(
-            keys=[keys.job_key(job.id)], args=create_args(job, queue, self.result_ttl_s)
+            keys=create_keys(job.id),
+            args=create_args(job, queue, self.result_ttl_s, self.clock() + self.lost_job_check_s),
         )
         return bool(created)
 

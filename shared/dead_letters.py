@@ -6,13 +6,16 @@ for a retry exactly once (``requeue_dead_letter.lua``), however many operators a
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from pydantic import BaseModel
 from redis import Redis
 
 from shared import keys
 from shared.jobs import ChatJob, JobError
 from shared.scripts import lua
-from shared.store import DeadLetterEntry
+from shared.store import DEFAULT_LOST_JOB_CHECK_S, DeadLetterEntry
 
 
 class DeadLetter(BaseModel):
@@ -39,9 +42,18 @@ def _letter(raw: str) -> DeadLetter:
 
 
 class DeadLetters:
-    def __init__(self, redis: Redis, *, result_ttl_s: int):
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        result_ttl_s: int,
+        lost_job_check_s: float = DEFAULT_LOST_JOB_CHECK_S,
+        clock: Callable[[], float] = time.time,
+    ):
         self.redis = redis
         self.result_ttl_s = result_ttl_s
+        self.lost_job_check_s = lost_job_check_s
+        self.clock = clock
         self._requeue = redis.register_script(lua("shared", "requeue_dead_letter.lua"))
 
     def count(self) -> int:
@@ -71,7 +83,14 @@ class DeadLetters:
             ],
             args=[job_id, self.result_ttl_s],
         )
-        return DeadLetterEntry.model_validate_json(raw).job if raw else None
+        if not raw:
+            return None
+        job = DeadLetterEntry.model_validate_json(raw).job
+        with self.redis.pipeline(transaction=False) as pipe:  # pending again, like a new job
+            pipe.hset(keys.job_key(job_id), "payload", job.model_dump_json(exclude_none=True))
+            pipe.zadd(keys.PENDING, {job_id: self.clock() + self.lost_job_check_s})
+            pipe.execute()
+        return job
 
     def purge(self) -> int:
         """Forgets every dead letter (their job records stay until they expire)."""

@@ -15,6 +15,7 @@
 -- KEYS[5]  leader of identical requests' call (string), KEYS[6] their cached answer (string)
 -- ARGV[9]  '1' if this job led a shared call: free KEYS[5] and, if done, cache the answer
 -- ARGV[10] cache TTL in seconds (0: do not cache)
+-- KEYS[7]  pending jobs (zset): the job leaves it, and its record drops the message payload
 -- Returns 1 if this call ended the job, 0 if it had already ended, -1 if it does not exist.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status and ARGV[6] == '1' then
@@ -24,6 +25,8 @@ if status == 'done' or status == 'failed' or status == 'cancelled' then
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'finished_at', ARGV[3])
+redis.call('HDEL', KEYS[1], 'payload')
+redis.call('ZREM', KEYS[7], ARGV[8])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('XADD', KEYS[2], '*', 'type', 'end', 'result', ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[5])

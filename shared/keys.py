@@ -18,6 +18,8 @@ chatq:batch:{id}:driver string the gateway process running an HTTP batch (lease,
 chatq:batches          zset    batches created over HTTP: id -> created at
 chatq:file:{id}        hash    an uploaded or produced file: filename, bytes, purpose, created_at
 chatq:files            zset    files: id -> created at
+chatq:pending          zset    jobs not ended yet: job id -> when to check their message exists
+chatq:sweeper          string  the worker checking pending jobs now (expires: one per interval)
 chatq:dlq              zset    dead letters: job id -> failed at (newest last)
 chatq:dlq:jobs         hash    dead letters: job id -> the job and why it failed (JSON)
 chatq:apikey:{sha256}  hash    an API key, by the SHA-256 of its secret: key_id, tenant, name,
@@ -36,6 +38,8 @@ chatq:user:{tenant}:{uid}:cache    set   cache keys that user's jobs filled
 chatq:demo:orders      hash    the order-status hook example's orders: order id -> status
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
 chatq.bulk             list    Celery queue for bulk work
+unacked                hash    kombu: messages workers hold, by delivery tag (restored by kombu
+                               after the visibility timeout if never acknowledged)
 """
 
 from __future__ import annotations
@@ -43,6 +47,16 @@ from __future__ import annotations
 PREFIX = "chatq"
 DEAD_LETTERS = f"{PREFIX}:dlq"
 DEAD_LETTER_JOBS = f"{PREFIX}:dlq:jobs"
+PENDING = f"{PREFIX}:pending"
+SWEEPER = f"{PREFIX}:sweeper"
+KOMBU_UNACKED = "unacked"
+KOMBU_PRIORITY_SEP = "\x06\x16"
+KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+def queue_lists(queue: str) -> list[str]:
+    """The Redis lists kombu keeps a queue's messages in, one per priority step."""
+    return [queue if p == 0 else f"{queue}{KOMBU_PRIORITY_SEP}{p}" for p in KOMBU_PRIORITY_STEPS]
 
 
 def job_key(job_id: str) -> str:

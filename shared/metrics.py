@@ -19,6 +19,11 @@ JOBS_FINISHED = Counter(
     "Jobs ended by a worker, by how they ended (done, failed, cancelled).",
     ["model", "queue", "status"],
 )
+JOBS_RESENT = Counter(
+    "chatq_jobs_resent",
+    "Jobs sent again because their message was lost (in no queue, held by no worker).",
+    ["queue"],
+)
 JOB_RETRIES = Counter(
     "chatq_job_retries", "Provider calls repeated after a retryable failure.", ["model", "queue"]
 )

@@ -21,6 +21,7 @@ from shared.settings import Settings
 MAX_BLOCK_MS = 2_000  # re-check the caller's deadline at least this often while blocked
 SOCKET_TIMEOUT_S = 10.0  # well above MAX_BLOCK_MS: a blocked XREAD is not a dead server
 DEFAULT_LEASE_S = 30.0  # a worker's claim on a job lapses this long after its last renewal
+DEFAULT_LOST_JOB_CHECK_S = 60.0  # a job not ended is checked for a lost message this often
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,14 @@ def _float(value: str | None) -> float | None:
 
 
 def queued_fields(job: ChatJob, queue: str) -> dict[str, Any]:
-    """The record of a job just accepted into ``queue``."""
+    """The record of a job just accepted into ``queue``, with its message's payload (dropped
+    when the job ends) for sending it again should that message be lost."""
     fields: dict[str, Any] = {
         "status": JobStatus.queued.value,
         "model": job.request.model,
         "queue": queue,
         "created_at": job.created_at,
+        "payload": job.model_dump_json(exclude_none=True),
     }
     if job.tenant is not None:
         fields["tenant"] = job.tenant
@@ -88,8 +91,13 @@ def queued_fields(job: ChatJob, queue: str) -> dict[str, Any]:
     return fields
 
 
-def create_args(job: ChatJob, queue: str, ttl_s: int) -> list[Any]:
-    return [ttl_s, *(x for pair in queued_fields(job, queue).items() for x in pair)]
+def create_keys(job_id: str) -> list[str]:
+    return [keys.job_key(job_id), keys.PENDING]
+
+
+def create_args(job: ChatJob, queue: str, ttl_s: int, check_at: float) -> list[Any]:
+    fields = queued_fields(job, queue)
+    return [ttl_s, check_at, job.id, *(x for pair in fields.items() for x in pair)]
 
 
 def finish_keys(job_id: str, share_key: str | None = None) -> list[str]:
@@ -101,6 +109,7 @@ def finish_keys(job_id: str, share_key: str | None = None) -> list[str]:
         keys.DEAD_LETTER_JOBS,
         keys.coalesce_key(shared),
         keys.cache_key(shared),
+        keys.PENDING,
     ]
 
 
@@ -162,11 +171,13 @@ class JobStore:
         *,
         result_ttl_s: int,
         events_ttl_s: int,
+        lost_job_check_s: float = DEFAULT_LOST_JOB_CHECK_S,
         clock: Callable[[], float] = time.time,
     ):
         self.redis = redis
         self.result_ttl_s = result_ttl_s
         self.events_ttl_s = events_ttl_s
+        self.lost_job_check_s = lost_job_check_s
         self.clock = clock
         self._create = redis.register_script(lua("shared", "create_job.lua"))
         self._start = redis.register_script(lua("shared", "start_job.lua"))
@@ -178,7 +189,12 @@ class JobStore:
         client = redis or Redis.from_url(
             settings.effective_redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S
         )
-        return cls(client, result_ttl_s=settings.result_ttl_s, events_ttl_s=settings.events_ttl_s)
+        return cls(
+            client,
+            result_ttl_s=settings.result_ttl_s,
+            events_ttl_s=settings.events_ttl_s,
+            lost_job_check_s=settings.lost_job_check_s,
+        )
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -186,7 +202,10 @@ class JobStore:
         """Records a newly accepted job; False if its id was taken (then it must not be sent)."""
         return bool(
             self._create(
-                keys=[keys.job_key(job.id)], args=create_args(job, queue, self.result_ttl_s)
+                keys=create_keys(job.id),
+                args=create_args(
+                    job, queue, self.result_ttl_s, self.clock() + self.lost_job_check_s
+                ),
             )
         )
 
@@ -267,9 +286,15 @@ class JobStore:
             return 0
         return int(self._renew(keys=job_keys, args=[self.clock() + lease_s]))
 
-    def note_deferral(self, job_id: str) -> None:
-        """Counts a return to the queue to wait for a provider slot (shown in the record)."""
-        self.redis.hincrby(keys.job_key(job_id), "deferrals", 1)
+    def note_deferral(self, job_id: str, delay_s: float) -> None:
+        """Counts a return to the queue to wait ``delay_s`` for a provider slot (shown in the
+        record), and puts off the check for a lost message until well after that."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(keys.job_key(job_id), "deferrals", 1)
+            pipe.zadd(
+                keys.PENDING, {job_id: self.clock() + delay_s + self.lost_job_check_s}, xx=True
+            )
+            pipe.execute()
 
     def count_tenant_tokens(self, tenant: str, tokens: int, now: float) -> None:
         """Adds tokens a tenant's job used to its daily quota counter."""

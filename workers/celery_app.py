@@ -15,7 +15,9 @@ from shared.celery_config import celery_config
 from shared.logs import configure_logging
 from shared.settings import get_settings
 
-app = Celery("chatq", include=["workers.tasks", "workers.shutdown", "workers.exporter"])
+app = Celery(
+    "chatq", include=["workers.tasks", "workers.shutdown", "workers.exporter", "workers.recovery"]
+)
 app.conf.update(celery_config(get_settings()))
 
 

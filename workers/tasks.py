@@ -169,7 +169,7 @@ def chat(self: Task, job: dict[str, Any]) -> None:
         ) from None
     except Deferred as deferred:
         # Back to the queue until its slot is near, freeing this thread for other jobs.
-        get_runner().store.note_deferral(parsed.id)
+        get_runner().store.note_deferral(parsed.id, deferred.delay_s)
         raise self.retry(
             countdown=deferred.delay_s,
             max_retries=None,

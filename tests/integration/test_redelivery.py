@@ -10,12 +10,17 @@ from collections import Counter
 import pytest
 
 from chatq.processes import stop
+from producers.jobs import prepare_job
 from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
 pytestmark = pytest.mark.slow
 
-FAST_REDELIVERY = {"CHATQ_VISIBILITY_TIMEOUT_S": "4", "CHATQ_JOB_LEASE_S": "3"}
+FAST_REDELIVERY = {
+    "CHATQ_VISIBILITY_TIMEOUT_S": "4",
+    "CHATQ_JOB_LEASE_S": "3",
+    "CHATQ_LOST_JOB_CHECK_S": "3",
+}
 
 
 @pytest.fixture()
@@ -26,6 +31,7 @@ def two_workers(redis_server):
         workers=2,
         extra_env={**FAST_REDELIVERY, "CHATQ_WORKER_CONCURRENCY": "20"},
     )
+    running.settings = running.settings.model_copy(update={"lost_job_check_s": 3.0})
     yield running
     stop(running.parts)
 
@@ -76,3 +82,19 @@ def test_sigterm_lets_in_flight_calls_finish(slow_worker):
         assert worker.process.wait(timeout=20) == 0
         results = [client.result(job_id, timeout=5) for job_id in job_ids]
     assert [r.status for r in results] == [JobStatus.done] * 10
+
+
+def test_a_job_whose_message_was_lost_runs_once_all_the_same(two_workers):
+    """A worker killed after it took a message off the queue, before kombu recorded it as
+    held, loses the message; the job is recorded but in no queue. A worker sends it again."""
+    stack = two_workers
+    with stack.client() as client:
+        job, queue = prepare_job(
+            client.settings, client.deployments, "lost", None, None, None, {"max_tokens": 4}
+        )
+        assert client.store.create(job, queue)  # recorded, its message gone
+        sent = client.submit("sent", max_tokens=4)
+        assert client.result(job.id, timeout=30).status is JobStatus.done
+        assert client.result(sent, timeout=5).status is JobStatus.done
+    calls = Counter(e["job_id"] for e in stack.sim_requests() if e["outcome"] == "ok")
+    assert calls[job.id] == 1

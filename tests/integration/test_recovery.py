@@ -1,0 +1,134 @@
+"""Jobs whose queue message was lost are sent again, and only those (real Redis, no workers)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+
+from producers.client import ChatqClient
+from shared import keys
+from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
+from shared.settings import Settings
+from workers import recovery
+from workers.recovery import LostJobSweeper
+
+CHECK_AFTER_S = 5.0
+QUEUE = "chatq.interactive"
+
+
+@pytest.fixture()
+def client(redis_server: str, redis_client: Redis) -> Iterator[ChatqClient]:
+    settings = Settings(_env_file=None, redis_url=redis_server, lost_job_check_s=CHECK_AFTER_S)
+    with ChatqClient(settings) as chatq:
+        yield chatq
+
+
+def sweep_at(client: ChatqClient, now: float) -> recovery.Sweep:
+    sweeper = LostJobSweeper(
+        client.store.redis, client.celery, check_after_s=CHECK_AFTER_S, clock=lambda: now
+    )
+    return sweeper.sweep()
+
+
+def task_ids(redis: Redis, queue: str = QUEUE) -> list[str]:
+    return [json.loads(item)["headers"]["id"] for item in redis.lrange(queue, 0, -1)]
+
+
+def test_a_job_is_pending_with_its_payload_until_it_ends(client: ChatqClient):
+    redis = client.store.redis
+    before = time.time()
+    job_id = client.submit("hello", max_tokens=4)
+    check_at = redis.zscore(keys.PENDING, job_id)
+    assert check_at is not None and before + CHECK_AFTER_S <= check_at <= time.time() + 5
+    assert json.loads(redis.hget(keys.job_key(job_id), "payload"))["id"] == job_id
+    client.cancel(job_id)
+    assert redis.zscore(keys.PENDING, job_id) is None
+    assert redis.hget(keys.job_key(job_id), "payload") is None
+
+
+def test_a_message_taken_off_its_queue_and_lost_is_sent_again(client: ChatqClient):
+    redis = client.store.redis
+    job_id = client.submit("hello", max_tokens=4)
+    redis.rpop(QUEUE)  # a worker took it and died before recording it as held
+    now = time.time() + CHECK_AFTER_S + 1
+    report = sweep_at(client, now)
+    assert (report.due, report.resent, report.waiting) == (1, 1, 0)
+    assert task_ids(redis) == [job_id]
+    assert redis.zscore(keys.PENDING, job_id) == pytest.approx(now + CHECK_AFTER_S)
+    assert sweep_at(client, now + 1).due == 0
+
+
+def test_a_message_in_its_queue_or_held_by_a_worker_is_left_alone(client: ChatqClient):
+    redis = client.store.redis
+    queued = client.submit("one", max_tokens=4)
+    held = client.submit("two", max_tokens=4)
+    message = json.loads(redis.rpop(QUEUE))  # the oldest, `one`, now held by a worker
+    assert message["headers"]["id"] == queued
+    redis.hset(keys.KOMBU_UNACKED, "tag-1", json.dumps([message, QUEUE, QUEUE]))
+    report = sweep_at(client, time.time() + CHECK_AFTER_S + 1)
+    assert (report.due, report.waiting, report.resent) == (2, 2, 0)
+    assert task_ids(redis) == [held]
+
+
+def test_messages_deep_in_a_long_queue_are_found(client: ChatqClient, monkeypatch):
+    monkeypatch.setattr(recovery, "SCAN_CHUNK", 4)
+    job_ids = [client.submit(f"job {i}", max_tokens=4) for i in range(11)]
+    client.store.redis.lrem(QUEUE, 1, client.store.redis.lindex(QUEUE, 5))
+    report = sweep_at(client, time.time() + CHECK_AFTER_S + 1)
+    assert (report.waiting, report.resent) == (10, 1)
+    assert sorted(task_ids(client.store.redis)) == sorted(job_ids)
+
+
+def test_a_claimed_job_waits_for_its_claim_to_lapse(client: ChatqClient):
+    redis = client.store.redis
+    job_id = client.submit("hello", max_tokens=4)
+    job = client.store.redis.hget(keys.job_key(job_id), "payload")
+    client.store.start(ChatJob.model_validate_json(job), lease_s=30)
+    lease_until = float(redis.hget(keys.job_key(job_id), "lease_until"))
+    redis.delete(QUEUE)  # its worker died with the message, and nothing kept it
+    report = sweep_at(client, time.time() + CHECK_AFTER_S + 1)
+    assert (report.running, report.resent) == (1, 0)
+    assert redis.zscore(keys.PENDING, job_id) == pytest.approx(lease_until + CHECK_AFTER_S)
+    report = sweep_at(client, lease_until + CHECK_AFTER_S + 1)
+    assert report.resent == 1
+    assert task_ids(redis) == [job_id]
+
+
+def test_ended_and_expired_jobs_leave_the_pending_set(client: ChatqClient):
+    redis = client.store.redis
+    ended = client.submit("one", max_tokens=4)
+    expired = client.submit("two", max_tokens=4)
+    redis.hset(keys.job_key(ended), "status", "done")  # ended without its finishing step
+    redis.delete(keys.job_key(expired))
+    report = sweep_at(client, time.time() + CHECK_AFTER_S + 1)
+    assert (report.due, report.ended, report.resent) == (2, 2, 0)
+    assert redis.zcard(keys.PENDING) == 0
+
+
+def test_a_deferred_job_is_checked_after_its_delay(client: ChatqClient):
+    redis = client.store.redis
+    job_id = client.submit("hello", max_tokens=4)
+    before = time.time()
+    client.store.note_deferral(job_id, 120)
+    assert redis.zscore(keys.PENDING, job_id) >= before + 120 + CHECK_AFTER_S
+    assert redis.hget(keys.job_key(job_id), "deferrals") == "1"
+
+
+def test_a_retried_dead_letter_is_pending_again(client: ChatqClient):
+    redis = client.store.redis
+    job_id = client.submit("hello", max_tokens=4)
+    job = ChatJob.model_validate_json(redis.hget(keys.job_key(job_id), "payload"))
+    failed = ChatResult(
+        job_id=job_id,
+        status=JobStatus.failed,
+        error=JobError(type="server_error", code="provider_error", message="down"),
+    )
+    client.store.finish(failed, dead_letter=job)
+    assert redis.zscore(keys.PENDING, job_id) is None
+    assert client.retry_dead_letter(job_id)
+    assert redis.zscore(keys.PENDING, job_id) is not None
+    assert redis.hget(keys.job_key(job_id), "payload") is not None
