@@ -9,13 +9,12 @@ from typing import Any
 
 from pydantic import BaseModel
 from redis import Redis
-from redis.client import Pipeline
 
 from shared import keys
 from shared.errors import JobNotFound, JobTimeout
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from shared.protocol import DeltaEvent, EndEvent, Event, decode_event, encode_delta
-from shared.scripts import lua
+from shared.scripts import ScriptCall, lua
 from shared.settings import Settings
 
 MAX_BLOCK_MS = 2_000  # re-check the caller's deadline at least this often while blocked
@@ -256,19 +255,17 @@ class JobStore:
         Returns the attempt number; or the job's status if it already ended; or ``Busy`` if
         another worker's claim is alive (a redelivered message of a job still running).
         """
-        return self.started(self.queue_start(job, lease_s=lease_s))
+        return self.started(self.claim(job, lease_s=lease_s))
 
-    def queue_start(
-        self,
-        job: ChatJob,
-        *,
-        lease_s: float = DEFAULT_LEASE_S,
-        pipe: Pipeline | None = None,
-        worker: str = "",
-    ) -> Any:
-        """Sends the claim of ``start``, on ``pipe`` if given (read it with ``started``)."""
+    def claim(self, job: ChatJob, *, lease_s: float = DEFAULT_LEASE_S, worker: str = "") -> Any:
+        """Sends the claim of ``start`` (read its reply with ``started``)."""
+        call = self.claim_call(job, lease_s=lease_s, worker=worker)
+        return self._start(keys=call.keys, args=call.args)
+
+    def claim_call(self, job: ChatJob, *, lease_s: float, worker: str) -> ScriptCall:
+        """The claim of ``start`` as a script call, to chain with others in one round trip."""
         args = [self.clock(), self.result_ttl_s, job.request.model, job.created_at, lease_s, worker]
-        return self._start(keys=[keys.job_key(job.id)], args=args, client=pipe)
+        return ScriptCall(lua("shared", "start_job.lua"), [keys.job_key(job.id)], args)
 
     @staticmethod
     def started(reply: Any) -> int | JobStatus | Busy:

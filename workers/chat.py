@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.commands.core import Script
+
 from shared import keys, metrics
 from shared.deployments import Deployment, DeploymentRegistry
 from shared.errors import (
@@ -105,6 +107,7 @@ class ChatRunner(SharedAnswers, MicroBatchCalls):
         self.rng = rng or random.Random()
         self.sleep = sleep
         self.clock = clock
+        self.scripts: dict[str, Script] = {}  # chained scripts (``shared.scripts.chain``)
 
     def run(self, job: ChatJob) -> ChatResult | None:
         """Executes the job; None if it had already ended (a redelivery, or a cancel).
@@ -164,7 +167,7 @@ class ChatRunner(SharedAnswers, MicroBatchCalls):
 
     def _claim(self, job: ChatJob) -> int | None:
         """Claims the job for this worker: the attempt number, or None if it already ended."""
-        claim = self.store.queue_start(job, lease_s=self.lease_s, worker=self.worker_name)
+        claim = self.store.claim(job, lease_s=self.lease_s, worker=self.worker_name)
         return self._claimed(job, claim)
 
     def _claimed(self, job: ChatJob, reply: Any) -> int | None:

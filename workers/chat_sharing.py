@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from shared.errors import ChatqError, JobTimeout
 from shared.jobs import ChatJob, ChatResult, JobStatus, Timings
 from shared.protocol import DeltaEvent, EndEvent
+from shared.scripts import ScriptCall, chain
 from workers.coalesce import Decision
 
 if TYPE_CHECKING:
@@ -24,17 +25,23 @@ class SharedAnswers:
         """The job's coalescing decision, and (unless None) the reply of its claim.
 
         Where no rate limit can make the job wait, there is no reason to join before
-        claiming, and both go to Redis in one round trip.
+        claiming, and both go to Redis in one script call.
         """
         assert self.coalescer is not None
         use_cache = job.request.cache
         if not self._never_waits(job) or (use_cache and self.coalescer.has_local(key)):
             return self.coalescer.join(key, job.id, use_cache=use_cache), None
-        with self.store.redis.pipeline(transaction=False) as pipe:
-            self.coalescer.queue_join(key, job.id, use_cache=use_cache, pipe=pipe)
-            self.store.queue_start(job, lease_s=self.lease_s, pipe=pipe, worker=self.worker_name)
-            joined, claimed = pipe.execute()
+        join = self.coalescer.join_call(key, job.id, use_cache=use_cache)
+        claim = self.store.claim_call(job, lease_s=self.lease_s, worker=self.worker_name)
+        joined, claimed = self._join_and_claim(join, claim)
         return self.coalescer.decision(key, joined), claimed
+
+    def _join_and_claim(self: ChatRunner, join: ScriptCall, claim: ScriptCall) -> list[Any]:
+        source, script_keys, args = chain([join, claim])
+        script = self.scripts.get(source)
+        if script is None:
+            script = self.scripts.setdefault(source, self.store.redis.register_script(source))
+        return script(keys=script_keys, args=args)
 
     def _never_waits(self: ChatRunner, job: ChatJob) -> bool:
         """Whether every deployment of the job's model is free of rate limits."""

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from redis import Redis
-from redis.client import Pipeline
 
 from shared import keys
 from shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult, JobStatus
-from shared.scripts import lua
+from shared.scripts import ScriptCall, lua
 
 KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
 
@@ -85,16 +84,15 @@ class Coalescer:
         if use_cache and (hit := self._lru_get(key)) is not None:
             self.redis.hincrby(keys.CACHE_STATS, "cache_hits", 1)
             return Decision("cached", cached=hit)
-        return self.decision(key, self.queue_join(key, job_id, use_cache=use_cache))
+        call = self.join_call(key, job_id, use_cache=use_cache)
+        return self.decision(key, self._join(keys=call.keys, args=call.args))
 
-    def queue_join(
-        self, key: str, job_id: str, *, use_cache: bool, pipe: Pipeline | None = None
-    ) -> Any:
-        """Sends the Redis part of ``join``, on ``pipe`` if given (read it with ``decision``)."""
-        return self._join(
-            keys=[keys.coalesce_key(key), keys.cache_key(key), keys.CACHE_STATS],
-            args=[job_id, self.lease_ms, "1" if use_cache else "0"],
-            client=pipe,
+    def join_call(self, key: str, job_id: str, *, use_cache: bool) -> ScriptCall:
+        """The Redis part of ``join`` as a script call (read its reply with ``decision``)."""
+        return ScriptCall(
+            lua("workers", "coalesce_join.lua"),
+            [keys.coalesce_key(key), keys.cache_key(key), keys.CACHE_STATS],
+            [job_id, self.lease_ms, "1" if use_cache else "0"],
         )
 
     def decision(self, key: str, reply: Any) -> Decision:
