@@ -23,6 +23,7 @@ from producers.request_ids import RequestIds
 from shared.logs import configure_logging
 from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings, get_settings
+from shared.store import REDIS_MAX_CONNECTIONS
 
 log = logging.getLogger("chatq.gateway")
 
@@ -40,7 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "AUTHENTICATION IS OFF: anyone who can reach this gateway may use it. "
                 "Set CHATQ_AUTH_REQUIRED=true and create keys with `chatq keys create`."
             )
-        redis = Redis.from_url(settings.effective_redis_url, decode_responses=True)
+        redis = Redis.from_url(
+            settings.effective_redis_url,
+            decode_responses=True,
+            max_connections=REDIS_MAX_CONNECTIONS,
+        )
         app.state.files = FileStore(
             redis, settings.effective_files_dir, max_bytes=settings.max_file_bytes
         )

@@ -16,6 +16,7 @@ from shared.settings import Settings
 from shared.store import (
     DEFAULT_LOST_JOB_CHECK_S,
     MAX_BLOCK_MS,
+    REDIS_MAX_CONNECTIONS,
     SOCKET_TIMEOUT_S,
     JobRecord,
     cancelled_result,
@@ -47,7 +48,10 @@ class AsyncJobStore:
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> AsyncJobStore:
         client = redis or Redis.from_url(
-            settings.effective_redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S
+            settings.effective_redis_url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            max_connections=REDIS_MAX_CONNECTIONS,
         )
         return cls(
             client,

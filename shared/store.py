@@ -18,6 +18,10 @@ from shared.scripts import ScriptCall, lua
 from shared.settings import Settings
 
 MAX_BLOCK_MS = 2_000  # re-check the caller's deadline at least this often while blocked
+# redis-py (6 and later) caps a client's connection pool at 100 and raises "Too many
+# connections" past it; a worker running hundreds of jobs in threads, or a gateway holding
+# hundreds of open streams, needs one connection each. Connections are opened on demand.
+REDIS_MAX_CONNECTIONS = 10_000
 SOCKET_TIMEOUT_S = 10.0  # well above MAX_BLOCK_MS: a blocked XREAD is not a dead server
 DEFAULT_LEASE_S = 30.0  # a worker's claim on a job lapses this long after its last renewal
 DEFAULT_LOST_JOB_CHECK_S = 60.0  # a job not ended is checked for a lost message this often
@@ -186,7 +190,10 @@ class JobStore:
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> JobStore:
         client = redis or Redis.from_url(
-            settings.effective_redis_url, decode_responses=True, socket_timeout=SOCKET_TIMEOUT_S
+            settings.effective_redis_url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            max_connections=REDIS_MAX_CONNECTIONS,
         )
         return cls(
             client,

@@ -141,8 +141,8 @@ class ChatRunner(SharedAnswers, MicroBatchCalls):
             try:
                 result = self._run_call(job, share_key=key, started=started)
             except BaseException:
+                self.running.discard(job.id)  # first: freeing the key may fail too
                 self.coalescer.done(key, job.id, None)
-                self.running.discard(job.id)
                 raise
             if result is None:
                 self.coalescer.done(key, job.id, None)

@@ -12,10 +12,11 @@ from shared.errors import ChatqError, ProviderRejected
 from shared.jobs import ChatJob, ChatResult, Timings
 from workers.batching import Outcome, batch_key
 from workers.hooks import Turn
-from workers.limiter import Deferred
+from workers.limiter import Deferred, Lease
 from workers.results import choice_result, failed_result
 
 if TYPE_CHECKING:
+    from shared.deployments import Deployment
     from workers.chat import ChatRunner
 
 log = logging.getLogger("chatq.worker")
@@ -49,19 +50,34 @@ class MicroBatchCalls:
         if isinstance(lease, float):
             return {job.id: Deferred(lease) for job in jobs}
         claimed: list[tuple[ChatJob, int]] = []
-        for job in jobs:
-            try:
-                started = self._claim(job)
-            except Deferred as deferred:
-                outcomes[job.id] = deferred
-                continue
-            if started is None:
-                outcomes[job.id] = None
-            else:
-                claimed.append((job, started))
-        if not claimed:
-            self.limiter.settle(lease, 0)
-            return outcomes
+        try:
+            for job in jobs:
+                try:
+                    started = self._claim(job)
+                except Deferred as deferred:
+                    outcomes[job.id] = deferred
+                    continue
+                if started is None:
+                    outcomes[job.id] = None
+                else:
+                    claimed.append((job, started))
+            if not claimed:
+                self.limiter.settle(lease, 0)
+                return outcomes
+            return self._answer_batch(claimed, deployments, deployment, lease, outcomes)
+        finally:  # whatever happened, this thread no longer holds their claims
+            for job, _ in claimed:
+                self.running.discard(job.id)
+
+    def _answer_batch(
+        self: ChatRunner,
+        claimed: list[tuple[ChatJob, int]],
+        deployments: list[Deployment],
+        deployment: Deployment,
+        lease: Lease,
+        outcomes: dict[str, Outcome[ChatResult | None]],
+    ) -> dict[str, Outcome[ChatResult | None]]:
+        """Makes the multi-choice call for the claimed jobs and ends each of them."""
         timings = [
             Timings(created_at=job.created_at, started_at=self.clock()) for job, _ in claimed
         ]
@@ -74,7 +90,6 @@ class MicroBatchCalls:
                 for (job, started), timing in zip(claimed, timings, strict=True):
                     result = self._hook_answer(job, answered, timing, started)
                     outcomes[job.id] = self._end(job, result, attempts=started)
-                    self.running.discard(job.id)
                 return outcomes
             sent = lead.model_copy(update={"request": turn.request})
             reply = self._call_with_retries(
@@ -111,7 +126,6 @@ class MicroBatchCalls:
                     self.coalescer.record_saving(saved)
                 result.content = self.hooks.after(turn, result.content or "")
                 outcomes[job.id] = self._end(job, result, attempts=started)
-            self.running.discard(job.id)
         return outcomes
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 import pytest
 
+from shared.async_store import AsyncJobStore
 from shared.dead_letters import DeadLetters
 from shared.errors import JobNotFound, JobTimeout
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobError, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
+from shared.settings import Settings
 from shared.store import Busy, JobStore, cancelled_result
 
 
@@ -202,3 +205,34 @@ def test_dead_letters_list_newest_first(redis_client):
     letters = DeadLetters(redis_client, result_ttl_s=60)
     assert [d.job_id for d in letters.list()] == [j.id for j in reversed(jobs)]
     assert [d.job_id for d in letters.list(limit=1, offset=1)] == [jobs[1].id]
+
+
+def test_the_stores_serve_more_callers_at_once_than_redis_pys_default_pool(redis_server):
+    """redis-py caps a pool at 100 connections and raises past it; a worker with hundreds of
+    threads, or a gateway with hundreds of open streams, needs one each."""
+    settings = Settings(_env_file=None, redis_url=redis_server)
+    callers = 150
+    store = JobStore.from_settings(settings)
+    errors: list[Exception] = []
+
+    def wait_briefly() -> None:
+        try:
+            store.redis.blpop(["chatq:test:nothing"], timeout=1)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wait_briefly) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+    async def wait_all() -> None:
+        async_store = AsyncJobStore.from_settings(settings)
+        await asyncio.gather(
+            *(async_store.redis.blpop(["chatq:test:nothing"], timeout=1) for _ in range(callers))
+        )
+        await async_store.redis.aclose()
+
+    asyncio.run(wait_all())

@@ -1,0 +1,41 @@
+"""A worker with hundreds of threads keeps hundreds of calls in flight at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatq.processes import stop
+from shared.jobs import JobStatus
+from tests.integration.conftest import start_stack
+
+pytestmark = pytest.mark.slow
+
+THREADS = 300
+TTFT_MS = 3000
+
+
+@pytest.fixture()
+def wide_worker(redis_server):
+    running = start_stack(
+        redis_server,
+        sim_args=["--ttft-ms", str(TTFT_MS), "--tokens-per-s", "0"],
+        extra_env={"CHATQ_WORKER_CONCURRENCY": str(THREADS)},
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_300_slow_calls_at_once_each_run_once_without_detours(wide_worker):
+    """More threads than redis-py's default pool of 100 connections: none may fail to get
+    one (that looked like Redis being down, and sent jobs round the queue again)."""
+    with wide_worker.client() as client:
+        job_ids = [client.submit(f"slow question {i}", max_tokens=4) for i in range(THREADS)]
+        results = [client.result(job_id, timeout=60) for job_id in job_ids]
+        records = [client.status(job_id) for job_id in job_ids]
+    assert [r.status for r in results] == [JobStatus.done] * THREADS
+    assert {(r.attempts, r.deferrals) for r in records} == {(1, 0)}
+    # No call can end before TTFT_MS, so if every call reached the simulator within that
+    # time of the first, all of them were in flight together.
+    arrivals = [e["t"] for e in wide_worker.sim_requests() if e["job_id"] in set(job_ids)]
+    assert len(arrivals) == THREADS
+    assert max(arrivals) - min(arrivals) < TTFT_MS / 1000
