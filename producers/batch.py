@@ -178,6 +178,7 @@ class BatchRunner:
         record_end: bool = True,
         tenant: str | None = None,
         privacy: bool = True,
+        expires_at: float | None = None,
     ):
         self.client = client
         self.input_path = input_path
@@ -189,6 +190,8 @@ class BatchRunner:
         self.record_end = record_end  # else the caller writes the final status
         self.tenant = tenant  # whose quota and privacy setting the jobs follow
         self.privacy = privacy
+        self.expires_at = expires_at  # Unix time; lines not done by then fail as batch_expired
+        self.expired = False  # set once a line expired
         self.redis = client.store.redis
         self.record = keys.batch_key(self.batch_id)
 
@@ -208,6 +211,9 @@ class BatchRunner:
             for item in self._requests(progress, written, bad_lines, errors):
                 if self._cancelled():
                     break
+                if self._past_expiry():
+                    self._expire(item, errors, progress)
+                    continue
                 job_id = job_id_for(self.batch_id, item.custom_id)
                 self.client.submit(
                     request=item.body,
@@ -221,18 +227,44 @@ class BatchRunner:
                     self._collect(pending.popleft(), out, errors, progress)
             while pending:
                 item = pending.popleft()
+                job_id = job_id_for(self.batch_id, item.custom_id)
                 if self._cancelled():
-                    self.client.cancel(job_id_for(self.batch_id, item.custom_id))
+                    self.client.cancel(job_id)
+                elif self._past_expiry() and self.client.cancel(job_id):
+                    self._expire(item, errors, progress)
+                    continue
                 self._collect(item, out, errors, progress)
         self._save(progress)
         if self.record_end:
-            status = "cancelled" if self._cancelled() else "completed"
-            self.redis.hset(self.record, "status", status)
+            self.redis.hset(self.record, "status", self.outcome())
         return progress
 
     def cancelled(self) -> bool:
         """Whether someone asked this batch to stop."""
         return self._cancelled()
+
+    def outcome(self) -> str:
+        """How the run ended, as a batch status: cancelled, expired or completed."""
+        if self._cancelled():
+            return "cancelled"
+        return "expired" if self.expired else "completed"
+
+    def _past_expiry(self) -> bool:
+        return self.expires_at is not None and time.time() >= self.expires_at
+
+    def _expire(self, item: Request, errors: TextIO, progress: Progress) -> None:
+        """Records a line the batch's completion window ended before."""
+        self.expired = True
+        message = "This request was not completed within the batch's completion window."
+        record = {
+            "id": None,
+            "custom_id": item.custom_id,
+            "response": None,
+            "error": {"code": "batch_expired", "message": message},
+        }
+        _write(errors, record)
+        progress.failed += 1
+        self._report(progress)
 
     def _requests(
         self, progress: Progress, written: set[str], bad_lines: set[int], errors: TextIO

@@ -32,7 +32,6 @@ from shared.settings import Settings
 log = logging.getLogger("chatq.batches")
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
-WINDOW_S = 24 * 3600
 ADOPT_EVERY_S = 10.0
 
 
@@ -79,7 +78,7 @@ class BatchService:
             "input_file_id": request.input_file_id,
             "completion_window": request.completion_window,
             "created_at": now,
-            "expires_at": now + WINDOW_S,
+            "expires_at": now + self.settings.batch_completion_window_s,
             "metadata": json.dumps(request.metadata or {}),
         }
         if tenant is not None:
@@ -212,12 +211,12 @@ class BatchService:
                 record_end=False,
                 tenant=tenant,
                 privacy=privacy,
+                expires_at=float(record["expires_at"]),
             )
             runner.run()
-            cancelled = runner.cancelled()
+            end = runner.outcome()
         self.redis.hset(record_key, mapping={"status": "finalizing", "finalizing_at": _now()})
         self._publish_outputs(batch_id, output, errors)
-        end = "cancelled" if cancelled else "completed"
         self.redis.hset(record_key, mapping={"status": end, f"{end}_at": _now()})
 
     def _publish_outputs(self, batch_id: str, output: Any, errors: Any) -> None:
@@ -272,7 +271,7 @@ def batch_object(batch_id: str, record: dict[str, Any]) -> dict[str, Any]:
         "finalizing_at": instant("finalizing_at"),
         "completed_at": instant("completed_at"),
         "failed_at": instant("failed_at"),
-        "expired_at": None,
+        "expired_at": instant("expired_at"),
         "cancelling_at": instant("cancelling_at"),
         "cancelled_at": instant("cancelled_at"),
         "request_counts": {

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     batch_window_ms: float = Field(5.0, ge=0, le=1000)
     batch_max_size: int = Field(32, ge=1, le=128)
 
+    # An HTTP batch not finished this long after it was created expires: the lines not done by
+    # then fail with code batch_expired (OpenAI's completion_window, "24h").
+    batch_completion_window_s: int = Field(24 * 3600, ge=1)
     # Files uploaded for and produced by HTTP batches (share this directory between gateways).
     files_dir: Path | None = Field(None, description="Default: data_dir/files.")
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)

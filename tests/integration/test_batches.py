@@ -124,3 +124,65 @@ def test_a_batch_left_without_a_driver_is_adopted_by_a_gateway(stack, client, tm
     done = wait_for(client, orphan["id"], timeout=60)
     assert done.status == "completed"
     assert done.request_counts.completed == len(custom_ids)
+
+
+def read_lines(client: openai.OpenAI, file_id: str | None) -> list[dict]:
+    if file_id is None:
+        return []
+    return [json.loads(line) for line in client.files.content(file_id).text.splitlines()]
+
+
+def test_a_batch_adopted_after_its_window_ended_expires_every_line(stack, client, tmp_path):
+    file_id, custom_ids = upload(client, tmp_path, 30)  # line 7 is malformed
+
+    class Orphaning(BatchService):
+        def _start_driver(self, batch_id: str) -> None:  # dies before running it
+            pass
+
+    redis = Redis.from_url(stack.redis_url, decode_responses=True)
+    files = FileStore(redis, tmp_path / "unused", max_bytes=1)
+    settings = stack.settings.model_copy(update={"batch_completion_window_s": 1})
+    orphan = Orphaning(settings, redis, files).create(
+        CreateBatch(input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h")
+    )
+    assert orphan["expires_at"] - orphan["created_at"] == 1
+    done = wait_for(client, orphan["id"], timeout=60)
+    assert done.status == "expired" and done.expired_at >= done.expires_at
+    assert (done.request_counts.completed, done.request_counts.failed) == (0, 30)
+    assert done.output_file_id is None
+    errors = read_lines(client, done.error_file_id)
+    expired = [e["custom_id"] for e in errors if e["error"]["code"] == "batch_expired"]
+    assert sorted(expired) == sorted(custom_ids)
+
+
+@pytest.fixture()
+def short_window_stack(redis_server):
+    running = start_stack(
+        redis_server,
+        workers=1,
+        gateway=True,
+        sim_args=["--ttft-ms", "500"],
+        extra_env={"CHATQ_BATCH_COMPLETION_WINDOW_S": "3", "CHATQ_WORKER_CONCURRENCY": "20"},
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_a_batch_still_running_when_its_window_ends_expires_the_rest(short_window_stack, tmp_path):
+    base_url = next(p.address for p in short_window_stack.parts if p.name == "gateway")
+    client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+    file_id, custom_ids = upload(client, tmp_path, 1000)  # 5 lines are malformed
+    batch = client.batches.create(
+        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    done = wait_for(client, batch.id, timeout=60)
+    assert done.status == "expired"
+    counts = done.request_counts
+    assert counts.total == 1000 and counts.completed + counts.failed == 1000
+    assert 0 < counts.completed < len(custom_ids)
+    output = read_lines(client, done.output_file_id)
+    errors = read_lines(client, done.error_file_id)
+    expired = [e["custom_id"] for e in errors if e["error"]["code"] == "batch_expired"]
+    assert len(output) == counts.completed
+    assert len(expired) == len(custom_ids) - counts.completed
+    assert sorted([r["custom_id"] for r in output] + expired) == sorted(custom_ids)
