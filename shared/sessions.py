@@ -144,8 +144,8 @@ class UserStore:
         self.redis.sadd(keys.user_key(tenant, user, "cache"), cache_key)
 
     def erase(self, tenant: str | None, user: str) -> dict[str, int]:
-        """Deletes the user's sessions, profile, jobs (records and streams) and the answers
-        their jobs put in the cache. Returns how many of each went."""
+        """Deletes the user's sessions, profile, jobs (records, streams and dead letters) and
+        the answers their jobs put in the cache. Returns how many of each went."""
         sessions = self.redis.smembers(keys.user_key(tenant, user, "sessions"))
         jobs = self.redis.smembers(keys.user_key(tenant, user, "jobs"))
         cached = self.redis.smembers(keys.user_key(tenant, user, "cache"))
@@ -163,8 +163,18 @@ class UserStore:
         with self.redis.pipeline() as pipe:
             for key in doomed:
                 pipe.delete(key)
-            pipe.execute()
-        return {"sessions": len(sessions), "jobs": len(jobs), "cached_answers": len(cached)}
+            if jobs:
+                pipe.zrem(keys.DEAD_LETTERS, *jobs)
+                pipe.hdel(keys.DEAD_LETTER_JOBS, *jobs)
+                pipe.zrem(keys.PENDING, *jobs)
+            replies = pipe.execute()
+        dead_letters = replies[len(doomed)] if jobs else 0
+        return {
+            "sessions": len(sessions),
+            "jobs": len(jobs),
+            "cached_answers": len(cached),
+            "dead_letters": dead_letters,
+        }
 
 
 def profile_message(profile: dict[str, str]) -> ChatMessage | None:

@@ -124,8 +124,11 @@ def test_a_profile_is_attached_and_erasing_the_user_removes_everything(stack, cl
     job_id = reply.id.replace("chatcmpl-", "job_")
     redis = stack.settings_redis()
     assert redis.exists(f"chatq:job:{job_id}")
+    redis.zadd("chatq:dlq", {job_id: 1.0})  # as if the job had failed for good
+    redis.hset("chatq:dlq:jobs", job_id, "{}")
     erased = requests.delete(f"{url}/users/u-42", timeout=10).json()
-    assert erased["erased"] == {"sessions": 1, "jobs": 1, "cached_answers": 1}
+    assert erased["erased"] == {"sessions": 1, "jobs": 1, "cached_answers": 1, "dead_letters": 1}
+    assert redis.zscore("chatq:dlq", job_id) is None and not redis.hexists("chatq:dlq:jobs", job_id)
     assert requests.get(f"{url}/users/u-42/profile", timeout=10).json() == {"attributes": {}}
     assert requests.get(f"{url}/sessions/u42-talk", timeout=10).status_code == 404
     assert not redis.exists(f"chatq:job:{job_id}")
