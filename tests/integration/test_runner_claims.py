@@ -1,0 +1,64 @@
+"""A worker lets go of a job's claim whatever way the job leaves it (real Redis, no provider).
+
+A job left in the runner's running set has its claim renewed for ever, so every redelivery
+of it finds it busy and is deferred again: the job never ends.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from shared.deployments import DeploymentRegistry
+from shared.jobs import ChatJob, ChatRequest
+from shared.settings import ProviderTimeouts, RetryPolicy, Settings
+from shared.store import JobStore
+from workers.chat import ChatRunner
+from workers.coalesce import Coalescer
+from workers.health import DeploymentHealth
+from workers.limiter import ClusterLimiter
+from workers.provider import ProviderClient
+
+GONE = RedisConnectionError("Too many connections")
+
+
+class FailingLimiter(ClusterLimiter):
+    def book(self, *args, **kwargs):
+        raise GONE
+
+
+class FailingCoalescer(Coalescer):
+    def done(self, *args, **kwargs) -> None:
+        raise GONE
+
+
+def runner_on(redis: Redis, redis_url: str) -> ChatRunner:
+    settings = Settings(_env_file=None, redis_url=redis_url, models=["sim-mini"])
+    store = JobStore(redis, result_ttl_s=60, events_ttl_s=60)
+    return ChatRunner(
+        store,
+        ProviderClient(timeouts=ProviderTimeouts()),
+        RetryPolicy(),
+        DeploymentRegistry(settings),
+        FailingLimiter(redis),
+        DeploymentHealth(redis),
+        rng=random.Random(0),
+        coalescer=FailingCoalescer(redis, cache_ttl_s=60, lease_s=30),
+    )
+
+
+def test_a_leader_whose_call_and_cleanup_both_fail_lets_go_of_its_claim(
+    redis_client: Redis, redis_server: str
+):
+    runner = runner_on(redis_client, redis_server)
+    job = ChatJob(
+        request=ChatRequest(model="sim-mini", messages=[{"role": "user", "content": "hi"}])
+    )
+    runner.store.create(job, "chatq.interactive")
+    with pytest.raises(RedisConnectionError):
+        runner.run(job)
+    assert runner.running == set()
+    assert runner.store.get(job.id).status.value == "in_progress"  # claimed, lease lapsing
