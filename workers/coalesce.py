@@ -4,8 +4,8 @@ Requests are identical when model, normalised messages and generation parameters
 (``request_key``); whether they stream does not matter. Across every worker, the first job with
 a key leads: it calls the provider. Jobs with the same key that arrive while it runs follow it:
 they copy its deltas and answer into their own streams. Afterwards, the answer is served from a
-Redis cache (with a small in-process LRU in front) until it expires. Requests sampled with
-temperature > 0 share only when the caller allows it (``coalesce=True``).
+Redis cache until it expires, with a small in-process LRU in front (for up to 30 s). Requests
+sampled with temperature > 0 share only when the caller allows it (``coalesce=True``).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult, JobStatus
 from shared.scripts import ScriptCall, lua
 
 KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
+# How long a process keeps an answer in its own LRU: hot keys skip Redis, while an answer
+# removed from Redis (its user erased) is served from memory for at most this long.
+LRU_TTL_S = 30.0
 
 
 def request_key(request: ChatRequest) -> str | None:
@@ -142,7 +145,7 @@ class Coalescer:
         return result
 
     def _lru_put(self, key: str, result: ChatResult) -> None:
-        self._lru[key] = (self.clock() + self.cache_ttl_s, result)
+        self._lru[key] = (self.clock() + min(self.cache_ttl_s, LRU_TTL_S), result)
         self._lru.move_to_end(key)
         while len(self._lru) > self.lru_size:
             self._lru.popitem(last=False)

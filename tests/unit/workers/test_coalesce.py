@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from shared.jobs import ChatRequest
-from workers.coalesce import request_key
+from redis import Redis
+
+from shared.jobs import ChatRequest, ChatResult, JobStatus
+from workers.coalesce import LRU_TTL_S, Coalescer, request_key
 
 
 def request(content: str = "What  is\na queue?", **extra) -> ChatRequest:
@@ -28,3 +30,14 @@ def test_sampled_requests_share_only_when_allowed():
     assert request_key(request(temperature=0.7, coalesce=True)) is not None
     assert request_key(request(temperature=0)) is not None
     assert request_key(request(coalesce=False)) is None
+
+
+def test_a_process_keeps_an_answer_in_memory_for_at_most_30_s():
+    """Answers removed from Redis (their user erased) stop being served from memory soon."""
+    now = [1000.0]
+    coalescer = Coalescer(Redis(), cache_ttl_s=3600, lease_s=30, clock=lambda: now[0])
+    coalescer.remember("key", ChatResult(job_id="job_1", status=JobStatus.done, content="hi"))
+    now[0] += LRU_TTL_S - 1
+    assert coalescer.has_local("key")
+    now[0] += 2
+    assert not coalescer.has_local("key")
