@@ -239,10 +239,6 @@ class BatchRunner:
             self.redis.hset(self.record, "status", self.outcome())
         return progress
 
-    def cancelled(self) -> bool:
-        """Whether someone asked this batch to stop."""
-        return self._cancelled()
-
     def outcome(self) -> str:
         """How the run ended, as a batch status: cancelled, expired or completed."""
         if self._cancelled():

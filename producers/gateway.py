@@ -23,7 +23,7 @@ from producers.request_ids import RequestIds
 from shared.logs import configure_logging
 from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings, get_settings
-from shared.store import REDIS_MAX_CONNECTIONS
+from shared.store import CLIENT_OPTIONS
 
 log = logging.getLogger("chatq.gateway")
 
@@ -41,11 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "AUTHENTICATION IS OFF: anyone who can reach this gateway may use it. "
                 "Set CHATQ_AUTH_REQUIRED=true and create keys with `chatq keys create`."
             )
-        redis = Redis.from_url(
-            settings.effective_redis_url,
-            decode_responses=True,
-            max_connections=REDIS_MAX_CONNECTIONS,
-        )
+        redis = Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
         app.state.files = FileStore(
             redis, settings.effective_files_dir, max_bytes=settings.max_file_bytes
         )

@@ -14,10 +14,9 @@ from shared.protocol import EndEvent, Event, decode_event
 from shared.scripts import lua
 from shared.settings import Settings
 from shared.store import (
+    CLIENT_OPTIONS,
     DEFAULT_LOST_JOB_CHECK_S,
     MAX_BLOCK_MS,
-    REDIS_MAX_CONNECTIONS,
-    SOCKET_TIMEOUT_S,
     JobRecord,
     cancelled_result,
     create_args,
@@ -47,12 +46,7 @@ class AsyncJobStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> AsyncJobStore:
-        client = redis or Redis.from_url(
-            settings.effective_redis_url,
-            decode_responses=True,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            max_connections=REDIS_MAX_CONNECTIONS,
-        )
+        client = redis or Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
         return cls(
             client,
             result_ttl_s=settings.result_ttl_s,

@@ -23,6 +23,12 @@ MAX_BLOCK_MS = 2_000  # re-check the caller's deadline at least this often while
 # hundreds of open streams, needs one connection each. Connections are opened on demand.
 REDIS_MAX_CONNECTIONS = 10_000
 SOCKET_TIMEOUT_S = 10.0  # well above MAX_BLOCK_MS: a blocked XREAD is not a dead server
+# How chatq's own Redis clients (sync and asyncio) are made.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_timeout": SOCKET_TIMEOUT_S,
+    "max_connections": REDIS_MAX_CONNECTIONS,
+}
 DEFAULT_LEASE_S = 30.0  # a worker's claim on a job lapses this long after its last renewal
 DEFAULT_LOST_JOB_CHECK_S = 60.0  # a job not ended is checked for a lost message this often
 
@@ -189,12 +195,7 @@ class JobStore:
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> JobStore:
-        client = redis or Redis.from_url(
-            settings.effective_redis_url,
-            decode_responses=True,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            max_connections=REDIS_MAX_CONNECTIONS,
-        )
+        client = redis or Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
         return cls(
             client,
             result_ttl_s=settings.result_ttl_s,

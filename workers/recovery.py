@@ -32,6 +32,7 @@ from shared.celery_config import publish_job
 from shared.jobs import JobStatus
 from shared.scripts import lua
 from shared.settings import get_settings
+from shared.store import CLIENT_OPTIONS
 
 log = logging.getLogger("chatq.worker")
 
@@ -160,7 +161,7 @@ def start_sweeper(sender: Any = None, **_: Any) -> None:
     from workers.celery_app import app
 
     settings = get_settings()
-    redis = Redis.from_url(settings.effective_redis_url, decode_responses=True, socket_timeout=10)
+    redis = Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
     sweeper = LostJobSweeper(redis, app, check_after_s=settings.lost_job_check_s)
     node = getattr(sender, "hostname", None) or "worker"
     threading.Thread(
