@@ -21,7 +21,6 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from chatq.bench_batching import BatchingOptions, measure_batching
 from chatq.bench_bulk import BulkOptions, measure_bulk
 from chatq.bench_capacity import (
     CapacityOptions,
@@ -29,6 +28,7 @@ from chatq.bench_capacity import (
     measure_sustained,
     measure_ttft,
 )
+from chatq.bench_gathering import GatheringOptions, measure_gathering
 from chatq.bench_stack import bench_stack
 from chatq.processes import stop
 from chatq.stack import start_workers
@@ -38,7 +38,7 @@ from shared.celery_config import TASK_NOOP
 from shared.settings import Settings
 
 _serial = itertools.count()
-SCENARIOS = ("pipeline", "sustained", "ttft", "memory", "batching", "bulk")
+SCENARIOS = ("pipeline", "sustained", "ttft", "memory", "gathering", "bulk")
 QUICK_SCENARIOS = ("pipeline", "sustained", "ttft", "memory")
 
 
@@ -57,7 +57,7 @@ class BenchOptions:
     workers: int = 1
     bulk_jobs: int = 5000
     scenarios: tuple[str, ...] = SCENARIOS
-    batching: BatchingOptions = field(default_factory=BatchingOptions)
+    gathering: GatheringOptions = field(default_factory=GatheringOptions)
     bulk: BulkOptions = field(default_factory=BulkOptions)
     capacity: CapacityOptions = field(default_factory=CapacityOptions)
 
@@ -70,7 +70,7 @@ class BenchOptions:
             warmup=20,
             bulk_jobs=0,
             scenarios=QUICK_SCENARIOS,
-            batching=BatchingOptions.quick(),
+            gathering=GatheringOptions.quick(),
             bulk=BulkOptions.quick(),
             capacity=CapacityOptions.quick(),
         )
@@ -107,8 +107,8 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
         report["results"].update(measure_ttft(options.capacity, console))
     if "memory" in options.scenarios:
         report["results"].update(measure_memory(options.capacity, console))
-    if "batching" in options.scenarios:
-        report["results"].update(measure_batching(options.batching, console))
+    if "gathering" in options.scenarios:
+        report["results"].update(measure_gathering(options.gathering, console))
     if "bulk" in options.scenarios:
         report["results"].update(measure_bulk(options.bulk, console))
     _print(console, report)
@@ -272,8 +272,8 @@ def _print(console: Console, report: dict[str, Any]) -> None:
             f"{r['worker_rss_mb_after_warmup']} (after warm-up)",
             f"{r['worker_rss_growth_pct']:+.1f}%",
         )
-    if "batching_speedup" in r:
-        _batching_rows(table, r)
+    if "gathering_speedup" in r:
+        _gathering_rows(table, r)
     if "bulk_lines" in r:
         _bulk_rows(table, r)
     console.print(table)
@@ -281,31 +281,31 @@ def _print(console: Console, report: dict[str, Any]) -> None:
         console.print(f"[red]{r['pipeline_failed_jobs']} pipeline jobs failed[/]")
 
 
-def _batching_rows(table: Table, r: dict[str, Any]) -> None:
-    jobs = r["batching_jobs"]
+def _gathering_rows(table: Table, r: dict[str, Any]) -> None:
+    jobs = r["gathering_jobs"]
     table.add_row(
-        f"micro-batching: provider calls for {jobs} jobs",
-        f"{r['batching_calls_on']}",
-        f"{r['batching_calls_off']} (window off)",
-        f"{r['batching_calls_on'] / r['batching_calls_off']:.2f}x",
+        f"gathering: provider calls for {jobs} jobs",
+        f"{r['gathering_calls_on']}",
+        f"{r['gathering_calls_off']} (window off)",
+        f"{r['gathering_calls_on'] / r['gathering_calls_off']:.2f}x",
     )
     table.add_row(
-        "micro-batching: prompt tokens billed",
-        f"{r['batching_prompt_tokens_on']}",
-        f"{r['batching_prompt_tokens_off']} (window off)",
-        f"{r['batching_prompt_tokens_on'] / r['batching_prompt_tokens_off']:.2f}x",
+        "gathering: prompt tokens billed",
+        f"{r['gathering_prompt_tokens_on']}",
+        f"{r['gathering_prompt_tokens_off']} (window off)",
+        f"{r['gathering_prompt_tokens_on'] / r['gathering_prompt_tokens_off']:.2f}x",
     )
     table.add_row(
-        "micro-batching: jobs/s under the rpm limit",
-        f"{r['batching_jobs_per_s_on']}",
-        f"{r['batching_jobs_per_s_off']} (window off)",
-        f"{r['batching_speedup']:.2f}x",
+        "gathering: jobs/s under the rpm limit",
+        f"{r['gathering_jobs_per_s_on']}",
+        f"{r['gathering_jobs_per_s_off']} (window off)",
+        f"{r['gathering_speedup']:.2f}x",
     )
     table.add_row(
-        "micro-batching: one-off request p50, ms",
-        f"{r['batching_one_off_p50_ms_on']}",
-        f"{r['batching_one_off_p50_ms_off']} (window off)",
-        f"{r['batching_one_off_p50_ms_on'] - r['batching_one_off_p50_ms_off']:+.2f} ms",
+        "gathering: one-off request p50, ms",
+        f"{r['gathering_one_off_p50_ms_on']}",
+        f"{r['gathering_one_off_p50_ms_off']} (window off)",
+        f"{r['gathering_one_off_p50_ms_on'] - r['gathering_one_off_p50_ms_off']:+.2f} ms",
     )
 
 

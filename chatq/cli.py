@@ -378,7 +378,7 @@ def bench(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            help="Run only these (repeatable): pipeline, sustained, ttft, memory, batching, bulk."
+            help="Run only these (repeatable): pipeline, sustained, ttft, memory, gathering, bulk."
         ),
     ] = None,
     batch_lines: Annotated[
@@ -386,7 +386,7 @@ def bench(
     ] = None,
 ) -> None:
     """Measure the pipeline against a no-op Celery task and a direct provider call, and
-    micro-batching against no batching."""
+    gathering identical sampled requests against none."""
     from chatq.bench import SCENARIOS, BenchOptions, run_bench
 
     options = BenchOptions.quick() if quick else BenchOptions()

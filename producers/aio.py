@@ -87,7 +87,8 @@ class AsyncChatqClient:
     async def stream(self, job_id: str, timeout: float | None = None) -> AsyncIterator[str]:
         async for event in self.events(job_id, timeout):
             if isinstance(event, DeltaEvent):
-                yield event.content
+                if text := event.text:
+                    yield text
             elif isinstance(event, EndEvent):
                 raise_for_result(event.result)
 

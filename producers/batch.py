@@ -26,7 +26,7 @@ from producers.client import ChatqClient
 from producers.jobs import describe_validation_errors, error_for_result
 from producers.openai_format import completion
 from shared import keys
-from shared.errors import ChatqError, http_status_and_type
+from shared.errors import ChatqError, error_body, http_status_and_type
 from shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
 
 CHAT_URL = "/v1/chat/completions"
@@ -94,8 +94,8 @@ def output_line(custom_id: str, result: ChatResult) -> dict[str, Any]:
             "error": None,
         }
     error = error_for_result(result)
-    status, error_type = http_status_and_type(error)
-    body = {"error": {"message": error.message, "type": error_type, "code": error.code}}
+    status, _ = http_status_and_type(error)
+    body = error_body(error)
     response = {"status_code": status, "request_id": result.job_id, "body": body}
     return {
         "id": f"batch_req_{result.job_id}",

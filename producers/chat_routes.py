@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,7 +15,8 @@ from producers.aio import AsyncChatqClient
 from producers.callers import AdmittedCaller, Caller, Client
 from producers.errors import error_response
 from producers.jobs import error_for_result
-from producers.openai_format import DONE_LINE, chunk, completion, model_list, sse
+from producers.openai_format import DONE_LINE, ChunkServer, completion, model_list, sse
+from shared.completion import text_completion
 from shared.errors import ChatqError, error_body
 from shared.jobs import ChatRequest, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
@@ -45,46 +47,77 @@ async def chat_completions(
     job_id = await client.submit(request=body, tenant=who.tenant, privacy=who.privacy)
     log.info("job %s submitted (model %s, stream=%s)", job_id, body.model, body.stream)
     created = int(time.time())
+    headers = {"X-Chatq-Job-Id": job_id}
     if body.stream:
         options = (body.model_extra or {}).get("stream_options") or {}
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        events = stream_events(client, job_id, body.model, created, include_usage)
+        server = ChunkServer(job_id, body.model, created, include_usage=include_usage)
+        events = aiter(chunks(client, job_id, server))
+        first = await anext(events)
+        if isinstance(first, Failure):  # failed before any chunk: an error status, as upstream
+            return error_response(first.error, headers)
         return StreamingResponse(
-            events, media_type="text/event-stream", headers={"X-Chatq-Job-Id": job_id}
+            sse_lines(_after(first, events)), media_type="text/event-stream", headers=headers
         )
     result = await client.result(job_id)
     if result.status is not JobStatus.done:
-        return error_response(error_for_result(result), {"X-Chatq-Job-Id": job_id})
-    return JSONResponse(completion(result, created), headers={"X-Chatq-Job-Id": job_id})
+        return error_response(error_for_result(result), headers)
+    return JSONResponse(completion(result, created), headers=headers)
 
 
-async def stream_events(
-    client: AsyncChatqClient, job_id: str, model: str, created: int, include_usage: bool
-) -> AsyncIterator[str]:
-    """A job's events as OpenAI ``chat.completion.chunk`` SSE lines, from the first delta."""
-    async for data in chunks(client, job_id, model, created, include_usage):
-        yield DONE_LINE if data is None else sse(data)
+@dataclass(frozen=True)
+class Failure:
+    """The job failed (or the wait for it did): how, as the error to send."""
+
+    error: ChatqError
+
+
+Chunk = dict[str, Any] | Failure | None  # a chunk to send, a failure, or None for [DONE]
+
+
+async def sse_lines(items: AsyncIterator[Chunk]) -> AsyncIterator[str]:
+    """Chunks as server-sent events: ``data: {...}``, an error object, or ``data: [DONE]``."""
+    async for item in items:
+        yield _line(item)
+
+
+async def _after(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    yield first
+    async for item in rest:
+        yield item
+
+
+def _line(item: Chunk) -> str:
+    if item is None:
+        return DONE_LINE
+    if isinstance(item, Failure):
+        return sse(error_body(item.error))
+    return sse(item)
 
 
 async def chunks(
-    client: AsyncChatqClient, job_id: str, model: str, created: int, include_usage: bool
-) -> AsyncIterator[dict[str, Any] | None]:
-    """The chunk objects of a job's stream, then None for the end (``[DONE]``); an error
-    object instead if the job fails."""
-    yield chunk(job_id, model, created, delta={"role": "assistant", "content": ""})
+    client: AsyncChatqClient, job_id: str, server: ChunkServer
+) -> AsyncIterator[Chunk]:
+    """The chunks of a job's stream from the first, however late this starts, then None
+    (``[DONE]``); a ``Failure`` instead if the job fails. An answer that was not streamed
+    (cached, or of a job that did not ask to stream) is replayed as chunks at its end."""
+    streamed = False
     try:
         async for event in client.events(job_id):
             if isinstance(event, DeltaEvent):
-                yield chunk(job_id, model, created, delta={"content": event.content})
+                streamed = True
+                yield server.serve(event.chunk)
             elif isinstance(event, EndEvent):
                 result = event.result
                 if result.status is not JobStatus.done:
-                    yield error_body(error_for_result(result))
+                    yield Failure(error_for_result(result))
                     return
-                yield chunk(job_id, model, created, finish_reason=result.finish_reason)
-                if include_usage and result.usage:
-                    usage = result.usage.model_dump()
-                    yield chunk(job_id, model, created, usage=usage, with_choice=False)
+                answer = result.completion or text_completion("")
+                if not streamed:
+                    for chunk in server.replay(answer):
+                        yield chunk
+                if (usage := server.usage(answer)) is not None:
+                    yield usage
                 yield None
     except ChatqError as exc:
-        yield error_body(exc)
+        yield Failure(exc)

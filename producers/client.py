@@ -16,8 +16,10 @@ from producers.jobs import (
     send_job,
     send_webhook,
 )
+from producers.openai_format import ChunkServer
 from producers.sessions import Conversations
 from shared.celery_config import queue_for
+from shared.completion import text_completion
 from shared.dead_letters import DeadLetters
 from shared.deployments import DeploymentRegistry
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
@@ -112,9 +114,29 @@ class ChatqClient:
         """
         for event in self.store.events(job_id, timeout=timeout or self.settings.wait_timeout_s):
             if isinstance(event, DeltaEvent):
-                yield event.content
+                if text := event.text:
+                    yield text
             elif isinstance(event, EndEvent):
                 raise_for_result(event.result)
+
+    def chunks(self, job_id: str, timeout: float | None = None) -> Iterator[dict[str, Any]]:
+        """The answer as ``chat.completion.chunk`` objects, as the gateway streams them (tool
+        calls, reasoning, logprobs and all), from the first; then one with the usage."""
+        record = self.store.get(job_id)
+        server = ChunkServer(
+            job_id, record.model or "", int(record.created_at or 0), include_usage=True
+        )
+        streamed = False
+        for event in self.store.events(job_id, timeout=timeout or self.settings.wait_timeout_s):
+            if isinstance(event, DeltaEvent):
+                streamed = True
+                yield server.serve(event.chunk)
+            elif isinstance(event, EndEvent):
+                answer = raise_for_result(event.result).completion or text_completion("")
+                if not streamed:
+                    yield from server.replay(answer)
+                if (usage := server.usage(answer)) is not None:
+                    yield usage
 
     def chat(self, messages: Messages, *, model: str | None = None, **params: Any) -> ChatResult:
         """Submits and waits: the finished result, or the job's error raised."""

@@ -16,8 +16,8 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from producers.aio import AsyncChatqClient
 from producers.auth import Principal
 from producers.callers import AdmittedCaller, Caller, Client
-from producers.chat_routes import chunks, stream_events
-from producers.openai_format import completion
+from producers.chat_routes import Chunk, Failure, chunks, sse_lines
+from producers.openai_format import ChunkServer, completion
 from shared.errors import ChatqError, JobNotFound, error_body
 from shared.jobs import ChatRequest, JobStatus
 from shared.store import JobRecord
@@ -37,6 +37,7 @@ class JobError(BaseModel):
     type: str
     code: str | None = None
     message: str
+    param: str | None = None
 
 
 class JobObject(BaseModel):
@@ -61,7 +62,7 @@ def job_object(record: JobRecord) -> JobObject:
     if result is not None and result.status is JobStatus.done:
         body = completion(result, int(record.finished_at or time.time()))
     elif result is not None and result.error is not None:
-        error = JobError(**result.error.model_dump())
+        error = JobError(**result.error.model_dump(exclude={"status"}))
     return JobObject(
         id=record.job_id,
         status=record.status,
@@ -124,8 +125,10 @@ async def job_events(job_id: str, client: Client, who: Caller) -> StreamingRespo
     however late the caller connects, then ``[DONE]``."""
     record = await own_job(client, job_id, who)
     created = int(record.created_at or time.time())
-    events = stream_events(client, job_id, record.model or "", created, include_usage=True)
-    return StreamingResponse(events, media_type="text/event-stream")
+    server = ChunkServer(job_id, record.model or "", created, include_usage=True)
+    return StreamingResponse(
+        sse_lines(chunks(client, job_id, server)), media_type="text/event-stream"
+    )
 
 
 @router.websocket("/v1/jobs/{job_id}/ws")
@@ -146,9 +149,19 @@ async def job_socket(websocket: WebSocket, job_id: str) -> None:
         await websocket.close(code=1008)
         return
     created = int(record.created_at or time.time())
+    server = ChunkServer(job_id, record.model or "", created, include_usage=True)
     try:
-        async for data in chunks(client, job_id, record.model or "", created, True):
-            await websocket.send_text("[DONE]" if data is None else json.dumps(data))
+        async for item in chunks(client, job_id, server):
+            await websocket.send_text(_frame(item))
         await websocket.close()
     except WebSocketDisconnect:
         return
+
+
+def _frame(item: Chunk) -> str:
+    """One WebSocket text frame: a chunk, an error object, or ``[DONE]``."""
+    if item is None:
+        return "[DONE]"
+    if isinstance(item, Failure):
+        return json.dumps(error_body(item.error))
+    return json.dumps(item)

@@ -26,6 +26,7 @@ from shared.errors import (
     JobCancelled,
     ModelNotFound,
     ProviderError,
+    ProviderRejected,
     QueueUnavailable,
 )
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
@@ -156,8 +157,18 @@ def error_for_result(result: ChatResult) -> ChatqError:
         return JobCancelled(error.message if error else f"Job {result.job_id} was cancelled.")
     if error is None:
         return ChatqError(f"Job {result.job_id} ended as {result.status.value}")
+    if error.status is not None:  # the provider refused the request: as it said it
+        return ProviderRejected(
+            error.message,
+            status=error.status,
+            error_type=error.type,
+            code=error.code,
+            param=error.param,
+        )
     fallback = ProviderError if error.type == "api_error" else ChatqError
-    return ERRORS_BY_CODE.get(error.code or "", fallback)(error.message, code=error.code)
+    return ERRORS_BY_CODE.get(error.code or "", fallback)(
+        error.message, code=error.code, param=error.param
+    )
 
 
 def raise_for_result(result: ChatResult) -> ChatResult:

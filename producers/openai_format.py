@@ -1,14 +1,21 @@
-"""OpenAI wire-format bodies built from chatq results: completions, stream chunks, models."""
+"""OpenAI wire-format bodies served from chatq results: completions, stream chunks, models.
+
+The provider's own objects pass through whole; chatq sets only the id, ``created`` and the
+caller's model name, and drops the ``usage`` a chunk carries unless the caller asked for it.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
+from shared.completion import Completion, chunks_of, text_completion
 from shared.jobs import ChatResult
 
 DONE_LINE = "data: [DONE]\n\n"
+_NOT_IN_CHUNKS = ("id", "object", "created", "model", "choices", "usage")
 
 
 def completion_id(job_id: str) -> str:
@@ -16,51 +23,41 @@ def completion_id(job_id: str) -> str:
 
 
 def completion(result: ChatResult, created: int) -> dict[str, Any]:
-    """A ``chat.completion`` object for a finished job."""
-    usage = result.usage.model_dump() if result.usage else None
-    return {
-        "id": completion_id(result.job_id),
-        "object": "chat.completion",
-        "created": created,
-        "model": result.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.content, "refusal": None},
-                "finish_reason": result.finish_reason or "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": usage,
-        "system_fingerprint": None,
-    }
+    """The ``chat.completion`` a finished job answers with."""
+    answer = result.completion or text_completion("")
+    return answer.served_as(completion_id(result.job_id), created, result.model)
 
 
-def chunk(
-    job_id: str,
-    model: str,
-    created: int,
-    *,
-    delta: dict[str, Any] | None = None,
-    finish_reason: str | None = None,
-    usage: dict[str, Any] | None = None,
-    with_choice: bool = True,
-) -> dict[str, Any]:
-    """A ``chat.completion.chunk`` object."""
-    body: dict[str, Any] = {
-        "id": completion_id(job_id),
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": (
-            [{"index": 0, "delta": delta or {}, "finish_reason": finish_reason, "logprobs": None}]
-            if with_choice
-            else []
-        ),
-    }
-    if usage is not None:
-        body["usage"] = usage
-    return body
+class ChunkServer:
+    """Turns one job's stored chunks into the ``chat.completion.chunk`` objects its caller
+    gets: with chatq's id, ``created`` and the caller's model name."""
+
+    def __init__(self, job_id: str, model: str, created: int, *, include_usage: bool):
+        self.head = {
+            "id": completion_id(job_id),
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
+        self.include_usage = include_usage
+
+    def serve(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        body = {**chunk, **self.head}
+        if not self.include_usage:
+            body.pop("usage", None)
+        return body
+
+    def replay(self, answer: Completion) -> Iterator[dict[str, Any]]:
+        """The chunks of an answer that was not streamed (a cached one, say)."""
+        for chunk in chunks_of(answer):
+            yield self.serve({**chunk, "usage": None} if self.include_usage else chunk)
+
+    def usage(self, answer: Completion) -> dict[str, Any] | None:
+        """The last chunk, with the whole answer's usage, if the caller asked for it."""
+        if not self.include_usage or answer.usage is None:
+            return None
+        top = {k: v for k, v in answer.wire().items() if k not in _NOT_IN_CHUNKS}
+        return {**top, **self.head, "choices": [], "usage": answer.usage.wire()}
 
 
 def sse(data: dict[str, Any]) -> str:

@@ -30,7 +30,7 @@ Summarise = Callable[[ChatRequest, str | None], str]  # (request, tenant) -> the
 
 
 def tokens(messages: Sequence[ChatMessage]) -> int:
-    return count_prompt_tokens(m.text() for m in messages)
+    return count_prompt_tokens(m.prompt_text() for m in messages)
 
 
 def summary_message(summary: str) -> ChatMessage:
@@ -104,6 +104,9 @@ class Conversations:
                     and tokens(session.turns[len(session.turns) - keep - 1 :]) <= room_for_turns
                 ):
                     keep += 1
+                # A tool result stays with the call it answers: both kept, or both folded.
+                while keep and session.turns[len(session.turns) - keep].role is Role.tool:
+                    keep -= 1
                 older = session.turns[: len(session.turns) - keep]
                 summary = self._summarise(session.summary, older, request, cap, tenant)
                 self.sessions.fold(tenant, session.id, summary, len(older))
@@ -148,7 +151,7 @@ class Conversations:
 
     @staticmethod
     def _prompt(summary: str, turns: Sequence[ChatMessage]) -> list[ChatMessage]:
-        lines = [f"{m.role.value}: {m.text()}" for m in turns]
+        lines = [f"{m.role.value}: {m.prompt_text()}" for m in turns]
         text = f"Summary so far: {summary or '(none)'}\n\nNew turns:\n" + "\n".join(lines)
         return [
             ChatMessage(role=Role.system, content=SUMMARISE),

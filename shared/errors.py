@@ -122,9 +122,16 @@ class ProviderTimeout(ProviderUnavailable):
 
 
 class ProviderRejected(ProviderError):
-    """A 4xx other than 429: the provider will say no again, so it is not retried."""
+    """A 4xx other than 429: the provider will say no again, so it is not retried. The
+    caller gets it as the provider said it: its status, type, code, param and message."""
 
     code = "provider_rejected"
+
+    def __init__(self, message: str, *, error_type: str | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.error_type = error_type  # set when the provider said it: then so is its code
+        if error_type is not None:
+            self.code = kw.get("code")
 
 
 class ProviderAuthRejected(ProviderRejected):
@@ -153,11 +160,26 @@ ERROR_TABLE: dict[type[ChatqError], tuple[int, str]] = {
 
 
 def http_status_and_type(exc: ChatqError) -> tuple[int, str]:
-    """The HTTP status and OpenAI error type for an error, from :data:`ERROR_TABLE`."""
+    """The HTTP status and OpenAI error type for an error, from :data:`ERROR_TABLE`; a
+    provider's refusal of the request itself keeps the provider's own."""
+    if _passed_through(exc):
+        assert isinstance(exc, ProviderRejected) and exc.status is not None
+        return exc.status, exc.error_type or "invalid_request_error"
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
             return ERROR_TABLE[cls]  # type: ignore[index]
     return ERROR_TABLE[ChatqError]
+
+
+def _passed_through(exc: ChatqError) -> bool:
+    """A provider's 4xx about the request (not about chatq's key): the caller must fix it."""
+    return (
+        isinstance(exc, ProviderRejected)
+        and exc.error_type is not None
+        and not isinstance(exc, ProviderAuthRejected)
+        and exc.status is not None
+        and 400 <= exc.status < 500
+    )
 
 
 def openai_error_body(

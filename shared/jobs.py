@@ -7,7 +7,16 @@ import uuid
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from shared.completion import Completion, Usage
 
 # Fields that steer chatq itself and are never forwarded to the provider.
 CHATQ_FIELDS = frozenset(
@@ -15,7 +24,6 @@ CHATQ_FIELDS = frozenset(
         "session_id",
         "session_ttl",
         "priority",
-        "metadata",
         "job_id",
         "deadline_s",
         "cache",
@@ -82,6 +90,15 @@ class ChatMessage(BaseModel):
             return ""
         return " ".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
 
+    def prompt_text(self) -> str:
+        """Everything of the message a model reads as text: its text and its tool calls."""
+        calls = [
+            f"{function.get('name') or ''} {function.get('arguments') or ''}"
+            for call in self.tool_calls or ()
+            if isinstance(function := call.get("function"), dict)
+        ]
+        return " ".join([self.text(), *calls]) if calls else self.text()
+
 
 class ChatRequest(BaseModel):
     """An OpenAI-style chat completion request plus chatq's own fields.
@@ -94,9 +111,10 @@ class ChatRequest(BaseModel):
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
-    n: int | None = Field(None, ge=1, le=1, description="chatq returns one choice per job.")
+    n: int | None = Field(None, ge=1, le=128, description="How many choices to generate.")
     stop: str | list[str] | None = None
     stream: bool = False
     session_id: str | None = Field(
@@ -117,7 +135,7 @@ class ChatRequest(BaseModel):
         description="The end user (OpenAI's field): their profile is attached; erasable.",
     )
     priority: Priority = Priority.interactive
-    metadata: dict[str, str] = Field(default_factory=dict)
+    metadata: dict[str, str] | None = Field(None, description="Forwarded to the provider.")
     deadline_s: float | None = Field(
         None, gt=0, description="Cancel the job rather than send it this long after submission."
     )
@@ -130,19 +148,30 @@ class ChatRequest(BaseModel):
 
     @field_validator("metadata")
     @classmethod
-    def _small_metadata(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > 16:
+    def _small_metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None and len(value) > 16:
             raise ValueError("at most 16 metadata keys")
         return value
 
+    @property
+    def completion_limit(self) -> int | None:
+        """The most tokens the answer may have: ``max_completion_tokens``, else ``max_tokens``."""
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def choice_count(self) -> int:
+        return self.n or 1
+
     def provider_body(
-        self, *, stream: bool, model: str | None = None, choices: int = 1
+        self, *, stream: bool, model: str | None = None, choices: int | None = None
     ) -> dict[str, Any]:
-        """The JSON body to send upstream: OpenAI fields only, chatq's own left out.
-        ``choices`` > 1 asks for that many samples (``n``): one each for a micro-batch."""
-        body = self.model_dump(mode="json", exclude_none=True, exclude=set(CHATQ_FIELDS))
-        if choices > 1:
-            body["n"] = choices
+        """The JSON body to send upstream: every field the caller set, chatq's own left out.
+        ``choices`` overrides ``n`` (1 leaves it out): a gathered call asks one per job."""
+        body = self.model_dump(mode="json", exclude_unset=True, exclude=set(CHATQ_FIELDS))
+        if choices is not None:
+            body.pop("n", None)
+            if choices > 1:
+                body["n"] = choices
         body.pop("stream_options", None)
         body["stream"] = stream
         if stream:
@@ -168,17 +197,16 @@ class ChatJob(BaseModel):
     session_new_from: int | None = None  # messages from here on are new to the session
     request_id: str | None = None  # the HTTP request that submitted it, for the logs
 
+    @field_serializer("request")
+    def _as_sent(self, request: ChatRequest) -> dict[str, Any]:
+        """The request as the caller sent it: explicit nulls kept, unset fields left out."""
+        return request.model_dump(mode="json", exclude_unset=True)
+
     @property
     def deadline(self) -> float | None:
         """When the job stops being worth sending (Unix seconds), if the caller set a limit."""
         seconds = self.request.deadline_s
         return None if seconds is None else self.created_at + seconds
-
-
-class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
 
 
 class Timings(BaseModel):
@@ -191,26 +219,52 @@ class Timings(BaseModel):
 
 
 class JobError(BaseModel):
-    """Why a job failed or was cancelled, in OpenAI error terms."""
+    """Why a job failed or was cancelled, in OpenAI error terms. ``status`` is the HTTP status
+    a caller gets for it, where that is the provider's own (a 4xx passed through)."""
 
     type: str
     code: str | None = None
     message: str
+    param: str | None = None
+    status: int | None = None
 
 
 class ChatResult(BaseModel):
-    """How a job ended. Written once, when the job reaches a terminal status."""
+    """How a job ended. Written once, when the job reaches a terminal status.
+
+    ``completion`` is the provider's answer, whole; the other fields are chatq's own facts.
+    """
 
     job_id: str
     status: JobStatus
-    model: str | None = None
-    content: str | None = None
-    finish_reason: Literal["stop", "length", "tool_calls", "content_filter"] | str | None = None
-    usage: Usage | None = None
+    model: str | None = None  # the caller's alias (the provider's name is completion.model)
+    completion: Completion | None = None
     timings: Timings = Timings()
     attempts: int = 0
     error: JobError | None = None
     cached: bool = False  # answered from the answer cache, with no provider call
     coalesced_with: str | None = None  # the job whose provider call this one shared
-    batch_size: int | None = None  # jobs answered by the same call, one choice each
+    gathered: int | None = None  # jobs answered by the same multi-choice call, one choice each
     answered_by: str | None = None  # the hook that answered, with no provider call
+
+    @field_serializer("completion")
+    def _as_sent(self, completion: Completion | None) -> dict[str, Any] | None:
+        return None if completion is None else completion.wire()
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+    @property
+    def content(self) -> str | None:
+        """The first choice's text."""
+        first = self.completion.first if self.completion else None
+        return first.message.content if first else None
+
+    @property
+    def finish_reason(self) -> str | None:
+        first = self.completion.first if self.completion else None
+        return first.finish_reason if first else None
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.completion.usage if self.completion else None

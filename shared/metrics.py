@@ -55,7 +55,7 @@ PROVIDER_RATE_LIMITED = Counter(
 )
 CACHE_LOOKUPS = Counter(
     "chatq_cache_lookups",
-    "Jobs answered without a call of their own, by how (cached, coalesced, batched), "
+    "Jobs answered without a call of their own, by how (cached, coalesced, gathered, hook), "
     "and jobs that had to call (miss).",
     ["model", "result"],
 )

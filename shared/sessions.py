@@ -83,7 +83,7 @@ class SessionStore:
             pipe.execute()
 
     def append(self, tenant: str | None, session_id: str, messages: Iterable[ChatMessage]) -> None:
-        turns = [m.model_dump_json(exclude_none=True) for m in messages]
+        turns = [m.model_dump_json(exclude_unset=True) for m in messages]
         if not turns:
             return
         ttl = int(self.redis.hget(keys.session_key(tenant, session_id), "ttl_s") or 0)
@@ -98,10 +98,13 @@ class SessionStore:
     def record_answer(self, job: ChatJob, result: ChatResult) -> None:
         """Appends a finished job's new messages and its answer to its session."""
         session_id = job.request.session_id
-        if session_id is None or job.session_new_from is None or result.content is None:
+        first = result.completion.first if result.completion else None
+        if session_id is None or job.session_new_from is None or first is None:
             return
         new = [m for m in job.request.messages[job.session_new_from :] if m.role is not Role.system]
-        answer = ChatMessage(role=Role.assistant, content=result.content)
+        # Reasoning is not sent back: providers that produce it refuse it in a request.
+        said = {k: v for k, v in first.message.wire().items() if k != "reasoning_content"}
+        answer = ChatMessage.model_validate({**said, "role": Role.assistant.value})
         self.append(job.tenant, session_id, [*new, answer])
 
     def fold(self, tenant: str | None, session_id: str, summary: str, turns: int) -> None:

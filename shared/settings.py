@@ -81,10 +81,10 @@ class Settings(BaseSettings):
 
     # Answers of identical requests: shared while in flight, then cached this long.
     cache_ttl_s: int = Field(3600, ge=1)
-    # Micro-batching: identical sampled requests that arrive within this window (0: off) go
-    # out as one call asking for several choices, where the deployment allows it (max_n).
-    batch_window_ms: float = Field(5.0, ge=0, le=1000)
-    batch_max_size: int = Field(32, ge=1, le=128)
+    # Gathering: identical sampled requests that arrive within this window (0: off) go out
+    # as one call asking for several choices, where the deployment allows it (max_n).
+    gather_window_ms: float = Field(5.0, ge=0, le=1000)
+    gather_max_size: int = Field(32, ge=1, le=128)
 
     # An HTTP batch not finished this long after it was created expires: the lines not done by
     # then fail with code batch_expired (OpenAI's completion_window, "24h").

@@ -34,10 +34,27 @@ DEFAULT_LOST_JOB_CHECK_S = 60.0  # a job not ended is checked for a lost message
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """The job is this worker's now, on its ``attempt``-th run."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
+class AlreadyEnded:
+    """The job ended before this claim (a redelivery, a cancel): nothing to do."""
+
+    status: JobStatus
+
+
+@dataclass(frozen=True)
 class Busy:
     """Another worker holds a live claim on the job; look again after ``retry_in_s``."""
 
     retry_in_s: float
+
+
+Claim = Claimed | AlreadyEnded | Busy
 
 
 class JobRecord(BaseModel):
@@ -142,7 +159,7 @@ def finish_args(
         )
     return [
         result.status.value,
-        result.model_dump_json(exclude_none=True),
+        result.to_json(),
         now,
         result_ttl_s,
         events_ttl_s,
@@ -257,12 +274,8 @@ class JobStore:
 
     # -- worker side ---------------------------------------------------------------------------
 
-    def start(self, job: ChatJob, *, lease_s: float = DEFAULT_LEASE_S) -> int | JobStatus | Busy:
-        """Claims the job for this worker for ``lease_s`` (renew with ``renew_leases``).
-
-        Returns the attempt number; or the job's status if it already ended; or ``Busy`` if
-        another worker's claim is alive (a redelivered message of a job still running).
-        """
+    def start(self, job: ChatJob, *, lease_s: float = DEFAULT_LEASE_S) -> Claim:
+        """Claims the job for this worker for ``lease_s`` (renew with ``renew_leases``)."""
         return self.started(self.claim(job, lease_s=lease_s))
 
     def claim(self, job: ChatJob, *, lease_s: float = DEFAULT_LEASE_S, worker: str = "") -> Any:
@@ -276,13 +289,14 @@ class JobStore:
         return ScriptCall(lua("shared", "start_job.lua"), [keys.job_key(job.id)], args)
 
     @staticmethod
-    def started(reply: Any) -> int | JobStatus | Busy:
+    def started(reply: Any) -> Claim:
+        """The claim that ``start_job.lua`` replied."""
         kind, value = reply
         if kind == "ended":
-            return JobStatus(value)
+            return AlreadyEnded(JobStatus(value))
         if kind == "busy":
             return Busy(float(value))
-        return int(value)
+        return Claimed(int(value))
 
     def renew_leases(self, job_ids: Iterable[str], *, lease_s: float = DEFAULT_LEASE_S) -> int:
         """Extends this worker's claims on the jobs it is running."""
@@ -309,22 +323,23 @@ class JobStore:
             pipe.expire(key, 2 * 86400)
             pipe.execute()
 
-    def published_text(self, job_id: str) -> str:
-        """The answer text already streamed to consumers (by an earlier, interrupted attempt)."""
+    def published_chunks(self, job_id: str) -> list[dict[str, Any]]:
+        """The chunks already streamed to consumers (by an earlier, interrupted attempt)."""
         entries = self.redis.xrange(keys.events_key(job_id))
-        return "".join(
-            e.content
-            for e in map(decode_event, (f for _, f in entries))
-            if isinstance(e, DeltaEvent)
-        )
+        return [
+            e.chunk for e in map(decode_event, (f for _, f in entries)) if isinstance(e, DeltaEvent)
+        ]
 
-    def append_delta(self, job_id: str, content: str, *, first: bool = False) -> None:
+    def append_delta(
+        self, job_id: str, chunk: dict[str, Any] | str, *, first: bool = False
+    ) -> None:
+        """Appends one ``chat.completion.chunk`` (a dict, or its JSON) to the job's stream."""
         stream = keys.events_key(job_id)
         if not first:
-            self.redis.xadd(stream, encode_delta(content))
+            self.redis.xadd(stream, encode_delta(chunk))
             return
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(stream, encode_delta(content))
+        pipe.xadd(stream, encode_delta(chunk))
         pipe.expire(stream, self.events_ttl_s)
         pipe.hset(keys.job_key(job_id), "first_token_at", self.clock())
         pipe.execute()

@@ -28,6 +28,8 @@ KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
 # How long a process keeps an answer in its own LRU: hot keys skip Redis, while an answer
 # removed from Redis (its user erased) is served from memory for at most this long.
 LRU_TTL_S = 30.0
+# Part of every key: raised when a cached answer's shape changes, so old entries go unread.
+ANSWER_FORMAT = 2
 
 
 def request_key(request: ChatRequest) -> str | None:
@@ -42,7 +44,9 @@ def identity(request: ChatRequest) -> str:
     """A digest that identical requests (as defined above) have in common."""
     body = request.model_dump(mode="json", exclude_none=True, exclude=set(KEY_EXCLUDED))
     body["messages"] = [_normalised(m) for m in body["messages"]]
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = json.dumps(
+        [ANSWER_FORMAT, body], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.blake2b(canonical.encode(), digest_size=20).hexdigest()
 
 
@@ -121,7 +125,7 @@ class Coalescer:
         """Frees the key; caches ``result`` if it is a finished answer. (A job that ends
         normally does both in its finishing step; this is for the other ways out.)"""
         cacheable = result is not None and result.status is JobStatus.done
-        answer = result.model_dump_json(exclude_none=True) if cacheable and result else ""
+        answer = result.to_json() if cacheable and result else ""
         self._done(
             keys=[keys.coalesce_key(key), keys.cache_key(key)],
             args=[job_id, answer, self.cache_ttl_s],

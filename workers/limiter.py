@@ -133,9 +133,9 @@ class ClusterLimiter:
         *,
         max_wait_s: float,
         exact_estimate: bool = True,
-    ) -> Lease | float:
-        """A lease on the next free slot if it is at most ``max_wait_s`` away; else the seconds
-        to wait before asking again (nothing booked)."""
+    ) -> Lease:
+        """A lease on the next free slot. Raises ``Deferred`` (nothing booked) if the slot is
+        more than ``max_wait_s`` away, saying how long to wait before asking again."""
         pacing = Pacing.of(deployment)
         if not (pacing.ms_per_request or pacing.ms_per_token or deployment.max_concurrency):
             return self._unlimited(deployment, tokens, max_wait_s)
@@ -164,7 +164,7 @@ class ClusterLimiter:
         )
         wait_s = float(wait_ms) / 1000
         if not booked:
-            return wait_s
+            raise Deferred(wait_s)
         holds_slot = bool(deployment.max_concurrency)
         return Lease(
             name,
@@ -177,7 +177,7 @@ class ClusterLimiter:
             slot_ms=float(now_ms) + float(wait_ms),
         )
 
-    def _unlimited(self, deployment: Deployment, tokens: int, max_wait_s: float) -> Lease | float:
+    def _unlimited(self, deployment: Deployment, tokens: int, max_wait_s: float) -> Lease:
         """A deployment with no limits of its own still honours a cluster-wide pause, read
         from Redis at most every ``PAUSE_RECHECK_S`` rather than on every call."""
         now = self.clock()
@@ -190,7 +190,7 @@ class ClusterLimiter:
             self._pauses[deployment.name] = (now, until)
         wait = max(0.0, until - now)
         if wait > max_wait_s:
-            return wait
+            raise Deferred(wait)
         return Lease(deployment.name, "", tokens, 0.0, wait)
 
     def settle(self, lease: Lease, actual_tokens: int | None) -> None:

@@ -1,6 +1,6 @@
 """The OpenAI-compatible chat API client: one HTTP call, plain or streamed, with typed errors.
 
-Retries are not done here (see ``workers.chat``): a call either returns or raises a
+Retries are not done here (see ``workers.provider_call``): a call either returns or raises a
 ``ProviderError`` subclass saying whether it is worth repeating.
 """
 
@@ -9,57 +9,51 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
+from pydantic import ValidationError
 from requests.utils import get_environ_proxies
 
+from shared.completion import Completion
 from shared.errors import (
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from shared.jobs import Usage
 from shared.settings import ProviderTimeouts
-from workers.provider_errors import provider_error
-from workers.retry import exhausted_for, retry_after_seconds
+from workers.provider_errors import ProviderSaid, provider_error
+from workers.rate_headers import exhausted_for, retry_after_seconds
 from workers.sse import iter_sse_data
+from workers.streamed_answer import StreamedAnswer
 from workers.ws_transport import stream_chunks
 
 JOB_ID_HEADER = "X-Chatq-Job-Id"
 
 
-@dataclass(frozen=True)
-class Choice:
-    """One of the answers of a call that asked for several (``n``)."""
-
-    content: str
-    finish_reason: str | None
-
-
 @dataclass
 class ProviderReply:
-    """A finished provider answer: the first choice, and every choice in index order."""
+    """A finished provider answer, whole."""
 
-    content: str
-    finish_reason: str | None
-    usage: Usage | None
-    model: str | None = None
+    completion: Completion
     exhausted_for: float | None = None  # the provider said a limit is spent for this long
-    choices: list[Choice] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One ``chat.completion.chunk``, parsed, and its JSON as it came (None if unknown)."""
+
+    data: dict[str, Any]
+    raw: str | None = None
 
 
 @dataclass
 class StreamState:
-    """What a streamed answer has told so far besides its text."""
+    """What a streamed answer has told besides its chunks."""
 
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    model: str | None = None
     exhausted_for: float | None = None
     done: bool = False
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,40 +87,31 @@ class ProviderClient:
 
     def complete(self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str) -> ProviderReply:
         if endpoint.transport == "websocket":  # it only streams: gather the answer
-            state = StreamState()
-            pieces = list(
-                self.stream(endpoint, {**body, "stream": True}, job_id=job_id, state=state)
-            )
-            return ProviderReply("".join(pieces), state.finish_reason, state.usage, state.model)
+            answer = StreamedAnswer()
+            for piece in self.stream(
+                endpoint, {**body, "stream": True}, job_id=job_id, state=StreamState()
+            ):
+                answer.add(piece.data)
+            return ProviderReply(answer.completion())
         response = self._post(endpoint, body, job_id=job_id, stream=False)
         try:
-            payload = json.loads(response.data)
-            choices = [
-                Choice((c.get("message") or {}).get("content") or "", c.get("finish_reason"))
-                for c in sorted(payload["choices"], key=lambda c: c.get("index", 0))
-            ]
-            first = choices[0]
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            completion = Completion.model_validate_json(response.data)
+        except ValidationError as exc:
             raise ProviderUnavailable(f"Provider sent an unreadable answer: {exc}") from exc
-        usage = payload.get("usage")
-        return ProviderReply(
-            content=first.content,
-            finish_reason=first.finish_reason,
-            usage=Usage.model_validate(usage) if usage else None,
-            model=payload.get("model"),
-            exhausted_for=exhausted_for(response.headers),
-            choices=choices,
-        )
+        if not completion.choices:
+            raise ProviderUnavailable("Provider sent an answer with no choices")
+        completion.choices.sort(key=lambda c: c.index)
+        return ProviderReply(completion, exhausted_for(response.headers))
 
     def stream(
         self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, state: StreamState
-    ) -> Iterator[str]:
-        """Yields the answer's text deltas; fills ``state`` with finish reason and usage."""
+    ) -> Iterator[StreamChunk]:
+        """Yields the answer's chunks as they come; raises if the stream breaks off."""
         if endpoint.transport == "websocket":
             headers = self._headers(endpoint, job_id=job_id, stream=True)
             for chunk in stream_chunks(endpoint.url, body, headers, self.timeouts):
-                yield from _read_chunk(chunk, state)
-            _check_complete(state)
+                yield StreamChunk(chunk)
+            state.done = True
             return
         response = self._post(endpoint, body, job_id=job_id, stream=True)
         state.exhausted_for = exhausted_for(response.headers)
@@ -138,7 +123,7 @@ class ProviderClient:
                 chunk = json.loads(data)
                 if "error" in chunk:
                     raise ProviderUnavailable(f"Provider stream error: {chunk['error']}")
-                yield from _read_chunk(chunk, state)
+                yield StreamChunk(chunk, data)
         except urllib3.exceptions.TimeoutError as exc:
             idle = self.timeouts.read
             raise ProviderTimeout(f"Provider stream idle for over {idle:g} s") from exc
@@ -146,7 +131,6 @@ class ProviderClient:
             raise ProviderUnavailable(f"Provider stream broke off: {exc}") from exc
         finally:
             response.release_conn()
-        _check_complete(state)
 
     @staticmethod
     def _headers(endpoint: Endpoint, *, job_id: str, stream: bool) -> dict[str, str]:
@@ -200,49 +184,15 @@ class ProviderClient:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise ProviderUnavailable(f"Could not reach the provider: {exc}") from exc
         if response.status >= 400:
-            error = error_from_response(response)  # reads the body, so the connection is free
+            error = error_from_response(response, endpoint)  # reads the body: frees the conn
             response.release_conn()
             raise error
         return response
 
 
-def _read_chunk(chunk: dict[str, Any], state: StreamState) -> Iterator[str]:
-    """The text deltas of one ``chat.completion.chunk``; notes model, finish reason, usage."""
-    state.model = chunk.get("model") or state.model
-    if chunk.get("usage"):
-        state.usage = Usage.model_validate(chunk["usage"])
-    for choice in chunk.get("choices") or ():
-        if choice.get("finish_reason"):
-            state.finish_reason = choice["finish_reason"]
-        content = (choice.get("delta") or {}).get("content")
-        if content:
-            yield content
-
-
-def _check_complete(state: StreamState) -> None:
-    if state.finish_reason is None:
-        raise ProviderUnavailable("Provider stream ended before the answer was complete")
-
-
-def error_from_response(response: urllib3.BaseHTTPResponse) -> ProviderError:
-    """The typed error for a provider's 4xx or 5xx answer, with its own message."""
+def error_from_response(response: urllib3.BaseHTTPResponse, endpoint: Endpoint) -> ProviderError:
+    """The typed error for a provider's 4xx or 5xx answer, with what the provider said."""
     wait = retry_after_seconds(response.headers, now=time.time())
-    return provider_error(
-        response.status,
-        _provider_message(response),
-        retry_after=wait,
-        headers=response.headers,
-    )
-
-
-def _provider_message(response: urllib3.BaseHTTPResponse) -> str:
     text = response.data.decode("utf-8", "replace") if response.data else ""
-    try:
-        error = json.loads(text).get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])
-        if isinstance(error, str):
-            return error
-    except (ValueError, AttributeError):
-        pass
-    return (text or response.reason or "no details")[:500]
+    said = ProviderSaid.parse(text, response.reason).scrubbed(endpoint.api_key, endpoint.base_url)
+    return provider_error(response.status, said, retry_after=wait, headers=response.headers)

@@ -4,22 +4,47 @@ for each job it ends."""
 from __future__ import annotations
 
 from shared import metrics
-from shared.errors import ChatqError, http_status_and_type
-from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings, Usage
+from shared.completion import Completion, Usage, text_completion
+from shared.errors import ChatqError, ProviderRejected, http_status_and_type
+from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from shared.tokens import count_text_tokens
 from workers.hooks import Answered
-from workers.provider import ProviderReply
 
 
 def failed_result(job: ChatJob, exc: ChatqError, timings: Timings, attempts: int) -> ChatResult:
-    _, error_type = http_status_and_type(exc)
     return ChatResult(
         job_id=job.id,
         status=JobStatus.failed,
         model=job.request.model,
         timings=timings,
         attempts=attempts,
-        error=JobError(type=error_type, code=exc.code, message=exc.message),
+        error=job_error(exc),
+    )
+
+
+def job_error(exc: ChatqError) -> JobError:
+    """The error a job ends with; a provider's own refusal keeps its status."""
+    status, error_type = http_status_and_type(exc)
+    passed_on = isinstance(exc, ProviderRejected) and exc.error_type is not None
+    return JobError(
+        type=error_type,
+        code=exc.code,
+        message=exc.message,
+        param=exc.param,
+        status=status if passed_on else None,
+    )
+
+
+def done_result(
+    job: ChatJob, completion: Completion, timings: Timings, attempts: int
+) -> ChatResult:
+    return ChatResult(
+        job_id=job.id,
+        status=JobStatus.done,
+        model=job.request.model,
+        completion=completion,
+        timings=timings,
+        attempts=attempts,
     )
 
 
@@ -39,50 +64,38 @@ def deadline_result(job: ChatJob, now: float) -> ChatResult:
 
 def hook_answer(job: ChatJob, answered: Answered, timings: Timings, started: int) -> ChatResult:
     """A job a hook answered without the provider."""
-    return ChatResult(
-        job_id=job.id,
-        status=JobStatus.done,
-        model=job.request.model,
-        content=answered.text,
-        finish_reason="stop",
-        usage=Usage(),
-        timings=timings,
-        attempts=started,
-        answered_by=answered.by,
-    )
+    result = done_result(job, text_completion(answered.text), timings, started)
+    result.answered_by = answered.by
+    return result
 
 
-def choice_result(
+def gathered_result(
     job: ChatJob,
-    reply: ProviderReply,
+    answer: Completion,
     index: int,
     size: int,
     timings: Timings,
     started: int,
 ) -> ChatResult:
-    """Job ``index`` of a micro-batch's result: its own choice, and its share of the bill
-    (the prompt, paid once, is split evenly)."""
-    choice = reply.choices[index]
+    """Job ``index`` of a gathered call's result: its own choice (as choice 0), and its share
+    of the bill (the prompt, paid once, is split evenly)."""
+    choice = answer.choices[index].model_copy(update={"index": 0})
     usage = None
-    if reply.usage is not None:
-        prompt = reply.usage.prompt_tokens // size + (
-            reply.usage.prompt_tokens % size if index == 0 else 0
+    if answer.usage is not None:
+        billed = answer.usage.prompt_tokens
+        prompt = billed // size + (billed % size if index == 0 else 0)
+        message = choice.message
+        completion = count_text_tokens(message.content or "") + sum(
+            count_text_tokens((call.function.arguments or "") if call.function else "")
+            for call in message.tool_calls or ()
         )
-        completion = count_text_tokens(choice.content)
         usage = Usage(
             prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
         )
-    return ChatResult(
-        job_id=job.id,
-        status=JobStatus.done,
-        model=job.request.model,
-        content=choice.content,
-        finish_reason=choice.finish_reason,
-        usage=usage,
-        timings=timings,
-        attempts=started,
-        batch_size=size,
-    )
+    own = answer.model_copy(update={"choices": [choice], "usage": usage})
+    result = done_result(job, own, timings, started)
+    result.gathered = size
+    return result
 
 
 def record_end_metrics(job: ChatJob, result: ChatResult) -> None:
@@ -105,8 +118,8 @@ def record_end_metrics(job: ChatJob, result: ChatResult) -> None:
     elif result.answered_by:
         how = "hook"
     else:
-        how = "batched" if (result.batch_size or 1) > 1 else "miss"
+        how = "gathered" if (result.gathered or 1) > 1 else "miss"
     metrics.CACHE_LOOKUPS.labels(model, how).inc()
-    if how in ("miss", "batched") and result.usage is not None:
+    if how in ("miss", "gathered") and result.usage is not None:
         metrics.TOKENS.labels(model, "prompt").inc(result.usage.prompt_tokens)
         metrics.TOKENS.labels(model, "completion").inc(result.usage.completion_tokens)

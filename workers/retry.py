@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
+
+from shared.errors import (
+    ChatqError,
+    ProviderAuthRejected,
+    ProviderError,
+    ProviderRejected,
+    RateLimited,
+)
+from workers.health import NoUsableKey
+from workers.rate_headers import MAX_RETRY_AFTER, header
 
 DEFAULT_MAX_RETRIES = 8
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 20.0
-MAX_RETRY_AFTER = 60.0  # a longer Retry-After is not trusted: back off on our own schedule
 RETRY_AFTER_JITTER = 0.1  # fraction of Retry-After added at most, so retries do not stampede
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
@@ -23,7 +32,7 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429})
 def should_retry(status: int | None, headers: Mapping[str, str] | None = None) -> bool:
     """Whether a failed call is worth repeating. ``status`` None means no HTTP answer at all."""
     if headers is not None:
-        explicit = _header(headers, "x-should-retry")
+        explicit = header(headers, "x-should-retry")
         if explicit == "true":
             return True
         if explicit == "false":
@@ -31,28 +40,6 @@ def should_retry(status: int | None, headers: Mapping[str, str] | None = None) -
     if status is None:
         return True  # connection error or timeout
     return status in RETRYABLE_STATUSES or status >= 500
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """The wait a server asked for, from ``retry-after-ms`` or ``retry-after``; None if none."""
-    millis = _header(headers, "retry-after-ms")
-    if millis is not None:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = _header(headers, "retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return None if now is None else max(0.0, when - now)
 
 
 def backoff_delay(
@@ -70,52 +57,65 @@ def backoff_delay(
     return rng.uniform(0, cap)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
-    return value
+@dataclass(frozen=True)
+class Retry:
+    """Call again after ``delay_s``, on the same deployment if it is still the best."""
+
+    delay_s: float
+    counted: bool = True  # uses up one of the job's retries
 
 
-def parse_duration(text: str) -> float | None:
-    """Seconds in a reset duration as providers write it: ``"1s"``, ``"250ms"``, ``"6m0s"``,
-    ``"1h2m3.5s"``, or a bare number of seconds. None if unreadable."""
-    text = text.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    total, number = 0.0, ""
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char.isdigit() or char == ".":
-            number += char
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else char
-        if unit not in units or not number:
-            return None
-        total += float(number) * units[unit]
-        number, i = "", i + len(unit)
-    return None if number else total
+@dataclass(frozen=True)
+class FallBack:
+    """Call again after ``delay_s``, on another deployment of the model if there is one."""
+
+    delay_s: float
+    counted: bool = True
 
 
-def exhausted_for(headers: Mapping[str, str]) -> float | None:
-    """Seconds until the provider's limits recover, if its ``x-ratelimit-remaining-*`` headers
-    say one is spent (0 left); None otherwise. Lets the cluster slow down before a 429."""
-    wait = None
-    for kind in ("requests", "tokens"):
-        remaining = _header(headers, f"x-ratelimit-remaining-{kind}")
-        reset = _header(headers, f"x-ratelimit-reset-{kind}")
-        if remaining is None or reset is None:
-            continue
-        try:
-            spent = int(float(remaining)) <= 0
-        except ValueError:
-            continue
-        seconds = parse_duration(reset)
-        if spent and seconds:
-            wait = max(wait or 0.0, min(seconds, MAX_RETRY_AFTER))
-    return wait
+@dataclass(frozen=True)
+class GiveUp:
+    """The error is the job's outcome."""
+
+
+Decision = Retry | FallBack | GiveUp
+
+
+def decide(
+    error: ChatqError,
+    *,
+    retries: int,
+    max_retries: int,
+    rng: random.Random,
+    several_deployments: bool = False,
+    untried_deployments: bool = False,
+    cooled_down: bool = False,
+    initial_delay: float = INITIAL_RETRY_DELAY,
+    max_delay: float = MAX_RETRY_DELAY,
+) -> Decision:
+    """What to do after a failed call, given how many retries the job has made.
+
+    A refused API key is retired by the caller: the next key goes at once, free. A deployment
+    out of keys is left for one not yet tried. A request the provider rejects is rejected for
+    good. A 429 waits for the cluster-wide pause its ``Retry-After`` set (or backs off); any other
+    provider failure backs off, on another deployment when there are several or this one
+    just cooled down.
+    """
+    if isinstance(error, ProviderAuthRejected):
+        return Retry(0.0, counted=False)
+    if isinstance(error, NoUsableKey):
+        return FallBack(0.0, counted=False) if untried_deployments else GiveUp()
+    if not isinstance(error, ProviderError):
+        return GiveUp()
+    if isinstance(error, ProviderRejected) or retries >= max_retries:
+        return GiveUp()
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after:  # the limiter's pause already holds every worker until then
+        delay = 0.0
+    else:
+        delay = backoff_delay(
+            retries + 1, None, rng, initial_delay=initial_delay, max_delay=max_delay
+        )
+    if isinstance(error, RateLimited) or not (several_deployments or cooled_down):
+        return Retry(delay)
+    return FallBack(delay)

@@ -1,54 +1,34 @@
-"""Publishes an answer's deltas so that a retried attempt never repeats what consumers have.
+"""Relays a provider's stream to a job's consumers, chunk by chunk, so that a retried attempt
+never repeats what they already have.
 
-An attempt that breaks off mid-stream is retried; the new attempt's text is published only from
-where the consumers' copy ends. If the new text does not begin with what they already have (a
+An attempt that breaks off mid-stream is retried. Each choice of the new attempt is held back
+until it goes beyond what consumers have of that choice; from there on its chunks go out as
+they come. If a choice of the new attempt does not begin with what consumers have (a
 non-deterministic model), the job cannot be mended and fails with ``StreamDiverged``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
-from shared.errors import ProviderError
+from shared.errors import ProviderError, ProviderUnavailable
 from shared.jobs import Timings
+from workers.provider import StreamChunk
+from workers.streamed_answer import Relation, StreamedAnswer
 
 if TYPE_CHECKING:
+    from shared.completion import Completion
     from shared.store import JobStore
-    from workers.hooks import StreamFilter
+    from workers.hooks.rewrite import ChunkRewriter
 
 
 class StreamDiverged(ProviderError):
     code = "stream_diverged"
 
 
-class DeltaPublisher:
-    """Tracks the published text across attempts; ``publish`` is called with each new piece."""
-
-    def __init__(self, publish: Callable[[str, bool], None], already_published: str = ""):
-        self._publish = publish
-        self.published = already_published
-        self._attempt = ""
-
-    def new_attempt(self) -> None:
-        self._attempt = ""
-
-    def feed(self, piece: str) -> None:
-        self._attempt += piece
-        published_len = len(self.published)
-        if len(self._attempt) <= published_len:
-            if not self.published.startswith(self._attempt):
-                raise StreamDiverged("A retried stream gave a different answer than the first try")
-            return
-        if not self._attempt.startswith(self.published):
-            raise StreamDiverged("A retried stream gave a different answer than the first try")
-        fresh = self._attempt[published_len:]
-        self._publish(fresh, published_len == 0)
-        self.published = self._attempt
-
-
-class DeltaSink:
-    """Publishes a streamed answer's new text as deltas, through the hooks' stream filter."""
+class ChunkPublisher:
+    """Appends chunks to one job's Redis stream, noting when the first one went out."""
 
     def __init__(
         self,
@@ -56,29 +36,90 @@ class DeltaSink:
         clock: Callable[[], float],
         job_id: str,
         timings: Timings,
-        rewrite: StreamFilter | None,
         *,
-        published: bool,
+        published: bool = False,
     ):
         self.store = store
         self.clock = clock
         self.job_id = job_id
         self.timings = timings
-        self.rewrite = rewrite
         self.published = published
 
-    def publish(self, content: str, first: bool) -> None:
-        self._append(self.rewrite.feed(content) if self.rewrite else content)
-
-    def finish(self) -> None:
-        if self.rewrite is not None:
-            self._append(self.rewrite.flush())
-
-    def _append(self, text: str) -> None:
-        if not text:
-            return
+    def publish(self, chunk: dict[str, Any] | str) -> None:
         first = not self.published
         if first:
             self.timings.first_token_at = self.clock()
-        self.store.append_delta(self.job_id, text, first=first)
+        self.store.append_delta(self.job_id, chunk, first=first)
         self.published = True
+
+    def publish_all(self, chunks: Iterable[dict[str, Any]]) -> None:
+        for chunk in chunks:
+            self.publish(chunk)
+
+
+class StreamRelay:
+    """One job's stream across its attempts: what consumers have, and what goes to them."""
+
+    def __init__(
+        self,
+        publisher: ChunkPublisher,
+        rewriter: ChunkRewriter | None = None,
+        published: StreamedAnswer | None = None,
+    ):
+        self.publisher = publisher
+        self.rewriter = rewriter
+        self.answer = published or StreamedAnswer()  # what consumers have, as the provider said
+        self.attempt = StreamedAnswer()
+        self.caught_up: set[int] = set()  # choices of this attempt past what consumers have
+
+    def new_attempt(self) -> None:
+        self.attempt = StreamedAnswer()
+        self.caught_up = set()
+
+    def feed(self, chunk: StreamChunk) -> None:
+        data = chunk.data
+        self.attempt.add(data)
+        choices = data.get("choices") or ()
+        for choice in choices:  # a choice consumers have none of needs no skipping
+            if (index := choice.get("index", 0)) not in self.answer.choices:
+                self.caught_up.add(index)
+        if all(c.get("index", 0) in self.caught_up for c in choices):  # the usual case
+            self.answer.add(data)
+            if choices:
+                self._send(data, chunk.raw)
+            return
+        self.answer.add({k: v for k, v in data.items() if k != "choices"})
+        fresh = [f for f in map(self._fresh, choices) if f is not None]
+        if fresh:
+            self._send({**data, "choices": fresh}, None)
+
+    def finish(self, expected_choices: int) -> Completion:
+        """The whole answer, once the provider's stream has ended; raises if it broke off."""
+        if not self.attempt.finished(expected_choices):
+            raise ProviderUnavailable("Provider stream ended before the answer was complete")
+        if self.rewriter is not None and (held := self.rewriter.flush()) is not None:
+            self.publisher.publish(held)
+        return self.answer.completion()
+
+    def _fresh(self, choice: dict[str, Any]) -> dict[str, Any] | None:
+        """What of this attempt's choice consumers lack, if anything."""
+        index = choice.get("index", 0)
+        if index in self.caught_up:
+            self.answer.add({"choices": [choice]})
+            return choice
+        relation = self.attempt.relation(self.answer, index)
+        if relation is Relation.DIVERGED:
+            raise StreamDiverged("A retried stream gave a different answer than the first try")
+        if relation is Relation.BEHIND:
+            return None
+        fresh = self.attempt.beyond(self.answer, index)
+        self.caught_up.add(index)
+        if fresh is not None:
+            self.answer.add({"choices": [fresh]})
+        return fresh
+
+    def _send(self, data: dict[str, Any], raw: str | None) -> None:
+        if self.rewriter is not None:
+            self.publisher.publish(self.rewriter.rewrite(data))
+        else:
+            self.publisher.publish(raw if raw is not None else data)

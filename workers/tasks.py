@@ -22,23 +22,18 @@ from shared.celery_config import (
     chat_argsrepr,
     webhook_argsrepr,
 )
-from shared.deployments import DeploymentRegistry
 from shared.errors import InvalidJob
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
 from shared.logs import job_id_var, request_id_var
 from shared.outage import REDIS_DOWN, wait_for_redis
-from shared.sessions import SessionStore, UserStore
 from shared.settings import get_settings
-from shared.store import JobStore
 from workers.celery_app import app
-from workers.chat import REDIS_PATIENCE_S, ChatRunner, Deferred
-from workers.coalesce import Coalescer
-from workers.health import DeploymentHealth
-from workers.hooks import load_hooks
-from workers.limiter import ClusterLimiter
-from workers.provider import ProviderClient
+from workers.lifecycle import REDIS_PATIENCE_S, JobLifecycle
+from workers.limiter import Deferred
 from workers.retry import backoff_delay
+from workers.runner import ChatRunner
 from workers.webhooks import WebhookSender
+from workers.wiring import build_runner
 
 log = logging.getLogger("chatq.worker")
 
@@ -53,43 +48,22 @@ def get_runner() -> ChatRunner:
     global _runner
     with _runner_lock:
         if _runner is None:
-            settings = get_settings()
-            store = JobStore.from_settings(settings)
-            provider = ProviderClient(
-                timeouts=settings.provider_timeout, pool_size=max(10, settings.worker_concurrency)
-            )
-            registry = DeploymentRegistry(
-                settings, on_error=lambda exc: log.error("deployments not reloaded: %s", exc)
-            )
-            _runner = ChatRunner(
-                store,
-                provider,
-                settings.retry,
-                registry,
-                ClusterLimiter(store.redis),
-                DeploymentHealth(store.redis),
-                rng=random.Random(),
-                lease_s=settings.job_lease_s,
-                max_inline_wait_s=settings.max_inline_wait_s,
-                coalescer=Coalescer(
-                    store.redis, cache_ttl_s=settings.cache_ttl_s, lease_s=settings.job_lease_s
-                ),
-                follow_timeout_s=settings.wait_timeout_s,
-                batch_window_s=settings.batch_window_ms / 1000,
-                batch_max_size=settings.batch_max_size,
-                on_end=send_webhook,
-                hooks=load_hooks(settings.hooks),
-                sessions=SessionStore(store.redis, settings),
-                users=UserStore(store.redis),
+            _runner = build_runner(
+                get_settings(),
+                send_webhook=send_webhook,
+                on_reload_error=lambda exc: log.error("deployments not reloaded: %s", exc),
             )
             threading.Thread(
-                target=renew_claims, args=(_runner,), name="chatq-lease-renewal", daemon=True
+                target=renew_claims,
+                args=(_runner.lifecycle,),
+                name="chatq-lease-renewal",
+                daemon=True,
             ).start()
         return _runner
 
 
 def send_webhook(job: ChatJob, result: ChatResult) -> None:
-    """Queues the call of the job's webhook, if it asked for one."""
+    """Queues the call of the job's webhook."""
     if job.webhook_url:
         app.send_task(
             TASK_WEBHOOK,
@@ -105,7 +79,7 @@ _webhooks: WebhookSender | None = None
 
 def get_webhooks() -> WebhookSender:
     global _webhooks
-    store = get_runner().store
+    store = get_runner().lifecycle.store
     with _runner_lock:
         if _webhooks is None:
             settings = get_settings()
@@ -133,12 +107,12 @@ def webhook(self: Task, job_id: str, url: str) -> None:
     )
 
 
-def renew_claims(runner: ChatRunner) -> None:
+def renew_claims(lifecycle: JobLifecycle) -> None:
     """Keeps this process's claims on its running jobs alive, so no other worker runs them."""
     while True:
-        time.sleep(runner.lease_s / 3)
+        time.sleep(lifecycle.lease_s / 3)
         try:
-            runner.store.renew_leases(list(runner.running), lease_s=runner.lease_s)
+            lifecycle.renew()
         except RedisError as exc:
             log.warning("could not renew job claims: %s", exc)
 
@@ -152,24 +126,25 @@ def chat(self: Task, job: dict[str, Any]) -> None:
         reject_malformed(job, exc)
         return
     runner = get_runner()
-    if self.request.hostname and runner.worker_name != self.request.hostname:
-        runner.worker_name = self.request.hostname  # this worker's node name, for the records
+    lifecycle = runner.lifecycle
+    if self.request.hostname and lifecycle.worker_name != self.request.hostname:
+        lifecycle.worker_name = self.request.hostname  # this worker's node name, for the records
     job_token = job_id_var.set(parsed.id)
     request_token = request_id_var.set(parsed.request_id)
     try:
-        get_runner().run(parsed)
+        runner.run(parsed)
     except REDIS_DOWN:
         # Redis went away before the job was recorded as ended: once it is back, send the
         # job again (its claim keeps it from running twice) rather than lose the message.
         log.warning("job %s: redis unreachable; waiting for it to come back", parsed.id)
-        if not wait_for_redis(get_runner().store.redis, patience_s=REDIS_PATIENCE_S):
+        if not wait_for_redis(lifecycle.store.redis, patience_s=REDIS_PATIENCE_S):
             raise
         raise self.retry(
             countdown=1, max_retries=None, argsrepr=chat_argsrepr(job), kwargsrepr="{}"
         ) from None
     except Deferred as deferred:
         # Back to the queue until its slot is near, freeing this thread for other jobs.
-        get_runner().store.note_deferral(parsed.id, deferred.delay_s)
+        lifecycle.store.note_deferral(parsed.id, deferred.delay_s)
         raise self.retry(
             countdown=deferred.delay_s,
             max_retries=None,
@@ -211,7 +186,7 @@ def reject_malformed(job: Any, exc: ValidationError) -> None:
         status=JobStatus.failed,
         error=JobError(type="invalid_request_error", code=error.code, message=error.message),
     )
-    get_runner().store.finish(result)
+    get_runner().lifecycle.store.finish(result)
 
 
 __all__ = ["chat", "http_probe", "noop", "webhook"]

@@ -15,7 +15,7 @@ from shared import keys
 from shared.errors import JobNotFound
 from shared.store import JobStore
 from shared.webhooks import SIGNATURE_HEADER, sign
-from workers.retry import retry_after_seconds
+from workers.rate_headers import retry_after_seconds
 
 log = logging.getLogger("chatq.webhooks")
 

@@ -20,7 +20,7 @@ from shared.errors import (
     ProviderUnavailable,
 )
 from shared.settings import ProviderTimeouts
-from workers.provider_errors import provider_error
+from workers.provider_errors import ProviderSaid, provider_error
 
 
 def ws_url(http_url: str) -> str:
@@ -34,12 +34,11 @@ def ws_url(http_url: str) -> str:
 
 def refusal_error(frame: dict[str, Any]) -> ProviderError:
     """The typed error for a refusal frame."""
-    error = frame.get("error")
-    message = error.get("message") if isinstance(error, dict) else str(error)
+    said = ProviderSaid.parse(json.dumps({"error": frame.get("error")}))
     wait = frame.get("retry_after")
     return provider_error(
         int(frame.get("status") or 500),
-        str(message),
+        said,
         retry_after=float(wait) if wait is not None else None,
     )
 

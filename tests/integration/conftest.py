@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import itertools
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import requests
@@ -29,6 +31,21 @@ TEST_ENV = {
     "CHATQ_TASK_EVENTS": "false",
     "CHATQ_LOG_LEVEL": "WARNING",
 }
+
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T | None], *, timeout: float = 60.0, every: float = 0.1) -> T:
+    """What ``probe`` returns once it returns something (not None), asked every ``every``
+    seconds; fails the test if that takes longer than ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        assert time.monotonic() < deadline, f"still nothing after {timeout:g} s"
+        time.sleep(every)
 
 
 @dataclass

@@ -46,7 +46,7 @@ def test_a_job_that_fails_for_good_is_listed_and_retried_from_the_cli(rejecting)
         job_id = client.submit("will fail", model="sim-large", max_tokens=3)
         assert client.result(job_id, timeout=30).status is JobStatus.failed
         [letter] = client.dead_letters().list()
-        assert letter.job_id == job_id and letter.error.code == "provider_rejected"
+        assert letter.job_id == job_id and letter.error.code == "model_not_found"
 
         listed = chatq(rejecting, "dlq", "list")
         assert (

@@ -161,4 +161,4 @@ def test_a_webhook_is_signed_and_retried_until_delivered(stack, url):
     assert not verify("another-secret", headers[SIGNATURE_HEADER], body)
     event = json.loads(body)
     assert event["type"] == "job.done" and event["data"]["job_id"] == job_id
-    assert event["data"]["result"]["content"]
+    assert event["data"]["result"]["completion"]["choices"][0]["message"]["content"]

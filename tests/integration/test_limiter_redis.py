@@ -11,7 +11,7 @@ from redis import Redis
 
 from shared.deployments import Deployment
 from workers.health import FAILURE_THRESHOLD, DeploymentHealth
-from workers.limiter import ClusterLimiter, Lease, gcra_slot, interval_ms
+from workers.limiter import ClusterLimiter, Deferred, Lease, gcra_slot, interval_ms
 
 
 def deployment(**limits) -> Deployment:
@@ -57,7 +57,8 @@ def test_calls_in_flight_are_capped_until_one_ends(redis_client):
     dep = deployment(max_concurrency=3)
     leases = [limiter.book(dep, 0, max_wait_s=1) for _ in range(3)]
     assert all(isinstance(lease, Lease) for lease in leases)
-    assert isinstance(limiter.book(dep, 0, max_wait_s=1), float)  # asked to come back
+    with pytest.raises(Deferred):  # asked to come back
+        limiter.book(dep, 0, max_wait_s=1)
     limiter.settle(leases[0], None)
     assert isinstance(limiter.book(dep, 0, max_wait_s=1), Lease)
 
@@ -66,11 +67,14 @@ def test_a_pause_holds_limited_and_unlimited_deployments(redis_client):
     limiter = ClusterLimiter(redis_client)
     limited, unlimited = deployment(rpm=6000), deployment()
     ClusterLimiter(redis_client).pause(limited, 5)  # another worker got the 429
-    wait = ClusterLimiter(redis_client).book(limited, 0, max_wait_s=1)
-    assert isinstance(wait, float) and 4 < wait <= 5
+    with pytest.raises(Deferred) as limited_wait:
+        ClusterLimiter(redis_client).book(limited, 0, max_wait_s=1)
+    assert 4 < limited_wait.value.delay_s <= 5
     booked = ClusterLimiter(redis_client).book(unlimited, 0, max_wait_s=10)
     assert isinstance(booked, Lease) and 4 < booked.wait_s <= 5
-    assert limiter.book(unlimited, 0, max_wait_s=1) == pytest.approx(booked.wait_s, abs=0.1)
+    with pytest.raises(Deferred) as unlimited_wait:
+        limiter.book(unlimited, 0, max_wait_s=1)
+    assert unlimited_wait.value.delay_s == pytest.approx(booked.wait_s, abs=0.1)
 
 
 def book_many(url: str, count: int, queue) -> None:

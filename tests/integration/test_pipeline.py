@@ -53,7 +53,8 @@ def test_the_provider_is_sent_what_the_caller_asked(stack):
         {"role": "user", "content": "Hi"},
     ]
     assert body["max_tokens"] == 5 and body["temperature"] == 0.2
-    assert "session_id" not in body and "metadata" not in body
+    assert body["metadata"] == {"team": "a"}  # OpenAI's field: forwarded
+    assert "session_id" not in body
 
 
 def test_cancelling_an_ended_job_changes_nothing(stack):

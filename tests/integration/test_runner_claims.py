@@ -16,11 +16,14 @@ from shared.deployments import DeploymentRegistry
 from shared.jobs import ChatJob, ChatRequest
 from shared.settings import ProviderTimeouts, RetryPolicy, Settings
 from shared.store import JobStore
-from workers.chat import ChatRunner
 from workers.coalesce import Coalescer
 from workers.health import DeploymentHealth
+from workers.lifecycle import JobLifecycle
 from workers.limiter import ClusterLimiter
 from workers.provider import ProviderClient
+from workers.provider_call import ProviderCalls
+from workers.runner import ChatRunner
+from workers.sharing import SharedAnswers
 
 GONE = RedisConnectionError("Too many connections")
 
@@ -38,16 +41,22 @@ class FailingCoalescer(Coalescer):
 def runner_on(redis: Redis, redis_url: str) -> ChatRunner:
     settings = Settings(_env_file=None, redis_url=redis_url, models=["sim-mini"])
     store = JobStore(redis, result_ttl_s=60, events_ttl_s=60)
-    return ChatRunner(
-        store,
+    registry = DeploymentRegistry(settings)
+    lifecycle = JobLifecycle(store, worker_name="w1", lease_s=30, clock=lambda: 1000.0)
+    calls = ProviderCalls(
         ProviderClient(timeouts=ProviderTimeouts()),
-        RetryPolicy(),
-        DeploymentRegistry(settings),
+        registry,
         FailingLimiter(redis),
         DeploymentHealth(redis),
+        RetryPolicy(),
         rng=random.Random(0),
-        coalescer=FailingCoalescer(redis, cache_ttl_s=60, lease_s=30),
     )
+    runner = ChatRunner(lifecycle, calls)
+    coalescer = FailingCoalescer(redis, cache_ttl_s=60, lease_s=30)
+    runner.sharing = SharedAnswers(
+        coalescer, lifecycle, registry, clock=lambda: 1000.0, follow_timeout_s=1
+    )
+    return runner
 
 
 def test_a_leader_whose_call_and_cleanup_both_fail_lets_go_of_its_claim(
@@ -57,8 +66,9 @@ def test_a_leader_whose_call_and_cleanup_both_fail_lets_go_of_its_claim(
     job = ChatJob(
         request=ChatRequest(model="sim-mini", messages=[{"role": "user", "content": "hi"}])
     )
-    runner.store.create(job, "chatq.interactive")
+    store = runner.lifecycle.store
+    store.create(job, "chatq.interactive")
     with pytest.raises(RedisConnectionError):
         runner.run(job)
-    assert runner.running == set()
-    assert runner.store.get(job.id).status.value == "in_progress"  # claimed, lease lapsing
+    assert runner.lifecycle.running == set()
+    assert store.get(job.id).status.value == "in_progress"  # claimed, lease lapsing

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import pytest
 
 from shared.async_store import AsyncJobStore
+from shared.completion import text_completion
 from shared.dead_letters import DeadLetters
 from shared.errors import JobNotFound, JobTimeout
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobError, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
 from shared.settings import Settings
-from shared.store import Busy, JobStore, cancelled_result
+from shared.store import AlreadyEnded, Busy, Claimed, JobStore, cancelled_result
 
 
 @pytest.fixture()
 def store(redis_client) -> JobStore:
     return JobStore(redis_client, result_ttl_s=60, events_ttl_s=60)
+
+
+def text_chunk(piece: str) -> dict:
+    return {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
 
 
 def new_job(stream: bool = False) -> ChatJob:
@@ -27,14 +33,14 @@ def new_job(stream: bool = False) -> ChatJob:
 
 
 def done(job: ChatJob, content: str = "ok") -> ChatResult:
-    return ChatResult(job_id=job.id, status=JobStatus.done, content=content)
+    return ChatResult(job_id=job.id, status=JobStatus.done, completion=text_completion(content))
 
 
 def test_lifecycle_queued_in_progress_done(store):
     job = new_job()
     store.create(job, "q")
     assert store.get(job.id).status is JobStatus.queued
-    assert store.start(job) == 1
+    assert store.start(job) == Claimed(1)
     assert store.get(job.id).status is JobStatus.in_progress
     assert store.finish(done(job))
     record = store.get(job.id)
@@ -58,7 +64,7 @@ def test_an_ended_job_is_not_started_again(store):
     job = new_job()
     store.create(job, "q")
     assert store.cancel(job.id)
-    assert store.start(job) is JobStatus.cancelled
+    assert store.start(job) == AlreadyEnded(JobStatus.cancelled)
 
 
 def test_a_live_claim_keeps_a_redelivered_job_from_running_twice(redis_client):
@@ -66,14 +72,14 @@ def test_a_live_claim_keeps_a_redelivered_job_from_running_twice(redis_client):
     store = JobStore(redis_client, result_ttl_s=60, events_ttl_s=60, clock=lambda: now[0])
     job = new_job()
     store.create(job, "q")
-    assert store.start(job, lease_s=10) == 1
+    assert store.start(job, lease_s=10) == Claimed(1)
     now[0] += 4
     assert store.start(job, lease_s=10) == Busy(6.0)
     assert store.renew_leases([job.id], lease_s=10) == 1
     now[0] += 9
     assert store.start(job, lease_s=10) == Busy(1.0)
     now[0] += 2  # the first worker died: its claim lapsed, so the job runs again
-    assert store.start(job, lease_s=10) == 2
+    assert store.start(job, lease_s=10) == Claimed(2)
 
 
 def test_renewing_leaves_ended_jobs_alone(store):
@@ -87,7 +93,7 @@ def test_renewing_leaves_ended_jobs_alone(store):
 
 def test_job_sent_without_a_record_gets_one(store):
     job = new_job()
-    assert store.start(job) == 1
+    assert store.start(job) == Claimed(1)
     assert store.get(job.id).model == "m"
 
 
@@ -104,7 +110,7 @@ def test_late_subscriber_gets_every_delta_in_order(store):
     store.start(job)
     pieces = [f"p{i} " for i in range(50)]
     for i, piece in enumerate(pieces[:30]):
-        store.append_delta(job.id, piece, first=i == 0)
+        store.append_delta(job.id, text_chunk(piece), first=i == 0)
 
     received: list[str] = []
     ended: list[ChatResult] = []
@@ -112,19 +118,19 @@ def test_late_subscriber_gets_every_delta_in_order(store):
     def consume() -> None:
         for event in store.events(job.id, timeout=5):
             if isinstance(event, DeltaEvent):
-                received.append(event.content)
+                received.append(event.text)
             elif isinstance(event, EndEvent):
                 ended.append(event.result)
 
     consumer = threading.Thread(target=consume)
     consumer.start()
     for piece in pieces[30:]:
-        store.append_delta(job.id, piece)
+        store.append_delta(job.id, json.dumps(text_chunk(piece)))  # as the provider sent it
     store.finish(done(job, "".join(pieces)))
     consumer.join(5)
     assert received == pieces
     assert ended[0].content == "".join(pieces)
-    assert store.published_text(job.id) == "".join(pieces)
+    assert [c["choices"][0]["delta"]["content"] for c in store.published_chunks(job.id)] == pieces
 
 
 def test_waiting_too_long_raises_but_leaves_the_job(store):

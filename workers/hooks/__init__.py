@@ -1,27 +1,30 @@
 """Pre- and post-processing hooks around each provider call: a small, typed plug-in point.
 
 A hook may rewrite the request before it is sent (masking, routing, OCR), answer it without
-the provider (intent routing), and rewrite the answer, whole and as it streams (restoring
-masked data, a fact check). Hooks are named in ``CHATQ_HOOKS`` by dotted path
+the provider (intent routing), and rewrite the answer, whole (the structured completion:
+every choice's text, reasoning, refusal and tool calls) and as it streams (restoring masked
+data, a fact check). Hooks are named in ``CHATQ_HOOKS`` by dotted path
 (``package.module:Class``) or as ``entrypoint:NAME`` for a ``chatq.hooks`` entry point, and
 built once per worker process with no arguments.
 
     class Shout(ChatHook):
-        def after(self, turn, text):
-            return text.upper()
+        def after(self, turn, answer):
+            return answer.map_text(str.upper)
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
+from shared.completion import Completion
 from shared.deployments import Deployment
 from shared.errors import ChatqError
 from shared.jobs import ChatJob, ChatRequest
+from workers.hooks.rewrite import ChunkRewriter
 
 
 @dataclass
@@ -35,11 +38,16 @@ class Turn:
 
 
 class StreamFilter(Protocol):
+    """Rewrites one generated text (a choice's content, say) as it streams."""
+
     def feed(self, text: str) -> str:
         """The text to publish now for this delta (may hold some back)."""
 
     def flush(self) -> str:
-        """What is still held back, at the end of the answer."""
+        """What is still held back, at the end of the text."""
+
+
+FilterFactory = Callable[[], StreamFilter]  # one new filter per streamed text
 
 
 class ChatHook:
@@ -52,12 +60,13 @@ class ChatHook:
         answer, and the provider is not called."""
         return None
 
-    def after(self, turn: Turn, text: str) -> str:
-        """The final answer text, given the provider's (or an earlier hook's)."""
-        return text
+    def after(self, turn: Turn, answer: Completion) -> Completion:
+        """The final answer, given the provider's (or an earlier hook's)."""
+        return answer
 
-    def stream(self, turn: Turn) -> StreamFilter | None:
-        """A filter for the answer's deltas as they stream, if the hook rewrites them."""
+    def stream(self, turn: Turn) -> FilterFactory | None:
+        """If the hook rewrites streamed text: a maker of filters, one for each text of the
+        answer (each choice's content, reasoning, refusal, each tool call's arguments)."""
         return None
 
 
@@ -83,14 +92,16 @@ class HookChain:
                 return Answered(answer, hook.name)
         return None
 
-    def after(self, turn: Turn, text: str) -> str:
+    def after(self, turn: Turn, answer: Completion) -> Completion:
         for hook in reversed(self.hooks):
-            text = hook.after(turn, text)
-        return text
+            answer = hook.after(turn, answer)
+        return answer
 
-    def stream(self, turn: Turn) -> StreamFilter | None:
-        filters = [f for h in reversed(self.hooks) if (f := h.stream(turn)) is not None]
-        return _Chained(filters) if filters else None
+    def stream(self, turn: Turn) -> ChunkRewriter | None:
+        makers = [m for h in reversed(self.hooks) if (m := h.stream(turn)) is not None]
+        if not makers:
+            return None
+        return ChunkRewriter(lambda: _Chained([make() for make in makers]))
 
 
 class _Chained:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from producers.jobs import build_request, check_model, error_for_result, raise_for_result
+from shared.completion import text_completion
 from shared.errors import (
     ChatqError,
     InvalidJob,
@@ -61,5 +62,5 @@ def test_failed_results_become_their_error(result, expected):
 
 
 def test_done_results_pass_through():
-    done = ChatResult(job_id="job_1", status=JobStatus.done, content="ok")
+    done = ChatResult(job_id="job_1", status=JobStatus.done, completion=text_completion("ok"))
     assert raise_for_result(done) is done

@@ -23,7 +23,9 @@ def request(**overrides):
         {"max_tokens": 0},
         {"max_tokens": -5},
         {"temperature": 3},
-        {"n": 2},
+        {"n": 0},
+        {"n": 129},
+        {"max_completion_tokens": 0},
         {"model": ""},
     ],
 )
@@ -35,10 +37,55 @@ def test_invalid_requests_are_refused(overrides):
 def test_provider_body_keeps_openai_fields_and_drops_chatq_ones():
     req = request(session_id="s1", priority="bulk", metadata={"a": "b"}, tools=[{"x": 1}])
     body = req.provider_body(stream=True)
-    assert body["tools"] == [{"x": 1}]
+    assert body["tools"] == [{"x": 1}] and body["metadata"] == {"a": "b"}
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert not {"session_id", "priority", "metadata"} & body.keys()
+    assert not {"session_id", "priority"} & body.keys()
     assert req.priority is Priority.bulk
+
+
+def test_provider_body_forwards_every_field_as_the_caller_sent_it():
+    fields = {
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"default": None}}}],
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+        "seed": 7,
+        "stop": ["\n"],
+        "logit_bias": {"50256": -100},
+        "user": "u1",
+        "store": True,
+        "prediction": {"type": "content", "content": "x"},
+        "modalities": ["text"],
+        "logprobs": True,
+        "top_logprobs": 2,
+        "n": 3,
+        "max_completion_tokens": 40,
+        "some_future_field": {"a": [1, None]},
+    }
+    messages = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "42"},
+    ]
+    job = ChatJob(request=request(messages=messages, **fields))
+    sent = ChatJob.model_validate_json(job.model_dump_json(exclude_none=True))  # the queue
+    body = sent.request.provider_body(stream=False)
+    assert body == {"model": "sim-mini", "messages": messages, **fields, "stream": False}
+
+
+def test_completion_limit_and_choices():
+    assert request(max_completion_tokens=5, max_tokens=9).completion_limit == 5
+    assert request(max_tokens=9).completion_limit == 9
+    assert request().completion_limit is None
+    assert request(n=3).choice_count == 3 and request().choice_count == 1
+    assert "n" not in request(n=3).provider_body(stream=False, choices=1)
+    assert request().provider_body(stream=False, choices=4)["n"] == 4
 
 
 def test_content_parts_text_and_images():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis import Redis
 
+from shared.completion import text_completion
 from shared.jobs import ChatRequest, ChatResult, JobStatus
 from workers.coalesce import LRU_TTL_S, Coalescer, request_key
 
@@ -36,7 +37,9 @@ def test_a_process_keeps_an_answer_in_memory_for_at_most_30_s():
     """Answers removed from Redis (their user erased) stop being served from memory soon."""
     now = [1000.0]
     coalescer = Coalescer(Redis(), cache_ttl_s=3600, lease_s=30, clock=lambda: now[0])
-    coalescer.remember("key", ChatResult(job_id="job_1", status=JobStatus.done, content="hi"))
+    coalescer.remember(
+        "key", ChatResult(job_id="job_1", status=JobStatus.done, completion=text_completion("hi"))
+    )
     now[0] += LRU_TTL_S - 1
     assert coalescer.has_local("key")
     now[0] += 2

@@ -1,4 +1,4 @@
-"""The retry policy: which failures are retried, and the backoff schedule."""
+"""The retry policy: which failures are retried, the backoff schedule, and the decision."""
 
 from __future__ import annotations
 
@@ -8,11 +8,22 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.errors import (
+    ProviderAuthRejected,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from workers.health import NoUsableKey
+from workers.rate_headers import MAX_RETRY_AFTER
 from workers.retry import (
-    MAX_RETRY_AFTER,
     RETRY_AFTER_JITTER,
+    FallBack,
+    GiveUp,
+    Retry,
     backoff_delay,
-    retry_after_seconds,
+    decide,
     should_retry,
 )
 
@@ -31,21 +42,6 @@ def test_other_4xx_fail_at_once():
 def test_x_should_retry_header_overrides_status():
     assert should_retry(400, {"x-should-retry": "true"})
     assert not should_retry(503, {"X-Should-Retry": "false"})
-
-
-def test_retry_after_ms_wins_over_retry_after():
-    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
-
-
-def test_retry_after_seconds_and_http_date():
-    assert retry_after_seconds({"Retry-After": "3"}) == 3.0
-    date = "Wed, 21 Oct 2015 07:28:10 GMT"
-    from email.utils import parsedate_to_datetime
-
-    now = parsedate_to_datetime(date).timestamp() - 4
-    assert retry_after_seconds({"retry-after": date}, now=now) == 4.0
-    assert retry_after_seconds({"retry-after": "soon"}) is None
-    assert retry_after_seconds({}) is None
 
 
 def test_backoff_is_seeded_and_exact():
@@ -89,34 +85,39 @@ def test_the_cap_grows_exponentially_on_average():
         assert 1.6 < higher / lower < 2.4
 
 
-def test_reset_durations_as_providers_write_them():
-    from workers.retry import parse_duration
-
-    assert parse_duration("1s") == 1.0
-    assert parse_duration("250ms") == 0.25
-    assert parse_duration("6m0s") == 360.0
-    assert parse_duration("1h2m3.5s") == 3723.5
-    assert parse_duration("2.5") == 2.5
-    assert parse_duration("soon") is None
-    assert parse_duration("5") == 5.0
+def decision(error, retries=0, **kw):
+    return decide(error, retries=retries, max_retries=3, rng=random.Random(1), **kw)
 
 
-def test_spent_limits_in_headers_slow_down_before_a_429():
-    from workers.retry import exhausted_for
+def test_a_refused_key_tries_the_next_key_at_once_without_using_a_retry():
+    assert decision(ProviderAuthRejected("no", status=401)) == Retry(0.0, counted=False)
 
-    assert (
-        exhausted_for({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"})
-        == 1.5
-    )
-    assert (
-        exhausted_for({"x-ratelimit-remaining-requests": "3", "x-ratelimit-reset-requests": "1.5s"})
-        is None
-    )
-    both = {
-        "x-ratelimit-remaining-requests": "0",
-        "x-ratelimit-reset-requests": "200ms",
-        "x-ratelimit-remaining-tokens": "0",
-        "x-ratelimit-reset-tokens": "2s",
-    }
-    assert exhausted_for(both) == 2.0
-    assert exhausted_for({}) is None
+
+def test_a_deployment_out_of_keys_is_left_for_one_not_yet_tried():
+    assert decision(NoUsableKey("none"), untried_deployments=True) == FallBack(0.0, counted=False)
+    assert decision(NoUsableKey("none"), untried_deployments=False) == GiveUp()
+
+
+def test_a_rejected_request_is_never_sent_again():
+    assert decision(ProviderRejected("bad", status=400), several_deployments=True) == GiveUp()
+
+
+def test_a_429_waits_for_the_cluster_pause_and_stays_on_its_deployment():
+    limited = RateLimited("slow down", status=429, retry_after=2.0)
+    assert decision(limited, several_deployments=True) == Retry(0.0)
+    backed_off = decision(RateLimited("slow down", status=429))
+    assert isinstance(backed_off, Retry) and 0 <= backed_off.delay_s <= 0.5
+
+
+def test_other_failures_back_off_on_another_deployment_when_there_is_one():
+    down = ProviderUnavailable("503", status=503)
+    assert isinstance(decision(down), Retry)
+    assert isinstance(decision(down, several_deployments=True), FallBack)
+    assert isinstance(decision(ProviderTimeout("slow"), cooled_down=True), FallBack)
+
+
+def test_retries_run_out():
+    down = ProviderUnavailable("503", status=503)
+    assert isinstance(decision(down, retries=2), Retry)
+    assert decision(down, retries=3) == GiveUp()
+    assert decision(RateLimited("slow", status=429), retries=3) == GiveUp()

@@ -6,6 +6,7 @@ import base64
 
 import pytest
 
+from shared.completion import Completion, text_completion
 from shared.deployments import Deployment
 from shared.errors import ChatqError
 from shared.jobs import ChatJob, ChatRequest
@@ -29,8 +30,8 @@ class Tag(ChatHook):
     def before(self, t: Turn) -> None:
         t.state.setdefault("order", []).append(self.tag)
 
-    def after(self, t: Turn, text: str) -> str:
-        return f"{text}<{self.tag}>"
+    def after(self, t: Turn, answer: Completion) -> Completion:
+        return answer.map_text(lambda text: f"{text}<{self.tag}>")
 
 
 def test_before_runs_in_order_and_after_in_reverse():
@@ -38,7 +39,7 @@ def test_before_runs_in_order_and_after_in_reverse():
     t = turn("hi")
     assert chain.before(t) is None
     assert t.state["order"] == ["a", "b"]
-    assert chain.after(t, "x") == "x<b><a>"
+    assert chain.after(t, text_completion("x")).first.message.content == "x<b><a>"
 
 
 def test_a_hook_that_answers_stops_the_chain():
@@ -76,9 +77,96 @@ def test_masking_hook_masks_text_parts_and_restores_answers_and_streams():
     sent = t.request.messages[0].content
     assert sent[0]["text"] == "I am [EMAIL_1]" and sent[1]["type"] == "image_url"
     assert t.job.request.messages[0].content[0]["text"] == "I am bo@example.org"  # untouched
-    assert hook.after(t, "Hello [EMAIL_1]") == "Hello bo@example.org"
-    stream = hook.stream(t)
-    assert stream.feed("Hi [EMA") + stream.feed("IL_1]!") + stream.flush() == "Hi bo@example.org!"
+    answer = hook.after(t, text_completion("Hello [EMAIL_1]"))
+    assert answer.first.message.content == "Hello bo@example.org"
+    restore = hook.stream(t)()
+    assert (
+        restore.feed("Hi [EMA") + restore.feed("IL_1]!") + restore.flush() == "Hi bo@example.org!"
+    )
+
+
+def test_masking_covers_tool_calls_both_ways_and_every_text_of_the_answer():
+    hook = MaskPersonalData()
+    request = ChatRequest(
+        model="m",
+        messages=[
+            {"role": "user", "content": "Mail bo@example.org"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "c1",
+                        "type": "function",
+                        "function": {"name": "mail", "arguments": '{"to": "al@example.org"}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "sent to al@example.org"},
+        ],
+    )
+    t = Turn(ChatJob(request=request), request, [])
+    hook.before(t)
+    sent = t.request.messages
+    assert sent[0].content == "Mail [EMAIL_1]"
+    assert sent[1].tool_calls[0]["function"]["arguments"] == '{"to": "[EMAIL_2]"}'
+    assert sent[2].content == "sent to [EMAIL_2]"
+    answer = Completion.model_validate(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "reasoning_content": "the user means [EMAIL_1]",
+                        "tool_calls": [
+                            {
+                                "id": "c2",
+                                "type": "function",
+                                "function": {"name": "mail", "arguments": '{"to": "[EMAIL_1]"}'},
+                            }
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ]
+        }
+    )
+    message = hook.after(t, answer).first.message
+    assert message.reasoning_content == "the user means bo@example.org"
+    assert message.tool_calls[0].function.arguments == '{"to": "bo@example.org"}'
+    assert message.content is None
+
+
+def test_streamed_tool_arguments_are_restored_even_when_a_placeholder_is_split():
+    hook = MaskPersonalData()
+    t = turn("Mail bo@example.org")
+    hook.before(t)
+    rewriter = HookChain([hook]).stream(t)
+    pieces = ['{"to": "[EM', "AIL_", '1]"}']
+    out = [
+        rewriter.rewrite(
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"tool_calls": [{"index": 0, "function": {"arguments": p}}]},
+                    }
+                ]
+            }
+        )
+        for p in pieces
+    ]
+    out.append(
+        rewriter.rewrite({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    )
+    arguments = "".join(
+        f["function"]["arguments"]
+        for chunk in out
+        for f in chunk["choices"][0]["delta"].get("tool_calls", ())
+    )
+    assert arguments == '{"to": "bo@example.org"}'
 
 
 def test_masking_is_off_for_a_tenant_that_turned_privacy_off():

@@ -1,7 +1,7 @@
-"""Micro-batching: identical sampled requests that arrive within a few milliseconds of each
-other go to the provider as one call asking for one choice per job (OpenAI's ``n``).
+"""Gathering: identical sampled requests that arrive within a few milliseconds of each other
+go to the provider as one call asking for one choice per job (OpenAI's ``n``).
 
-Deterministic requests need no batching: they share one call through ``workers.coalesce``.
+Deterministic requests need no gathering: they share one call through ``workers.coalesce``.
 Sampled ones (temperature > 0) must each get their own answer, but a provider that takes ``n``
 bills their common prompt once and makes one request of the rate limit instead of ``n``.
 Only a worker pool that runs many jobs at once (threads, gevent) gathers anything.
@@ -26,7 +26,7 @@ T = TypeVar("T")
 Outcome = T | BaseException  # what one job's thread returns, or raises
 
 
-def batch_key(request: ChatRequest) -> str | None:
+def gather_key(request: ChatRequest) -> str | None:
     """The key of the requests this one may share a multi-choice call with, or None.
 
     Streams are sent alone (a multi-choice stream would interleave the answers), and so are
@@ -47,7 +47,7 @@ class _Gathering(Generic[T]):
     outcomes: dict[str, Outcome[T]] = field(default_factory=dict)
 
 
-class MicroBatcher(Generic[T]):
+class Gatherer(Generic[T]):
     """Gathers jobs by key for ``window_s`` (or until ``limit`` of them) and runs each
     gathering once, in the thread of the job that opened it; every job's thread waits for
     its own outcome."""

@@ -1,4 +1,4 @@
-"""``chatq bench`` scenario: what micro-batching gains, measured with it off and on.
+"""``chatq bench`` scenario: what gathering gains, measured with it off and on.
 
 A burst of sampled requests, each prompt repeated (as when many users ask a bot the same
 thing), goes through one worker to a simulator with a request-rate limit, once with the
@@ -21,7 +21,7 @@ _serial = itertools.count()
 
 
 @dataclass
-class BatchingOptions:
+class GatheringOptions:
     prompts: int = 40
     copies: int = 8
     rpm: int = 6000
@@ -29,35 +29,35 @@ class BatchingOptions:
     one_off_samples: int = 100
 
     @classmethod
-    def quick(cls) -> BatchingOptions:
+    def quick(cls) -> GatheringOptions:
         return cls(prompts=15, copies=8, one_off_samples=30)
 
 
-def measure_batching(options: BatchingOptions, console: Console) -> dict[str, float]:
+def measure_gathering(options: GatheringOptions, console: Console) -> dict[str, float]:
     off = _run_phase(options, 0.0, console)
     on = _run_phase(options, options.window_ms, console)
     return {
-        "batching_jobs": off["jobs"],
-        "batching_calls_off": off["calls"],
-        "batching_calls_on": on["calls"],
-        "batching_prompt_tokens_off": off["prompt_tokens"],
-        "batching_prompt_tokens_on": on["prompt_tokens"],
-        "batching_jobs_per_s_off": round(off["jobs_per_s"], 1),
-        "batching_jobs_per_s_on": round(on["jobs_per_s"], 1),
-        "batching_speedup": round(on["jobs_per_s"] / off["jobs_per_s"], 2),
-        "batching_one_off_p50_ms_off": round(off["one_off_p50_ms"], 2),
-        "batching_one_off_p50_ms_on": round(on["one_off_p50_ms"], 2),
+        "gathering_jobs": off["jobs"],
+        "gathering_calls_off": off["calls"],
+        "gathering_calls_on": on["calls"],
+        "gathering_prompt_tokens_off": off["prompt_tokens"],
+        "gathering_prompt_tokens_on": on["prompt_tokens"],
+        "gathering_jobs_per_s_off": round(off["jobs_per_s"], 1),
+        "gathering_jobs_per_s_on": round(on["jobs_per_s"], 1),
+        "gathering_speedup": round(on["jobs_per_s"] / off["jobs_per_s"], 2),
+        "gathering_one_off_p50_ms_off": round(off["one_off_p50_ms"], 2),
+        "gathering_one_off_p50_ms_on": round(on["one_off_p50_ms"], 2),
     }
 
 
-def _run_phase(options: BatchingOptions, window_ms: float, console: Console) -> dict[str, float]:
+def _run_phase(options: GatheringOptions, window_ms: float, console: Console) -> dict[str, float]:
     from chatq.bench import percentile, timed
 
-    label = f"Micro-batching, window {window_ms:g} ms" if window_ms else "Micro-batching off"
+    label = f"Gathering, window {window_ms:g} ms" if window_ms else "Gathering off"
     env = {
         "CHATQ_PROVIDER_RPM": str(options.rpm),
         "CHATQ_PROVIDER_MAX_N": str(options.copies),
-        "CHATQ_BATCH_WINDOW_MS": str(window_ms),
+        "CHATQ_GATHER_WINDOW_MS": str(window_ms),
     }
     sim_args = ("--ttft-ms", "20", "--rpm", str(options.rpm))
     with (
@@ -71,9 +71,9 @@ def _run_phase(options: BatchingOptions, window_ms: float, console: Console) -> 
             )
         stack.sim_reset()
         with console.status(f"{label}: a burst of repeated prompts..."):
-            batch = next(_serial)
+            burst = next(_serial)
             burst = [
-                f"Question {p} of burst {batch}: what is a queue?"
+                f"Question {p} of burst {burst}: what is a queue?"
                 for p in range(options.prompts)
                 for _ in range(options.copies)
             ]

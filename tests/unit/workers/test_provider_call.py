@@ -1,0 +1,117 @@
+"""Calling a model for a job: booking, retries, fallbacks, and n choices (in-memory fakes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import ProviderRejected, ProviderUnavailable
+from shared.jobs import ChatJob, ChatRequest, Timings
+from shared.settings import RetryPolicy
+from shared.tokens import count_prompt_tokens
+from tests.unit.workers.fakes import (
+    FakeHealth,
+    FakeLimiter,
+    FakeProvider,
+    FakeRegistry,
+    FakeStore,
+    answer,
+    deployment,
+    text_chunks,
+)
+from workers.provider_call import ProviderCalls
+from workers.streaming import ChunkPublisher, StreamRelay
+
+
+def job(**fields) -> ChatJob:
+    request = {"model": "m", "messages": [{"role": "user", "content": "hello there"}], **fields}
+    return ChatJob(request=ChatRequest.model_validate(request))
+
+
+def calls(provider: FakeProvider, *deployments, limiter: FakeLimiter | None = None):
+    registry = FakeRegistry(*deployments)
+    return ProviderCalls(
+        provider,
+        registry,  # type: ignore[arg-type]
+        limiter or FakeLimiter(),  # type: ignore[arg-type]
+        FakeHealth(),  # type: ignore[arg-type]
+        RetryPolicy(max_retries=3, initial_delay=0),
+        sleep=lambda s: None,
+    )
+
+
+def test_max_completion_tokens_is_booked_like_max_tokens_for_every_choice():
+    limiter = FakeLimiter()
+    caller = calls(FakeProvider(), deployment(tpm=10_000, max_n=4), limiter=limiter)
+    prompt = count_prompt_tokens(["hello there"])
+    for asked in (job(max_completion_tokens=40), job(max_tokens=40), job(max_tokens=40, n=3)):
+        caller.book(asked, caller.route(asked).first)
+    assert limiter.booked == [prompt + 40, prompt + 40, prompt + 120]
+
+
+def test_a_503_is_retried_and_the_slot_settled_with_the_real_usage():
+    limiter = FakeLimiter()
+    provider = FakeProvider([ProviderUnavailable("down", status=503), answer(usage=7)])
+    caller = calls(provider, limiter=limiter)
+    asked = job()
+    route = caller.route(asked)
+    completion = caller.answer(asked, route, caller.book(asked, route.first))
+    assert completion.first.message.content == "Hi there" and len(provider.bodies) == 2
+    assert limiter.settled == [None, 7]
+
+
+def test_a_rejected_request_is_not_sent_again():
+    provider = FakeProvider([ProviderRejected("bad", status=400, error_type="x"), answer()])
+    caller = calls(provider)
+    asked = job()
+    route = caller.route(asked)
+    with pytest.raises(ProviderRejected):
+        caller.answer(asked, route, caller.book(asked, route.first))
+    assert len(provider.bodies) == 1
+
+
+def test_a_failing_deployment_is_left_for_another():
+    provider = FakeProvider([ProviderUnavailable("down", status=503), answer()])
+    caller = calls(provider, deployment("d1"), deployment("d2"))
+    asked = job()
+    route = caller.route(asked)
+    caller.answer(asked, route, caller.book(asked, route.first))
+    assert [e.base_url for e in provider.endpoints] == ["http://d1", "http://d2"]
+
+
+def test_n_goes_as_n_where_the_deployment_takes_it():
+    provider = FakeProvider([answer(n=3)])
+    caller = calls(provider, deployment(max_n=8))
+    asked = job(n=3)
+    route = caller.route(asked)
+    completion = caller.answer(asked, route, caller.book(asked, route.first))
+    assert [b.get("n") for b in provider.bodies] == [3]
+    assert [c.index for c in completion.choices] == [0, 1, 2]
+
+
+def test_n_goes_as_n_calls_where_the_deployment_gives_one_choice():
+    provider = FakeProvider([answer("a", usage=5), answer("b", usage=6), answer("c", usage=7)])
+    caller = calls(provider, deployment(max_n=1))
+    asked = job(n=3)
+    route = caller.route(asked)
+    completion = caller.answer(asked, route, caller.book(asked, route.first))
+    assert [b.get("n") for b in provider.bodies] == [None, None, None]
+    assert [(c.index, c.message.content) for c in completion.choices] == [
+        (0, "a"),
+        (1, "b"),
+        (2, "c"),
+    ]
+    assert completion.usage.total_tokens == 18 and completion.system_fingerprint == "fp_fake"
+
+
+def test_n_streamed_one_call_per_choice_publishes_each_as_its_own_index():
+    provider = FakeProvider([text_chunks("first"), text_chunks("second")])
+    caller = calls(provider, deployment(max_n=1))
+    store = FakeStore()
+    asked = job(n=2, stream=True)
+    relay = StreamRelay(ChunkPublisher(store, lambda: 0.0, asked.id, Timings()))  # type: ignore[arg-type]
+    route = caller.route(asked)
+    completion = caller.answer(asked, route, caller.book(asked, route.first), relay)
+    assert [c.message.content for c in completion.choices] == ["first", "second"]
+    indices = [c["choices"][0]["index"] for c in store.events[asked.id]]
+    assert indices.count(0) == indices.count(1) > 1
+    assert completion.usage.total_tokens == 10

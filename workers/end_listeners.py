@@ -1,0 +1,71 @@
+"""What must happen when a job ends, each told by ``JobLifecycle``: the session gets the
+turn, the user's index the cache key, the tenant's quota the tokens, the metrics and logs the
+outcome, and the webhook (if any) is queued."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from shared.jobs import ChatJob, ChatResult, JobStatus
+from shared.sessions import SessionStore, UserStore
+from shared.store import JobStore
+from workers.lifecycle import JobEnd
+from workers.results import record_end_metrics
+
+log = logging.getLogger("chatq.worker")
+
+
+class SessionTurns:
+    """Appends a done job's turn to its session; notes a cached answer under its user, so
+    erasing the user erases it."""
+
+    def __init__(self, sessions: SessionStore, users: UserStore):
+        self.sessions = sessions
+        self.users = users
+
+    def job_ended(self, end: JobEnd) -> None:
+        job, result = end.job, end.result
+        if result.status is not JobStatus.done:
+            return
+        if job.request.session_id is not None:
+            self.sessions.record_answer(job, result)
+        if job.request.user is not None and end.cached_as is not None:
+            self.users.note_cache_key(job.tenant, job.request.user, end.cached_as)
+
+
+class TenantTokens:
+    """Counts the tokens a tenant's job paid for against the tenant's daily quota."""
+
+    def __init__(self, store: JobStore, clock: Callable[[], float]):
+        self.store = store
+        self.clock = clock
+
+    def job_ended(self, end: JobEnd) -> None:
+        result = end.result
+        usage = result.usage
+        paid = usage is not None and not (result.cached or result.coalesced_with)
+        if end.job.tenant and paid and usage is not None:
+            self.store.count_tenant_tokens(end.job.tenant, usage.total_tokens, self.clock())
+
+
+class EndMetrics:
+    """Counts the end in Prometheus and logs it (no user text)."""
+
+    def job_ended(self, end: JobEnd) -> None:
+        job, result = end.job, end.result
+        record_end_metrics(job, result)
+        timings = result.timings
+        took = (timings.finished_at or 0) - (timings.started_at or timings.finished_at or 0)
+        log.info("job %s %s in %.1f ms", job.id, result.status.value, took * 1000)
+
+
+class Webhooks:
+    """Queues the call of the job's webhook, if it asked for one."""
+
+    def __init__(self, send: Callable[[ChatJob, ChatResult], None]):
+        self.send = send
+
+    def job_ended(self, end: JobEnd) -> None:
+        if end.job.webhook_url:
+            self.send(end.job, end.result)

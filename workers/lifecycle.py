@@ -1,0 +1,135 @@
+"""A job's life in a worker: claimed, its claim renewed while it runs, ended exactly once.
+
+The claim and the end are the store's atomic scripts (``start_job.lua``, ``finish_job.lua``);
+this module holds what a worker process knows around them: which jobs it runs now (their
+claims are renewed), and who must hear of a job's end (sessions, quotas, metrics, webhooks).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.jobs import ChatJob, ChatResult, JobStatus
+from shared.outage import retry_while_redis_down
+from shared.store import AlreadyEnded, Busy, Claimed, JobStore
+from workers.limiter import Deferred
+
+log = logging.getLogger("chatq.worker")
+
+REDIS_PATIENCE_S = 300.0  # how long an answer in hand waits for Redis to come back
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """A job this process ended, and how: what listeners hear."""
+
+    job: ChatJob
+    result: ChatResult
+    cached_as: str | None = None  # the cache key its answer was stored under, if any
+
+
+class EndListener(Protocol):
+    def job_ended(self, end: JobEnd) -> None: ...
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """How an ending job leaves the shared-answer state: the key of the call it led, freed
+    in the same step, and how long its answer is cached under it (0: not cached)."""
+
+    key: str
+    cache_ttl_s: int = 0
+
+
+class JobLifecycle:
+    """Claims, renews and ends jobs for one worker process."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        worker_name: str,
+        lease_s: float,
+        clock: Callable[[], float],
+        listeners: Sequence[EndListener] = (),
+    ):
+        self.store = store
+        self.worker_name = worker_name  # Celery's node name, once known
+        self.lease_s = lease_s
+        self.clock = clock
+        self.listeners = list(listeners)
+        self._running: set[str] = set()  # jobs this process runs now: their claims are renewed
+        self._lock = threading.Lock()
+
+    def claim(self, job: ChatJob) -> Claimed | None:
+        """Claims the job for this worker; None if it has already ended. Raises ``Deferred``
+        while another worker's claim on it is alive (a redelivery of a job still running)."""
+        return self.claimed(
+            job, self.store.claim(job, lease_s=self.lease_s, worker=self.worker_name)
+        )
+
+    def claim_call(self, job: ChatJob) -> Any:
+        """The claim as a script call, to chain with others (read its reply with ``claimed``)."""
+        return self.store.claim_call(job, lease_s=self.lease_s, worker=self.worker_name)
+
+    def claimed(self, job: ChatJob, reply: Any) -> Claimed | None:
+        """What a claim's reply means, as ``claim`` tells it."""
+        match self.store.started(reply):
+            case Busy(retry_in_s):
+                raise Deferred(retry_in_s)
+            case AlreadyEnded(status):
+                log.info("job %s skipped: already %s", job.id, status.value)
+                return None
+            case Claimed() as claimed:
+                with self._lock:
+                    self._running.add(job.id)
+                return claimed
+        raise AssertionError("unreachable")
+
+    def release(self, job_id: str) -> None:
+        """This process no longer runs the job: its claim is no longer renewed."""
+        with self._lock:
+            self._running.discard(job_id)
+
+    def release_all(self, job_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._running.difference_update(job_ids)
+
+    @property
+    def running(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._running)
+
+    def renew(self) -> int:
+        """Extends the claims on every job this process runs."""
+        return self.store.renew_leases(self.running, lease_s=self.lease_s)
+
+    def end(
+        self, job: ChatJob, result: ChatResult, *, sharing: Sharing | None = None
+    ) -> ChatResult:
+        """Records the job's end (unless it had ended already) and tells the listeners."""
+        self.release(job.id)
+        result.timings.finished_at = self.clock()
+        dead_letter = job if result.status is JobStatus.failed else None
+        ended = retry_while_redis_down(  # the answer is in hand: record it once Redis is back
+            lambda: self.store.finish(
+                result,
+                dead_letter=dead_letter,
+                share_key=sharing.key if sharing else None,
+                cache_ttl_s=sharing.cache_ttl_s if sharing else 0,
+            ),
+            patience_s=REDIS_PATIENCE_S,
+        )
+        if ended:
+            cached_as = sharing.key if sharing and sharing.cache_ttl_s else None
+            end = JobEnd(job, result, cached_as)
+            for listener in self.listeners:
+                try:
+                    listener.job_ended(end)
+                except Exception:  # one listener's failure must not undo the end
+                    log.exception("job %s: end listener %r failed", job.id, listener)
+        return result

@@ -1,0 +1,299 @@
+"""Calling a model for a job: a slot booked under the deployment's cluster-wide limits, the
+call made (plain, or streamed through a ``StreamRelay``), and each failure handled as
+``workers.retry.decide`` says: call again, try another deployment, or give up.
+
+A job asking for ``n`` choices goes as one call where the deployment takes ``n`` (its
+``max_n``), else as ``n`` calls whose answers become choices 0..n-1.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import metrics
+from shared.completion import Completion, Usage
+from shared.deployments import Deployment, DeploymentRegistry
+from shared.errors import ChatqError, ProviderAuthRejected, ProviderRejected, RateLimited
+from shared.jobs import ChatJob
+from shared.settings import RetryPolicy
+from shared.tokens import count_prompt_tokens
+from workers.health import DeploymentHealth, NoUsableKey
+from workers.limiter import ClusterLimiter, Deferred, Lease, estimate_tokens
+from workers.provider import Endpoint, ProviderClient, ProviderReply, StreamChunk, StreamState
+from workers.retry import FallBack, GiveUp, backoff_delay, decide
+from workers.streaming import StreamRelay
+
+log = logging.getLogger("chatq.worker")
+
+DEFAULT_COMPLETION_ESTIMATE = 256  # tokens charged up front when a job sets no limit
+
+
+@dataclass(frozen=True)
+class Route:
+    """The deployments that serve a job's model, and the one to call first."""
+
+    deployments: list[Deployment]
+    first: Deployment
+
+
+@dataclass
+class _Tries:
+    """What the retry loop knows across the tries of one call."""
+
+    deployment: Deployment
+    lease: Lease
+    retries: int = 0
+    avoid: set[str] = field(default_factory=set)
+
+
+class ProviderCalls:
+    def __init__(
+        self,
+        provider: ProviderClient,
+        registry: DeploymentRegistry,
+        limiter: ClusterLimiter,
+        health: DeploymentHealth,
+        policy: RetryPolicy,
+        *,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        max_inline_wait_s: float = 30.0,
+    ):
+        self.provider = provider
+        self.registry = registry
+        self.limiter = limiter
+        self.health = health
+        self.policy = policy
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self.clock = clock
+        self.max_inline_wait_s = max_inline_wait_s
+
+    # -- booking ---------------------------------------------------------------------------
+
+    def route(self, job: ChatJob) -> Route:
+        deployments = self.registry.for_alias(job.request.model)
+        return Route(deployments, self.health.choose(deployments, avoid=set()))
+
+    def book(self, job: ChatJob, deployment: Deployment, *, choices: int | None = None) -> Lease:
+        """A slot for the job's call; raises ``Deferred`` if it is too far off to wait for."""
+        return self._book(job, deployment, self.max_inline_wait_s, choices)
+
+    def wait_for_slot(
+        self, job: ChatJob, deployment: Deployment, *, choices: int | None = None
+    ) -> Lease:
+        """A slot for the job's call, waiting in this thread for as long as it takes."""
+        while True:
+            try:
+                return self._book(job, deployment, float("inf"), choices)
+            except Deferred as deferred:
+                self.sleep(deferred.delay_s)
+
+    def release(self, lease: Lease) -> None:
+        """Gives back a slot that was not used."""
+        self.limiter.settle(lease, 0)
+
+    def _book(
+        self, job: ChatJob, deployment: Deployment, max_wait_s: float, choices: int | None
+    ) -> Lease:
+        request = job.request
+        tokens = 0
+        if deployment.tpm:
+            prompt = count_prompt_tokens(m.prompt_text() for m in request.messages)
+            per_call = choices or _choices_per_call(request.choice_count, deployment)
+            limit = request.completion_limit
+            completion = (limit or DEFAULT_COMPLETION_ESTIMATE) * per_call
+            tokens = estimate_tokens(prompt, completion, DEFAULT_COMPLETION_ESTIMATE)
+        return self.limiter.book(
+            deployment, tokens, max_wait_s=max_wait_s, exact_estimate=limit_known(job)
+        )
+
+    # -- calling ---------------------------------------------------------------------------
+
+    def answer(
+        self,
+        job: ChatJob,
+        route: Route,
+        lease: Lease,
+        relay: StreamRelay | None = None,
+        *,
+        choices: int | None = None,
+    ) -> Completion:
+        """The provider's answer to the job (``choices`` overrides its ``n``: a gathered call
+        asks one choice per job); raises the ``ChatqError`` the job fails with."""
+        wanted = choices or job.request.choice_count
+        if choices is not None or wanted == 1 or route.first.max_n >= wanted:
+            return self._call(job, route, lease, relay, choices=choices, expected=wanted)
+        return self._one_by_one(job, route, lease, relay, wanted)
+
+    def _one_by_one(
+        self, job: ChatJob, route: Route, lease: Lease, relay: StreamRelay | None, n: int
+    ) -> Completion:
+        """``n`` choices from a deployment that gives one per call: ``n`` calls."""
+        answers: list[Completion] = []
+        for index in range(n):
+            if index:
+                lease = self.wait_for_slot(job, route.first, choices=1)
+            answers.append(self._call(job, route, lease, relay, choices=1, expected=1, index=index))
+        return merged(answers, streamed=relay is not None)
+
+    def _call(
+        self,
+        job: ChatJob,
+        route: Route,
+        lease: Lease,
+        relay: StreamRelay | None,
+        *,
+        choices: int | None,
+        expected: int,
+        index: int | None = None,
+    ) -> Completion:
+        tries = _Tries(route.first, lease)
+        while True:
+            metrics.LIMITER_WAIT.labels(tries.deployment.name).observe(tries.lease.wait_s)
+            if tries.lease.wait_s > 0:
+                self.sleep(tries.lease.wait_s)
+            reply: ProviderReply | None = None
+            try:
+                reply = self._call_once(job, tries.deployment, relay, choices, expected, index)
+                if reply.exhausted_for:  # spent, says the provider: slow everyone down now
+                    self.limiter.pause(tries.deployment, reply.exhausted_for)
+                return reply.completion
+            except ChatqError as exc:
+                error = exc
+            finally:
+                usage = reply.completion.usage if reply is not None else None
+                self.limiter.settle(tries.lease, usage.total_tokens if usage else None)
+            self._next_try(job, route, tries, error, choices)
+
+    def _next_try(
+        self, job: ChatJob, route: Route, tries: _Tries, error: ChatqError, choices: int | None
+    ) -> None:
+        """Acts on a failed call (and books the next), or raises ``error`` to give up."""
+        deployment = tries.deployment
+        cooled_down = False
+        if isinstance(error, NoUsableKey):
+            self.health.record_failure(deployment)
+            tries.avoid.add(deployment.name)
+        elif isinstance(error, RateLimited):
+            metrics.PROVIDER_RATE_LIMITED.labels(deployment.name).inc()
+            self.health.record_rate_limited(deployment)
+            pause = error.retry_after or backoff_delay(1, None, self.rng)
+            self.limiter.pause(deployment, pause)
+        elif not isinstance(error, (ProviderRejected, ProviderAuthRejected)):
+            cooled_down = self.health.record_failure(deployment)
+        decision = decide(
+            error,
+            retries=tries.retries,
+            max_retries=self.policy.max_retries,
+            rng=self.rng,
+            several_deployments=len(route.deployments) > 1,
+            untried_deployments=any(d.name not in tries.avoid for d in route.deployments),
+            cooled_down=cooled_down,
+            initial_delay=self.policy.initial_delay,
+            max_delay=self.policy.max_delay,
+        )
+        if isinstance(decision, GiveUp):
+            raise error
+        if decision.counted:
+            tries.retries += 1
+            metrics.JOB_RETRIES.labels(job.request.model, job.request.priority.value).inc()
+            log.info("retry %d in %.2f s: %s", tries.retries, decision.delay_s, error.message)
+        if isinstance(decision, FallBack):
+            tries.avoid.add(deployment.name)
+        if decision.delay_s:
+            self.sleep(decision.delay_s)
+        tries.deployment = self.health.choose(route.deployments, avoid=set(tries.avoid))
+        tries.lease = self.wait_for_slot(job, tries.deployment, choices=choices)
+        if job.deadline is not None and self.clock() > job.deadline:
+            raise ChatqError(
+                "The job's deadline passed while it waited to be retried.",
+                code="deadline_exceeded",
+            )
+
+    def _call_once(
+        self,
+        job: ChatJob,
+        deployment: Deployment,
+        relay: StreamRelay | None,
+        choices: int | None,
+        expected: int,
+        index: int | None,
+    ) -> ProviderReply:
+        endpoint = Endpoint(deployment.url, self.health.api_key(deployment), deployment.transport)
+        body = job.request.provider_body(
+            stream=relay is not None, model=deployment.provider_model, choices=choices
+        )
+        started = time.perf_counter()
+        try:
+            if relay is None:
+                return self.provider.complete(endpoint, body, job_id=job.id)
+            relay.new_attempt()
+            state = StreamState()
+            for chunk in self.provider.stream(endpoint, body, job_id=job.id, state=state):
+                relay.feed(chunk if index is None else reindexed(chunk, index))
+            return ProviderReply(relay.finish(expected), state.exhausted_for)
+        except ProviderAuthRejected:
+            if endpoint.api_key is None:
+                raise ProviderRejected(
+                    "Provider requires an API key; none is configured."
+                ) from None
+            self.health.retire_key(deployment, endpoint.api_key)
+            raise
+        finally:
+            metrics.PROVIDER_LATENCY.labels(job.request.model, deployment.name).observe(
+                time.perf_counter() - started
+            )
+
+
+def limit_known(job: ChatJob) -> bool:
+    """Whether the job states its completion limit (providers charge it in full)."""
+    return job.request.completion_limit is not None
+
+
+def _choices_per_call(wanted: int, deployment: Deployment) -> int:
+    return wanted if deployment.max_n >= wanted else 1
+
+
+def reindexed(chunk: StreamChunk, index: int) -> StreamChunk:
+    """A one-choice call's chunk, as choice ``index`` of the job's answer."""
+    choices = [{**c, "index": index} for c in chunk.data.get("choices") or ()]
+    return StreamChunk({**chunk.data, "choices": choices})
+
+
+def merged(answers: list[Completion], *, streamed: bool) -> Completion:
+    """One completion from one-choice calls: their choices in order, their usage summed. (A
+    stream's last answer already holds every choice, gathered by its relay.)"""
+    last = answers[-1]
+    if streamed:
+        choices = last.choices
+    else:
+        choices = [
+            c.model_copy(update={"index": i})
+            for i, answer in enumerate(answers)
+            for c in answer.choices[:1]
+        ]
+    usage = None
+    for answer in answers:
+        if answer.usage is not None:
+            usage = answer.usage if usage is None else added(usage, answer.usage)
+    return last.model_copy(update={"choices": choices, "usage": usage})
+
+
+def added(a: Usage, b: Usage) -> Usage:
+    """The sum of two usages, detail objects included."""
+    return Usage.model_validate(_sum(a.wire(), b.wire()))
+
+
+def _sum(a: Any, b: Any) -> Any:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return {k: _sum(a.get(k), b.get(k)) for k in {**a, **b}}
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    return a if b is None else b

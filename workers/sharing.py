@@ -1,0 +1,176 @@
+"""Identical requests, one provider call: the job that finds no call in flight leads (makes
+its own call, whose answer is then cached); the others follow it, copying its stream and its
+answer, or take a cached answer at once. ``workers.coalesce`` keeps the shared state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from shared.completion import chunks_of
+from shared.deployments import DeploymentRegistry
+from shared.errors import ChatqError, JobTimeout
+from shared.jobs import ChatJob, ChatResult, JobStatus, Timings
+from shared.protocol import DeltaEvent, EndEvent
+from shared.scripts import chain
+from shared.store import Claimed, JobStore
+from workers.coalesce import Coalescer, Decision, request_key
+from workers.lifecycle import JobLifecycle, Sharing
+from workers.limiter import Deferred
+from workers.streaming import ChunkPublisher
+
+log = logging.getLogger("chatq.worker")
+
+# Makes the job's own provider call and ends it: the runner's direct path. Given the claim if
+# the job holds one already, and the key of the call it leads, if it leads one.
+OwnCall = Callable[[ChatJob, Claimed | None, str | None], ChatResult | None]
+
+
+class SharedAnswers:
+    def __init__(
+        self,
+        coalescer: Coalescer,
+        lifecycle: JobLifecycle,
+        registry: DeploymentRegistry,
+        *,
+        clock: Callable[[], float],
+        follow_timeout_s: float,
+    ):
+        self.coalescer = coalescer
+        self.lifecycle = lifecycle
+        self.store: JobStore = lifecycle.store
+        self.registry = registry
+        self.clock = clock
+        self.follow_timeout_s = follow_timeout_s
+        self._scripts: dict[str, Any] = {}  # chained scripts (``shared.scripts.chain``)
+
+    def key_for(self, job: ChatJob) -> str | None:
+        """The key the job shares its answer under, or None if it must not share."""
+        return request_key(job.request)
+
+    def run(self, job: ChatJob, key: str, own_call: OwnCall) -> ChatResult | None:
+        """The job's result, by leading, following or the cache; None if it had ended."""
+        decision, reply = self._join(key, job)
+        claimed: Claimed | None = None
+        if reply is not None:
+            try:
+                claimed = self.lifecycle.claimed(job, reply)
+            except Deferred:
+                if decision.kind == "lead":
+                    self.coalescer.done(key, job.id, None)
+                raise
+            if claimed is None:
+                if decision.kind == "lead":
+                    self.coalescer.done(key, job.id, None)
+                return None
+        if decision.kind == "lead":  # ending the job frees the key and caches the answer
+            return self._lead(job, key, claimed, own_call)
+        if claimed is None:
+            claimed = self.lifecycle.claim(job)
+        if claimed is None:
+            return None
+        try:
+            timings = Timings(created_at=job.created_at, started_at=self.clock())
+            if decision.kind == "cached" and decision.cached is not None:
+                cached = decision.cached.model_copy(update={"cached": True})
+                result = self._share(job, cached, timings, claimed, published=False)
+            else:
+                result = self._follow(job, decision.leader or "", timings, claimed)
+            if result is None:  # the leader did not get an answer: try on our own
+                return own_call(job, claimed, None)
+            self.coalescer.record_saving(result.usage.total_tokens if result.usage else 0)
+            return self.lifecycle.end(job, result)
+        finally:
+            self.lifecycle.release(job.id)
+
+    def ending(self, job: ChatJob, key: str, result: ChatResult) -> Sharing:
+        """How a leader's end leaves the shared state: key freed, answer cached if done."""
+        if not job.request.cache:
+            return Sharing(key)
+        if result.status is JobStatus.done:
+            self.coalescer.remember(key, result)
+        return Sharing(key, self.coalescer.cache_ttl_s)
+
+    def _lead(
+        self, job: ChatJob, key: str, claimed: Claimed | None, own_call: OwnCall
+    ) -> ChatResult | None:
+        try:
+            result = own_call(job, claimed, key)
+        except BaseException:
+            self.lifecycle.release(job.id)  # first: freeing the key may fail too
+            self.coalescer.done(key, job.id, None)
+            raise
+        if result is None:
+            self.coalescer.done(key, job.id, None)
+        return result
+
+    def _join(self, key: str, job: ChatJob) -> tuple[Decision, Any]:
+        """The job's coalescing decision, and (unless None) the reply of its claim.
+
+        Where no rate limit can make the job wait, there is no reason to join before
+        claiming, and both go to Redis in one script call.
+        """
+        use_cache = job.request.cache
+        if not self._never_waits(job) or (use_cache and self.coalescer.has_local(key)):
+            return self.coalescer.join(key, job.id, use_cache=use_cache), None
+        join = self.coalescer.join_call(key, job.id, use_cache=use_cache)
+        source, script_keys, args = chain([join, self.lifecycle.claim_call(job)])
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts.setdefault(source, self.store.redis.register_script(source))
+        joined, reply = script(keys=script_keys, args=args)
+        return self.coalescer.decision(key, joined), reply
+
+    def _never_waits(self, job: ChatJob) -> bool:
+        """Whether every deployment of the job's model is free of rate limits."""
+        try:
+            deployments = self.registry.for_alias(job.request.model)
+        except ChatqError:
+            return False
+        return all(
+            d.rpm is None and d.tpm is None and d.max_concurrency is None for d in deployments
+        )
+
+    def _follow(
+        self, job: ChatJob, leader: str, timings: Timings, claimed: Claimed
+    ) -> ChatResult | None:
+        """Copies the leader's chunks, as they come, and its answer into this job; None if
+        the leader failed or gave nothing in time (the job then makes its own call)."""
+        publisher = ChunkPublisher(self.store, self.clock, job.id, timings)
+        try:
+            for event in self.store.events(leader, timeout=self.follow_timeout_s):
+                if isinstance(event, DeltaEvent):
+                    if job.request.stream:
+                        publisher.publish(event.chunk)
+                elif isinstance(event, EndEvent):
+                    if event.result.status is not JobStatus.done:
+                        return None
+                    shared = event.result.model_copy(update={"coalesced_with": leader})
+                    return self._share(job, shared, timings, claimed, published=publisher.published)
+        except JobTimeout:
+            log.warning("job %s: leader %s gave no answer in time", job.id, leader)
+        return None
+
+    def _share(
+        self,
+        job: ChatJob,
+        answer: ChatResult,
+        timings: Timings,
+        claimed: Claimed,
+        *,
+        published: bool,
+    ) -> ChatResult:
+        """This job's result from an answer another job paid for."""
+        if job.request.stream and not published and answer.completion is not None:
+            ChunkPublisher(self.store, self.clock, job.id, timings).publish_all(
+                chunks_of(answer.completion)
+            )
+        return answer.model_copy(
+            update={
+                "job_id": job.id,
+                "model": job.request.model,
+                "timings": timings,
+                "attempts": claimed.attempt,
+            }
+        )

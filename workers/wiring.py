@@ -1,0 +1,80 @@
+"""A worker process's parts, put together once from the settings."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+
+from shared.deployments import DeploymentRegistry
+from shared.jobs import ChatJob, ChatResult
+from shared.sessions import SessionStore, UserStore
+from shared.settings import Settings
+from shared.store import JobStore
+from workers.coalesce import Coalescer
+from workers.end_listeners import EndMetrics, SessionTurns, TenantTokens, Webhooks
+from workers.gathered_calls import GatheredCalls
+from workers.health import DeploymentHealth
+from workers.hooks import load_hooks
+from workers.lifecycle import JobLifecycle
+from workers.limiter import ClusterLimiter
+from workers.provider import ProviderClient
+from workers.provider_call import ProviderCalls
+from workers.runner import ChatRunner
+from workers.sharing import SharedAnswers
+
+
+def build_runner(
+    settings: Settings,
+    *,
+    send_webhook: Callable[[ChatJob, ChatResult], None],
+    on_reload_error: Callable[[Exception], None] | None = None,
+) -> ChatRunner:
+    store = JobStore.from_settings(settings)
+    registry = DeploymentRegistry(settings, on_error=on_reload_error)
+    lifecycle = JobLifecycle(
+        store,
+        worker_name=f"{socket.gethostname()}:{os.getpid()}",  # Celery's node name, once known
+        lease_s=settings.job_lease_s,
+        clock=time.time,
+        listeners=[
+            SessionTurns(SessionStore(store.redis, settings), UserStore(store.redis)),
+            TenantTokens(store, time.time),
+            EndMetrics(),
+            Webhooks(send_webhook),
+        ],
+    )
+    provider = ProviderClient(
+        timeouts=settings.provider_timeout, pool_size=max(10, settings.worker_concurrency)
+    )
+    calls = ProviderCalls(
+        provider,
+        registry,
+        ClusterLimiter(store.redis),
+        DeploymentHealth(store.redis),
+        settings.retry,
+        rng=random.Random(),
+        max_inline_wait_s=settings.max_inline_wait_s,
+    )
+    hooks = load_hooks(settings.hooks)
+    runner = ChatRunner(lifecycle, calls, hooks=hooks)
+    coalescer = Coalescer(
+        store.redis, cache_ttl_s=settings.cache_ttl_s, lease_s=settings.job_lease_s
+    )
+    runner.sharing = SharedAnswers(
+        coalescer, lifecycle, registry, clock=time.time, follow_timeout_s=settings.wait_timeout_s
+    )
+    if settings.gather_window_ms > 0:
+        runner.gathered = GatheredCalls(
+            calls,
+            lifecycle,
+            hooks,
+            runner.own_call,
+            clock=time.time,
+            window_s=settings.gather_window_ms / 1000,
+            max_size=settings.gather_max_size,
+            coalescer=coalescer,
+        )
+    return runner
