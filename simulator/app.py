@@ -24,11 +24,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from simulator.checks import check_request, parse_body
 from simulator.config import SimConfig
 from simulator.limits import Refusal
 from simulator.replies import Reply, max_tokens_of, prompt_tokens, replies_for, reply_for
 from simulator.state import Simulator
-from simulator.wire import check_request, chunk_events, completion, error, parse_body
+from simulator.wire import chunk_events, completion, error
 
 JOB_ID_HEADER = "x-chatq-job-id"
 Sleep = Callable[[float], Awaitable[None]]
