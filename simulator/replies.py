@@ -42,12 +42,25 @@ class Reply:
     def completion_tokens(self) -> int:
         return len(self.pieces)
 
-    def usage(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.prompt_tokens + self.completion_tokens,
-        }
+    def usage(self) -> dict[str, Any]:
+        return usage(self.prompt_tokens, self.completion_tokens)
+
+
+def usage(prompt: int, completion: int, reasoning: int = 0) -> dict[str, Any]:
+    """OpenAI's ``usage`` object, with the token details it sends today (reasoning tokens are
+    part of ``completion``)."""
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
 
 
 def message_text(message: Mapping[str, Any]) -> str:

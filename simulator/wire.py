@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from shared.errors import openai_error_body
-from simulator.replies import Reply
+from simulator.replies import Reply, usage
 
 DONE_EVENT = b"data: [DONE]\n\n"
+SERVICE_TIER = "default"
+
+
+@lru_cache(maxsize=256)
+def fingerprint(model: str) -> str:
+    """The ``system_fingerprint`` of a model: ``fp_`` and ten hex digits of a hash of its name."""
+    return "fp_" + hashlib.blake2b(model.encode(), digest_size=5).hexdigest()
 
 
 def completion(
@@ -32,12 +41,9 @@ def completion(
             }
             for i, reply in enumerate(replies)
         ],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt + completion_tokens,
-        },
-        "system_fingerprint": None,
+        "usage": usage(prompt, completion_tokens),
+        "service_tier": SERVICE_TIER,
+        "system_fingerprint": fingerprint(model),
     }
 
 
@@ -48,7 +54,8 @@ def chunk_events(
     reason, the usage (if asked for), then ``[DONE]``."""
     head = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
     head["model"] = model
-    head["system_fingerprint"] = None
+    head["service_tier"] = SERVICE_TIER
+    head["system_fingerprint"] = fingerprint(model)
 
     def event(choices: list[dict[str, Any]], usage: Mapping[str, int] | None = None) -> bytes:
         chunk: dict[str, Any] = {**head, "choices": choices}

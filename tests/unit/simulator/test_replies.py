@@ -112,8 +112,21 @@ def test_usage_counts_the_prompt_with_shared_tokens():
         ],
     }
     reply = reply_for(request, echo=False, max_reply_tokens=64)
-    assert reply.usage() == {
-        "prompt_tokens": count_prompt_tokens(["Be brief.", "What is a queue?"]),
-        "completion_tokens": len(reply.pieces),
-        "total_tokens": count_prompt_tokens(["Be brief.", "What is a queue?"]) + len(reply.pieces),
+    usage = reply.usage()
+    prompt = count_prompt_tokens(["Be brief.", "What is a queue?"])
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (
+        prompt,
+        len(reply.pieces),
+        prompt + len(reply.pieces),
+    )
+
+
+def test_usage_carries_openai_token_details():
+    usage = reply_for(body(), echo=False, max_reply_tokens=64).usage()
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 0, "audio_tokens": 0}
+    assert usage["completion_tokens_details"] == {
+        "reasoning_tokens": 0,
+        "audio_tokens": 0,
+        "accepted_prediction_tokens": 0,
+        "rejected_prediction_tokens": 0,
     }
