@@ -39,7 +39,19 @@ def build_parser(prog: str = "python -m simulator") -> argparse.ArgumentParser:
     add("--models", default=None, help="comma-separated model names (default: any name)")
     add("--log-size", type=int, default=defaults.log_size, help="request bodies kept")
     add("--api-keys", default=None, help="comma-separated keys accepted; default: any")
-    add("--max-reply-tokens", type=int, default=defaults.max_reply_tokens)
+    add(
+        "--max-reply-tokens",
+        type=int,
+        default=defaults.max_reply_tokens,
+        help="longest generated sentence, in tokens",
+    )
+    add(
+        "--context-window",
+        type=int,
+        default=defaults.context_window,
+        help="tokens a request's prompt plus max_tokens may hold (else a 400 "
+        "context_length_exceeded)",
+    )
     return parser
 
 
@@ -65,6 +77,7 @@ def config_from_args(
             log_size=args.log_size,
             max_reply_tokens=args.max_reply_tokens,
             api_keys=_names(args.api_keys),
+            context_window=args.context_window,
         )
     except ValueError as exc:
         parser.error(str(exc))
