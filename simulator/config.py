@@ -22,7 +22,7 @@ class SimConfig:
     faults: tuple[str, ...] = ("500", "503")  # kinds drawn uniformly when a fault fires
     hang_s: float = 60.0  # how long a "timeout" fault hangs before answering 504
     seed: int = 0  # seeds the fault draws
-    echo: bool = False  # reply with the last user message instead of generated words
+    echo: bool = False  # text answers repeat the last user message instead of generated words
     models: tuple[str, ...] | None = None  # None accepts any model name
     log_size: int = 1000  # request bodies kept for GET /sim/requests
     max_reply_tokens: int = 64  # longest natural reply

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 from shared.tokens import count_prompt_tokens
@@ -154,13 +155,7 @@ def reply_for(
     request with ``n`` > 1, each one a different sentence."""
     messages = body["messages"]
     prompt = prompt_tokens(messages) if prompt is None else prompt
-    cache: list[bytes] = []
-
-    def digest() -> bytes:
-        if not cache:
-            cache.append(request_digest(body, choice))
-        return cache[0]
-
+    digest = cache(partial(request_digest, body, choice))  # hashed once, and only if needed
     user = last_user_text(messages)
     reasoning: list[str] = []
     if REASONING_MARK in body["model"]:
