@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from shared.tokens import count_prompt_tokens
@@ -494,3 +496,42 @@ def test_websocket_carries_tool_calls_and_n_choices():
         assert (
             "".join(c["function"]["arguments"] for c in calls) == expected["function"]["arguments"]
         )
+
+
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 25), st.text(max_size=6)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                ["type", "function", "name", "parameters", "properties", "required", "items",
+                 "enum", "json_schema", "schema", "id", "arguments", "$ref", "anyOf"]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=10,
+)  # fmt: skip
+_MESSAGES = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "tool"])},
+        optional={"content": _VALUES, "tool_calls": _VALUES, "tool_call_id": _VALUES},
+    ),
+    min_size=1,
+    max_size=3,
+)
+_FUZZED = client()  # one app for every example: the log and stats only grow
+_OPTIONS = ["tools", "tool_choice", "parallel_tool_calls", "response_format", "logprobs",
+            "top_logprobs", "stop", "seed", "n", "stream"]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.fixed_dictionaries(
+        {"model": st.sampled_from(["sim-mini", "sim-reasoner"]), "messages": _MESSAGES},
+        optional=dict.fromkeys(_OPTIONS, _VALUES),
+    )
+)
+def test_any_body_gets_an_answer_or_a_400_never_a_crash(body):
+    assert post(_FUZZED, **body).status_code in (200, 400)
