@@ -184,8 +184,8 @@ def _content(
     max_reply_tokens: int,
 ) -> list[str]:
     """The pieces of a text answer, in the ``response_format`` asked for."""
-    fmt = body.get("response_format")
-    kind = fmt.get("type") if fmt else "text"
+    fmt: Mapping[str, Any] = body.get("response_format") or {}
+    kind = fmt.get("type", "text")
     if kind == "json_schema":
         schema = fmt["json_schema"].get("schema")
         value = value_for(schema, user, derive(digest(), "json_schema"))
