@@ -17,6 +17,7 @@ from typing import Any
 from shared.errors import openai_error_body
 from simulator.logprobs import entries, entry
 from simulator.replies import Reply, usage
+from simulator.tools import ToolCall
 
 DONE_EVENT = b"data: [DONE]\n\n"
 SERVICE_TIER = "default"
@@ -158,21 +159,7 @@ def deltas(reply: Reply, choice: int, top_logprobs: int | None) -> list[Delta]:
     """A choice's deltas after its role, one per chunk: reasoning, then the answer."""
     out: list[Delta] = [({"content": None, "reasoning_content": p}, None) for p in reply.reasoning]
     for i, call in enumerate(reply.tool_calls):
-        function = {"name": call.name, "arguments": ""}
-        out.append(
-            (
-                {
-                    "tool_calls": [
-                        {"index": i, "id": call.id, "type": "function", "function": function}
-                    ]
-                },
-                None,
-            )
-        )
-        out.extend(
-            ({"tool_calls": [{"index": i, "function": {"arguments": f}}]}, None)
-            for f in call.fragments
-        )
+        out.extend((delta, None) for delta in _call_deltas(i, call))
     key = "refusal" if reply.refused else "content"
     if top_logprobs is None:
         out.extend(({key: p}, None) for p in reply.pieces)
@@ -186,6 +173,14 @@ def deltas(reply: Reply, choice: int, top_logprobs: int | None) -> list[Delta]:
         )
         out.append(({key: piece}, logprobs))
     return out
+
+
+def _call_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
+    """A call's head (id, name, empty arguments), then one delta per argument fragment."""
+    function = {"name": call.name, "arguments": ""}
+    head = {"index": index, "id": call.id, "type": "function", "function": function}
+    fragments = [{"index": index, "function": {"arguments": f}} for f in call.fragments]
+    return [{"tool_calls": [part]} for part in [head, *fragments]]
 
 
 def error(message: str, error_type: str, code: str | None = None) -> dict[str, Any]:
