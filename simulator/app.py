@@ -1,7 +1,9 @@
-"""The simulator's HTTP app: OpenAI chat completions (plain and SSE), plus /sim/* introspection.
+"""The simulator's HTTP app: OpenAI chat completions (plain, SSE and WebSocket), plus /sim/*.
 
 Plain Starlette routes and stdlib json, so that a zero-latency simulator costs its callers
-almost nothing. A chat request is logged, then checked, rate limited, maybe failed, answered.
+almost nothing. A chat request is logged, then checked (its shape, then its context length),
+rate limited, maybe failed, answered. What an answer says is ``simulator.replies``' business,
+how it looks on the wire ``simulator.wire``'s.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from simulator.checks import check_context, check_request, parse_body
 from simulator.config import SimConfig
 from simulator.limits import Refusal
-from simulator.replies import Reply, max_tokens_of, prompt_tokens, replies_for, reply_for
+from simulator.replies import Reply, max_tokens_of, prompt_tokens, replies_for
 from simulator.state import Simulator
-from simulator.wire import check_request, chunk_events, completion, error, parse_body
+from simulator.wire import Stream, completion, error, stream
 
 JOB_ID_HEADER = "x-chatq-job-id"
 Sleep = Callable[[float], Awaitable[None]]
@@ -54,9 +57,9 @@ def create_app(
     ``wall_clock`` the ``created`` field of completions, ``sleep`` every simulated delay."""
     sim = Simulator(config, clock)
 
-    async def screen(body: Any, headers: Mapping[str, str], now: float) -> Refused | str | None:
+    async def screen(body: Any, headers: Mapping[str, str], now: float) -> Refused | Admitted:
         """Logs a request and runs it past the key, request, limit and fault checks, as both
-        transports do: a refusal, or the fault (maybe None) the answer is to meet."""
+        transports do: a refusal, or the admitted request's prompt size and fault (if any)."""
         key = bearer_key(headers)
         entry = sim.record(body, headers.get(JOB_ID_HEADER), now, key_id(key))
         if not key_accepted(key, config):
@@ -68,6 +71,10 @@ def create_app(
             return Refused(problem.status, problem.body())
         prompt = prompt_tokens(body["messages"])
         entry["prompt_tokens"] = prompt
+        problem = check_context(prompt, body, config.context_window)
+        if problem is not None:
+            sim.invalid(entry)
+            return Refused(problem.status, problem.body())
         completion_limit = (max_tokens_of(body) or config.max_reply_tokens) * (body.get("n") or 1)
         refusal = sim.limiter.admit(prompt + completion_limit, now)
         if refusal is not None:
@@ -81,7 +88,24 @@ def create_app(
             if fault != "cut":
                 status, message = _FAULT_ANSWERS[fault]
                 return Refused(status, error(message, "server_error"))
-        return fault
+        return Admitted(prompt, fault)
+
+    def answer(body: dict[str, Any], prompt: int) -> list[Reply]:
+        return replies_for(
+            body, echo=config.echo, max_reply_tokens=config.max_reply_tokens, prompt=prompt
+        )
+
+    def events(body: dict[str, Any], replies: list[Reply], created: int) -> Stream:
+        """The one chunk generator behind both streaming transports."""
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return stream(
+            replies,
+            completion_id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=created,
+            model=body["model"],
+            include_usage=include_usage,
+            top_logprobs=top_logprobs_of(body),
+        )
 
     async def chat_completions(request: Request) -> Response:
         body = parse_body(await request.body())
@@ -89,28 +113,37 @@ def create_app(
         screened = await screen(body, request.headers, now)
         if isinstance(screened, Refused):
             return json_response(screened.body, screened.status, screened.headers)
-        fault = screened
-        replies = replies_for(body, echo=config.echo, max_reply_tokens=config.max_reply_tokens)
-        reply = replies[0]
-        ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "model": body["model"]}
+        fault = screened.fault
+        replies = answer(body, screened.prompt_tokens)
         created = int(wall_clock())
         headers = sim.limiter.headers(now)
         if body.get("stream"):
             sim.stats.streamed += 1
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            events = list(chunk_events(reply, include_usage=include_usage, created=created, **ids))
-            paced = _paced(events, reply, config, sleep, cut=fault == "cut", done=sim.completed)
+            paced = _paced(
+                events(body, replies, created),
+                config,
+                sleep,
+                cut=fault == "cut",
+                done=sim.completed,
+            )
             headers["cache-control"] = "no-cache"
             return StreamingResponse(paced, media_type="text/event-stream", headers=headers)
-        content = json.dumps(completion(replies, created=created, **ids)).encode()
+        answered = completion(
+            replies,
+            completion_id=f"chatcmpl-{uuid.uuid4().hex}",
+            created=created,
+            model=body["model"],
+            top_logprobs=top_logprobs_of(body),
+        )
+        content = json.dumps(answered).encode()
         if fault == "cut":
             return CutResponse(content, media_type="application/json", headers=headers)
         delay_s = config.ttft_ms / 1000
         if config.tokens_per_s > 0:  # the choices are generated side by side
-            delay_s += max(r.completion_tokens for r in replies) / config.tokens_per_s
+            delay_s += max(r.steps for r in replies) / config.tokens_per_s
         if delay_s > 0:
             await sleep(delay_s)
-        sim.completed(reply.prompt_tokens, sum(r.completion_tokens for r in replies))
+        sim.completed(screened.prompt_tokens, sum(r.completion_tokens for r in replies))
         return Response(content, media_type="application/json", headers=headers)
 
     async def chat_completions_ws(websocket: WebSocket) -> None:
@@ -129,15 +162,10 @@ def create_app(
             await websocket.send_text(json.dumps(refusal))
             await websocket.close()
             return
-        fault = screened
-        reply = reply_for(body, echo=config.echo, max_reply_tokens=config.max_reply_tokens)
-        ids = {"completion_id": f"chatcmpl-{uuid.uuid4().hex}", "model": body["model"]}
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = list(
-            chunk_events(reply, include_usage=include_usage, created=int(wall_clock()), **ids)
-        )
+        replies = answer(body, screened.prompt_tokens)
         sim.stats.streamed += 1
-        paced = _paced(events, reply, config, sleep, cut=fault == "cut", done=sim.completed)
+        planned = events(body, replies, int(wall_clock()))
+        paced = _paced(planned, config, sleep, cut=screened.fault == "cut", done=sim.completed)
         try:
             async for data in paced:
                 for event in data.split(b"\n\n"):
@@ -222,6 +250,19 @@ def json_response(
     return Response(json.dumps(data).encode(), status, headers, media_type="application/json")
 
 
+def top_logprobs_of(body: Mapping[str, Any]) -> int | None:
+    """None without ``logprobs``; else how many alternatives each token lists."""
+    return (body.get("top_logprobs") or 0) if body.get("logprobs") else None
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request past every check: its prompt size, and the fault its answer is to meet."""
+
+    prompt_tokens: int
+    fault: str | None
+
+
 @dataclass(frozen=True)
 class Refused:
     """An error answer: status, OpenAI error body, headers, and the wait a 429 asks for."""
@@ -246,8 +287,7 @@ def rate_limited(refusal: Refusal, headers: dict[str, str]) -> Refused:
 
 
 async def _paced(
-    events: list[bytes],
-    reply: Reply,
+    planned: Stream,
     config: SimConfig,
     sleep: Sleep,
     *,
@@ -255,22 +295,23 @@ async def _paced(
     done: Callable[[int, int], None],
 ) -> AsyncIterator[bytes]:
     """Sends stream events on the configured schedule: ``ttft_ms`` before the first, then one
-    piece every ``1/tokens_per_s`` s; with no gap between pieces, everything in one write.
-    A cut stream ends, without [DONE], after the role and half the pieces."""
+    round of pieces (one per choice) every ``1/tokens_per_s`` s; with no gap between pieces,
+    everything in one write. A cut stream ends, without [DONE], after the roles and half the
+    pieces."""
     if config.ttft_ms > 0:
         await sleep(config.ttft_ms / 1000)
-    stop = 1 + len(reply.pieces) // 2 if cut else len(events)
+    events = planned.events[: planned.cut_at] if cut else planned.events
     if config.tokens_per_s > 0:
         gap_s = 1 / config.tokens_per_s
-        for i, event in enumerate(events[:stop]):
-            if 2 <= i <= len(reply.pieces):  # between two pieces
+        for i, event in enumerate(events):
+            if i in planned.gaps:
                 await sleep(gap_s)
             yield event
     else:
-        yield b"".join(events[:stop])
+        yield b"".join(events)
     if cut:
         raise StreamCut("injected fault: stream cut mid-way")
-    done(reply.prompt_tokens, reply.completion_tokens)
+    done(planned.prompt_tokens, planned.completion_tokens)
 
 
 class CutResponse(Response):

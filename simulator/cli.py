@@ -8,11 +8,27 @@ from collections.abc import Sequence
 from simulator.config import FAULT_KINDS, SimConfig
 from simulator.server import serve
 
+EPILOG = """\
+answers are deterministic: the same request body always gets the same answer.
+  tools        with 'tools' (and tool_choice not "none"), every function named in the
+               last user message is called (a named tool_choice: that one; "required"
+               with none named: the first); arguments are built from the parameters
+               schema, the first string being the last user message verbatim
+  reasoning    models whose name contains "reason" send reasoning_content first
+  refusal      a last user message containing "sim:refuse" is refused
+  also         n choices (streamed too), logprobs, response_format json_object and
+               json_schema, stop, seed, and OpenAI's 400s for bad tool messages and
+               prompts over --context-window
+"""
+
 
 def build_parser(prog: str = "python -m simulator") -> argparse.ArgumentParser:
     defaults = SimConfig()
     parser = argparse.ArgumentParser(
-        prog=prog, description="An OpenAI-compatible chat completions simulator."
+        prog=prog,
+        description="An OpenAI-compatible chat completions simulator.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
     add("--host", default="127.0.0.1")
@@ -35,11 +51,23 @@ def build_parser(prog: str = "python -m simulator") -> argparse.ArgumentParser:
     )
     add("--hang-s", type=float, default=defaults.hang_s, help="length of a 'timeout' fault")
     add("--seed", type=int, default=defaults.seed, help="seed of the fault draws")
-    add("--echo", action="store_true", help="reply with the last user message")
+    add("--echo", action="store_true", help="text answers repeat the last user message")
     add("--models", default=None, help="comma-separated model names (default: any name)")
     add("--log-size", type=int, default=defaults.log_size, help="request bodies kept")
     add("--api-keys", default=None, help="comma-separated keys accepted; default: any")
-    add("--max-reply-tokens", type=int, default=defaults.max_reply_tokens)
+    add(
+        "--max-reply-tokens",
+        type=int,
+        default=defaults.max_reply_tokens,
+        help="longest generated sentence, in tokens",
+    )
+    add(
+        "--context-window",
+        type=int,
+        default=defaults.context_window,
+        help="tokens a request's prompt plus max_tokens may hold (else a 400 "
+        "context_length_exceeded)",
+    )
     return parser
 
 
@@ -65,6 +93,7 @@ def config_from_args(
             log_size=args.log_size,
             max_reply_tokens=args.max_reply_tokens,
             api_keys=_names(args.api_keys),
+            context_window=args.context_window,
         )
     except ValueError as exc:
         parser.error(str(exc))

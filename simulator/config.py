@@ -1,4 +1,5 @@
-"""The simulator's knobs: latency, rate limits, injected faults, replies and the request log."""
+"""The simulator's knobs: latency, rate limits, injected faults, replies, context window and
+the request log."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ class SimConfig:
     faults: tuple[str, ...] = ("500", "503")  # kinds drawn uniformly when a fault fires
     hang_s: float = 60.0  # how long a "timeout" fault hangs before answering 504
     seed: int = 0  # seeds the fault draws
-    echo: bool = False  # reply with the last user message instead of generated words
+    echo: bool = False  # text answers repeat the last user message instead of generated words
     models: tuple[str, ...] | None = None  # None accepts any model name
     log_size: int = 1000  # request bodies kept for GET /sim/requests
     max_reply_tokens: int = 64  # longest natural reply
     api_keys: tuple[str, ...] | None = None  # None accepts any key (or none); else 401
+    context_window: int = 128_000  # prompt + max_tokens above this: context_length_exceeded
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.faults) - set(FAULT_KINDS))
@@ -42,8 +44,9 @@ class SimConfig:
         for name in ("ttft_ms", "tokens_per_s", "quantum_s", "hang_s", "log_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
-        if self.max_reply_tokens < 1:
-            raise ValueError("max_reply_tokens must be at least 1")
+        for name in ("max_reply_tokens", "context_window"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
         if self.models is not None and not self.models:
             raise ValueError("models must name at least one model (or be None for any)")
 

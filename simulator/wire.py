@@ -1,107 +1,51 @@
-"""OpenAI's chat completions wire format: request checks, response bodies and stream events."""
+"""OpenAI's chat completions wire format: response bodies and stream events.
+
+A stream sends each choice's role, then the choices' pieces round-robin (one choice per
+chunk, with its ``index``), then each choice's finish reason, the usage if asked for, and
+``[DONE]``. Both transports (SSE and WebSocket) send these same events.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from shared.errors import openai_error_body
-from simulator.replies import Reply
+from simulator.logprobs import entries, entry
+from simulator.replies import Reply, usage
+from simulator.tools import ToolCall
 
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 DONE_EVENT = b"data: [DONE]\n\n"
-MAX_N = 128  # OpenAI's limit on choices per request
+SERVICE_TIER = "default"
+Delta = tuple[dict[str, Any], dict[str, Any] | None]  # a chunk's delta and its logprobs
 
 
-@dataclass(frozen=True)
-class Problem:
-    """What is wrong with a request, as OpenAI would say it."""
-
-    status: int
-    message: str
-    param: str | None = None
-    code: str | None = None
-
-    def body(self) -> dict[str, Any]:
-        return openai_error_body(
-            self.message, "invalid_request_error", param=self.param, code=self.code
-        )
+@lru_cache(maxsize=256)
+def fingerprint(model: str) -> str:
+    """The ``system_fingerprint`` of a model: ``fp_`` and ten hex digits of a hash of its name."""
+    return "fp_" + hashlib.blake2b(model.encode(), digest_size=5).hexdigest()
 
 
-def parse_body(raw: bytes) -> Any:
-    """The JSON document of a request body, or None if it is not strict JSON."""
-    try:
-        return json.loads(raw, parse_constant=_reject_constant)
-    except ValueError:  # also UnicodeDecodeError
-        return None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def check_request(body: Any, models: tuple[str, ...] | None) -> Problem | None:
-    """The first problem OpenAI would report for a chat completion request, or None."""
-    if not isinstance(body, dict):
-        return Problem(400, "We could not parse the JSON body of your request.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        return Problem(400, "you must provide a model parameter", "model")
-    if models is not None and model not in models:
-        message = f"The model `{model}` does not exist or you do not have access to it."
-        return Problem(404, message, None, "model_not_found")
-    messages = body.get("messages")
-    if messages is None:
-        message = "Missing required parameter: 'messages'."
-        return Problem(400, message, "messages", "missing_required_parameter")
-    if not isinstance(messages, list) or not messages:
-        message = "Invalid 'messages': expected a non-empty array of messages."
-        return Problem(400, message, "messages", "empty_array" if messages == [] else None)
-    for i, message in enumerate(messages):
-        problem = _check_message(i, message)
-        if problem is not None:
-            return problem
-    for name in ("max_tokens", "max_completion_tokens"):
-        value = body.get(name)
-        if value is not None and (type(value) is not int or value < 1):
-            message = f"Invalid '{name}': expected an integer of at least 1, got {value!r}."
-            return Problem(400, message, name, "integer_below_min_value")
-    stream = body.get("stream")
-    if stream is not None and type(stream) is not bool:
-        return Problem(400, "Invalid type for 'stream': expected a boolean.", "stream")
-    n = body.get("n")
-    if n is not None and (type(n) is not int or not 1 <= n <= MAX_N):
-        message = f"Invalid 'n': expected an integer from 1 to {MAX_N}, got {n!r}."
-        return Problem(400, message, "n", "invalid_value")
-    if stream and n is not None and n > 1:
-        message = "This simulator streams one choice only: send 'n' > 1 without 'stream'."
-        return Problem(400, message, "n", "unsupported_value")
-    options = body.get("stream_options")
-    if options is not None and (not stream or not isinstance(options, dict)):
-        message = "The 'stream_options' parameter is only allowed when 'stream' is enabled."
-        return Problem(400, message, "stream_options")
-    return None
-
-
-def _check_message(index: int, message: Any) -> Problem | None:
-    if not isinstance(message, dict):
-        return Problem(400, f"Invalid type for 'messages[{index}]': expected an object.")
-    role = message.get("role")
-    if role not in ROLES:
-        supported = ", ".join(f"'{r}'" for r in ROLES)
-        message_text = f"Invalid value: {role!r}. Supported values are: {supported}."
-        return Problem(400, message_text, f"messages[{index}].role", "invalid_value")
-    return None
+def total_usage(replies: Sequence[Reply]) -> dict[str, Any]:
+    """The usage of ``n`` choices: the prompt billed once, every choice's completion."""
+    completion = sum(r.completion_tokens for r in replies)
+    return usage(replies[0].prompt_tokens, completion, sum(r.reasoning_tokens for r in replies))
 
 
 def completion(
-    replies: Sequence[Reply], *, completion_id: str, created: int, model: str
+    replies: Sequence[Reply],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    top_logprobs: int | None = None,
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object with one choice per reply; the prompt is billed once."""
-    prompt = replies[0].prompt_tokens
-    completion_tokens = sum(r.completion_tokens for r in replies)
+    """A ``chat.completion`` object with one choice per reply. ``top_logprobs`` None: no
+    logprobs; else logprobs with that many alternatives per token."""
     return {
         "id": completion_id,
         "object": "chat.completion",
@@ -110,46 +54,133 @@ def completion(
         "choices": [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": reply.content, "refusal": None},
+                "message": message(reply),
                 "finish_reason": reply.finish_reason,
-                "logprobs": None,
+                "logprobs": None if top_logprobs is None else _logprobs(reply, top_logprobs, i),
             }
             for i, reply in enumerate(replies)
         ],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt + completion_tokens,
-        },
-        "system_fingerprint": None,
+        "usage": total_usage(replies),
+        "service_tier": SERVICE_TIER,
+        "system_fingerprint": fingerprint(model),
     }
 
 
-def chunk_events(
-    reply: Reply, *, completion_id: str, created: int, model: str, include_usage: bool
-) -> Iterator[bytes]:
-    """The SSE events of a streamed reply, in order: the role, one per piece, the finish
-    reason, the usage (if asked for), then ``[DONE]``."""
+def message(reply: Reply) -> dict[str, Any]:
+    """The assistant message of a choice."""
+    out: dict[str, Any] = {"role": "assistant"}
+    if reply.reasoning:
+        out["reasoning_content"] = "".join(reply.reasoning)
+    if reply.tool_calls:
+        out.update(content=None, refusal=None, tool_calls=[c.as_dict() for c in reply.tool_calls])
+    elif reply.refused:
+        out.update(content=None, refusal=reply.content)
+    else:
+        out.update(content=reply.content, refusal=None)
+    return out
+
+
+def _logprobs(reply: Reply, top: int, choice: int) -> dict[str, Any]:
+    if reply.tool_calls:
+        return {"content": None, "refusal": None}
+    listed = entries(reply.pieces, top, choice)
+    return (
+        {"content": None, "refusal": listed}
+        if reply.refused
+        else {"content": listed, "refusal": None}
+    )
+
+
+@dataclass(frozen=True)
+class Stream:
+    """The events of a streamed answer, and where the token-time gaps fall between them."""
+
+    events: list[bytes]
+    gaps: frozenset[int]  # events that wait one token time before they go: each new round
+    cut_at: int  # a cut stream ends before this event: after the roles and half the pieces
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def stream(
+    replies: Sequence[Reply],
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    include_usage: bool,
+    top_logprobs: int | None = None,
+) -> Stream:
+    """The ``chat.completion.chunk`` SSE events of ``replies``, in order."""
     head = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
-    head["model"] = model
-    head["system_fingerprint"] = None
+    head.update(model=model, service_tier=SERVICE_TIER, system_fingerprint=fingerprint(model))
+    prefix = b"data: " + json.dumps(head)[:-1].encode() + b', "choices": '
+    suffix = b', "usage": null}\n\n' if include_usage else b"}\n\n"
 
-    def event(choices: list[dict[str, Any]], usage: Mapping[str, int] | None = None) -> bytes:
-        chunk: dict[str, Any] = {**head, "choices": choices}
-        if include_usage:
-            chunk["usage"] = usage
-        return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    def event(
+        index: int, delta: dict[str, Any], logprobs: Any = None, finish: str | None = None
+    ) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        return prefix + json.dumps([choice]).encode() + suffix
 
-    def choice(delta: dict[str, Any], finish_reason: str | None = None) -> list[dict[str, Any]]:
-        return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
-
-    yield event(choice({"role": "assistant", "content": "", "refusal": None}))
-    for piece in reply.pieces:
-        yield event(choice({"content": piece}))
-    yield event(choice({}, reply.finish_reason))
+    events = [event(i, role_delta(reply)) for i, reply in enumerate(replies)]
+    timelines = [deltas(reply, i, top_logprobs) for i, reply in enumerate(replies)]
+    gaps: set[int] = set()
+    pieces = 0
+    for step in range(max(len(t) for t in timelines)):
+        if step:
+            gaps.add(len(events))
+        for i, timeline in enumerate(timelines):
+            if step < len(timeline):
+                events.append(event(i, *timeline[step]))
+                pieces += 1
+    events.extend(event(i, {}, None, reply.finish_reason) for i, reply in enumerate(replies))
     if include_usage:
-        yield event([], reply.usage())
-    yield DONE_EVENT
+        tail = b', "usage": ' + json.dumps(total_usage(replies)).encode() + b"}\n\n"
+        events.append(prefix + b"[]" + tail)
+    events.append(DONE_EVENT)
+    completion_tokens = sum(r.completion_tokens for r in replies)
+    cut_at = len(replies) + pieces // 2
+    return Stream(events, frozenset(gaps), cut_at, replies[0].prompt_tokens, completion_tokens)
+
+
+def role_delta(reply: Reply) -> dict[str, Any]:
+    """The first delta of a choice, as OpenAI (or, for reasoning, DeepSeek) sends it."""
+    if reply.reasoning:
+        return {"role": "assistant", "content": None, "reasoning_content": ""}
+    if reply.tool_calls:
+        return {"role": "assistant", "content": None}
+    if reply.refused:
+        return {"role": "assistant", "content": None, "refusal": ""}
+    return {"role": "assistant", "content": "", "refusal": None}
+
+
+def deltas(reply: Reply, choice: int, top_logprobs: int | None) -> list[Delta]:
+    """A choice's deltas after its role, one per chunk: reasoning, then the answer."""
+    out: list[Delta] = [({"content": None, "reasoning_content": p}, None) for p in reply.reasoning]
+    for i, call in enumerate(reply.tool_calls):
+        out.extend((delta, None) for delta in _call_deltas(i, call))
+    key = "refusal" if reply.refused else "content"
+    if top_logprobs is None:
+        out.extend(({key: p}, None) for p in reply.pieces)
+        return out
+    for position, piece in enumerate(reply.pieces):
+        listed = [entry(piece, position, top_logprobs, choice)]
+        logprobs = (
+            {"content": None, "refusal": listed}
+            if reply.refused
+            else {"content": listed, "refusal": None}
+        )
+        out.append(({key: piece}, logprobs))
+    return out
+
+
+def _call_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
+    """A call's head (id, name, empty arguments), then one delta per argument fragment."""
+    function = {"name": call.name, "arguments": ""}
+    head = {"index": index, "id": call.id, "type": "function", "function": function}
+    fragments = [{"index": index, "function": {"arguments": f}} for f in call.fragments]
+    return [{"tool_calls": [part]} for part in [head, *fragments]]
 
 
 def error(message: str, error_type: str, code: str | None = None) -> dict[str, Any]:

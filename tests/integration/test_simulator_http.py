@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -111,3 +112,50 @@ def test_models_and_the_request_log(client: openai.OpenAI, sim_url: str):
     last = requests.get(f"{sim_url}/sim/requests?limit=1", timeout=5).json()["requests"]
     assert last[0]["job_id"] == "job-42" and last[0]["outcome"] == "ok"
     assert last[0]["body"]["messages"] == MESSAGES
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string"}},
+            "required": ["location"],
+        },
+    },
+}
+
+
+def test_a_tool_round_trip_over_http_reaches_the_provider_intact(
+    client: openai.OpenAI, sim_url: str
+):
+    ask = [{"role": "user", "content": "get_weather in Oslo"}]
+    stream = client.chat.completions.create(
+        model="sim-mini", messages=ask, tools=[WEATHER], stream=True
+    )
+    call_id, arguments, finish = "", "", None
+    for chunk in stream:
+        choice = chunk.choices[0]
+        finish = choice.finish_reason or finish
+        for delta in choice.delta.tool_calls or ():
+            call_id += delta.id or ""
+            arguments += (delta.function and delta.function.arguments) or ""
+    assert finish == "tool_calls" and json.loads(arguments) == {"location": ask[0]["content"]}
+    call = {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": arguments},
+    }
+    history = [
+        *ask,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call_id, "content": "sunny"},
+    ]
+    answer = client.chat.completions.create(model="sim-mini", messages=history, tools=[WEATHER])
+    assert answer.choices[0].finish_reason == "stop" and answer.choices[0].message.content
+    logged = requests.get(f"{sim_url}/sim/requests?limit=1", timeout=5).json()["requests"][0]
+    assert logged["body"]["messages"] == history and logged["outcome"] == "ok"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="sim-mini", messages=history[:2], tools=[WEATHER])
+    assert caught.value.param == "messages.[1].role"

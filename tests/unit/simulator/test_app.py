@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from shared.tokens import count_prompt_tokens
@@ -397,9 +399,139 @@ def test_n_choices_are_distinct_samples_billed_for_one_prompt():
 
 @pytest.mark.parametrize(
     ("extra", "param"),
-    [({"n": 0}, "n"), ({"n": 129}, "n"), ({"n": "2"}, "n"), ({"n": 2, "stream": True}, "n")],
+    [({"n": 0}, "n"), ({"n": 129}, "n"), ({"n": "2"}, "n")],
 )
 def test_bad_n_is_refused(extra, param):
     response = post(client(), **extra)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+ASK_WEATHER = [{"role": "user", "content": "get_weather for Oslo"}]
+
+
+def test_n_streamed_choices_and_their_stats():
+    c = client()
+    plain = post(c, n=2).json()
+    events = sse_events(post(c, n=2, stream=True, stream_options={"include_usage": True}))
+    chunks = events[:-1]
+    for i in range(2):
+        mine = [
+            ch["choices"][0] for ch in chunks if ch["choices"] and ch["choices"][0]["index"] == i
+        ]
+        text = "".join(ch["delta"].get("content") or "" for ch in mine)
+        assert text == plain["choices"][i]["message"]["content"]
+    assert chunks[-1]["usage"] == plain["usage"]
+    stats = c.get("/sim/stats").json()
+    assert stats["completion_tokens"] == 2 * plain["usage"]["completion_tokens"]
+
+
+def test_pacing_covers_reasoning_and_tool_argument_fragments():
+    time = FakeTime()
+    c = client(time, tokens_per_s=100)
+    reasoned = post(c, model="sim-reasoner", max_tokens=5, stream=True)
+    assert time.sleeps == [0.01] * 4 and len(sse_events(reasoned)) == 1 + 5 + 1 + 1
+    time.sleeps.clear()
+    called = post(c, messages=ASK_WEATHER, tools=[WEATHER_TOOL], stream=True)
+    steps = len(sse_events(called)) - 3  # less the role, the finish and [DONE]
+    assert steps > 3 and time.sleeps == [0.01] * (steps - 1)
+    time.sleeps.clear()
+    post(c, messages=ASK_WEATHER, tools=[WEATHER_TOOL])
+    assert time.sleeps == [pytest.approx(steps / 100)]
+
+
+def test_pacing_of_n_choices_is_one_gap_per_round():
+    time = FakeTime()
+    c = client(time, tokens_per_s=50)
+    post(c, n=3, max_tokens=4, stream=True)
+    assert time.sleeps == [0.02, 0.02, 0.02]
+
+
+def test_a_cut_stream_of_tool_calls_stops_half_way():
+    c = client(fail_rate=1.0, faults=("cut",))
+    request = {"model": "m", "messages": ASK_WEATHER, "tools": [WEATHER_TOOL], "stream": True}
+    sent: list[bytes] = []
+    with (
+        pytest.raises(StreamCut),
+        c.stream("POST", "/v1/chat/completions", json=request) as response,
+    ):
+        sent.extend(response.iter_bytes())
+    text = b"".join(sent).decode()
+    assert "[DONE]" not in text and "tool_calls" in text and '"finish_reason": "tool' not in text
+
+
+def test_context_window_overflow_is_an_invalid_request():
+    c = client(context_window=50)
+    assert post(c, max_tokens=41).status_code == 200  # 9 prompt tokens + 41
+    response = post(c, max_tokens=42)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("messages", "context_length_exceeded")
+    assert error["message"].startswith("This model's maximum context length is 50 tokens.")
+    assert c.get("/sim/requests").json()["requests"][-1]["outcome"] == "invalid"
+    assert c.get("/sim/stats").json()["invalid"] == 1
+
+
+def test_websocket_carries_tool_calls_and_n_choices():
+    c = client()
+    body = {"model": "sim-mini", "messages": ASK_WEATHER, "tools": [WEATHER_TOOL], "n": 2}
+    with c.websocket_connect("/v1/chat/completions") as ws:
+        ws.send_text(json.dumps({**body, "stream": True}))
+        frames = []
+        while (frame := ws.receive_text()) != "[DONE]":
+            frames.append(json.loads(frame))
+    plain = post(c, **body).json()
+    for i in range(2):
+        deltas = [f["choices"][0]["delta"] for f in frames if f["choices"][0]["index"] == i]
+        calls = [d["tool_calls"][0] for d in deltas if d.get("tool_calls")]
+        expected = plain["choices"][i]["message"]["tool_calls"][0]
+        assert calls[0]["id"] == expected["id"]
+        assert (
+            "".join(c["function"]["arguments"] for c in calls) == expected["function"]["arguments"]
+        )
+
+
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-3, 25), st.text(max_size=6)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(
+                ["type", "function", "name", "parameters", "properties", "required", "items",
+                 "enum", "json_schema", "schema", "id", "arguments", "$ref", "anyOf"]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=10,
+)  # fmt: skip
+_MESSAGES = st.lists(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["user", "assistant", "tool"])},
+        optional={"content": _VALUES, "tool_calls": _VALUES, "tool_call_id": _VALUES},
+    ),
+    min_size=1,
+    max_size=3,
+)
+_FUZZED = client()  # one app for every example: the log and stats only grow
+_OPTIONS = ["tools", "tool_choice", "parallel_tool_calls", "response_format", "logprobs",
+            "top_logprobs", "stop", "seed", "n", "stream"]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.fixed_dictionaries(
+        {"model": st.sampled_from(["sim-mini", "sim-reasoner"]), "messages": _MESSAGES},
+        optional=dict.fromkeys(_OPTIONS, _VALUES),
+    )
+)
+def test_any_body_gets_an_answer_or_a_400_never_a_crash(body):
+    assert post(_FUZZED, **body).status_code in (200, 400)

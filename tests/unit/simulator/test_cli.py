@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.cli import config_from_args
+from simulator.cli import build_parser, config_from_args
 from simulator.config import SimConfig
 
 
@@ -19,6 +19,7 @@ def test_every_flag():
             "--rpm", "60", "--tpm", "10000", "--quantum-s", "0", "--fail-rate", "0.3",
             "--faults", "500,503,timeout,cut", "--hang-s", "5", "--seed", "7", "--echo",
             "--models", "a,b", "--log-size", "100000", "--max-reply-tokens", "32",
+            "--context-window", "4096",
         ]
     )  # fmt: skip
     assert (host, port) == ("0.0.0.0", 9000)
@@ -36,6 +37,7 @@ def test_every_flag():
         models=("a", "b"),
         log_size=100000,
         max_reply_tokens=32,
+        context_window=4096,
     )
 
 
@@ -44,3 +46,7 @@ def test_a_bad_value_is_a_usage_error(capsys):
         config_from_args(["--faults", "500,teapot"])
     assert exit_info.value.code == 2
     assert "teapot" in capsys.readouterr().err
+
+
+def test_help_names_the_context_window():
+    assert "--context-window" in build_parser().format_help()
