@@ -89,7 +89,9 @@ async def submit_job(
     body: JobRequest, http: Request, client: Client, who: AdmittedCaller
 ) -> JobObject:
     """Queues a chat job and returns at once; its id fetches the outcome later."""
-    request = ChatRequest.model_validate(body.model_dump(exclude={"webhook_url"}))
+    request = ChatRequest.model_validate(
+        body.model_dump(exclude={"webhook_url"}, exclude_unset=True)
+    )
     if (session := http.headers.get("x-session-id")) and request.session_id is None:
         request.session_id = session
     webhook = str(body.webhook_url) if body.webhook_url else None

@@ -43,7 +43,10 @@ def token_pieces(text: str) -> list[str]:
 def request_digest(body: Mapping[str, Any], choice: int = 0) -> bytes:
     """A hash of what picks an answer's words: model, messages, temperature, ``seed`` (when
     set) and the choice's number."""
-    seed: list[Any] = [body.get("model"), body["messages"], body.get("temperature")]
+    temperature = body.get("temperature")
+    if isinstance(temperature, int) and not isinstance(temperature, bool):
+        temperature = float(temperature)  # 1 and 1.0 are one temperature, as to any provider
+    seed: list[Any] = [body.get("model"), body["messages"], temperature]
     if choice:
         seed.append(choice)
     if body.get("seed") is not None:

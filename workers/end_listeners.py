@@ -1,6 +1,6 @@
 """What must happen when a job ends, each told by ``JobLifecycle``: the session gets the
-turn, the user's index the cache key, the tenant's quota the tokens, the metrics and logs the
-outcome, and the webhook (if any) is queued."""
+turn (just before the end shows), the user's index the cache key, the tenant's quota the
+tokens, the metrics and logs the outcome, and the webhook (if any) is queued."""
 
 from __future__ import annotations
 
@@ -17,19 +17,25 @@ log = logging.getLogger("chatq.worker")
 
 
 class SessionTurns:
-    """Appends a done job's turn to its session; notes a cached answer under its user, so
-    erasing the user erases it."""
+    """Appends a done job's turn to its session, before the job shows as done: the caller's
+    next turn, sent the moment this one ends, finds it in the history."""
 
-    def __init__(self, sessions: SessionStore, users: UserStore):
+    def __init__(self, sessions: SessionStore):
         self.sessions = sessions
+
+    def job_ended(self, end: JobEnd) -> None:
+        if end.result.status is JobStatus.done and end.job.request.session_id is not None:
+            self.sessions.record_answer(end.job, end.result)
+
+
+class UserIndex:
+    """Notes a cached answer under its user, so erasing the user erases it."""
+
+    def __init__(self, users: UserStore):
         self.users = users
 
     def job_ended(self, end: JobEnd) -> None:
-        job, result = end.job, end.result
-        if result.status is not JobStatus.done:
-            return
-        if job.request.session_id is not None:
-            self.sessions.record_answer(job, result)
+        job = end.job
         if job.request.user is not None and end.cached_as is not None:
             self.users.note_cache_key(job.tenant, job.request.user, end.cached_as)
 

@@ -56,12 +56,16 @@ class JobLifecycle:
         lease_s: float,
         clock: Callable[[], float],
         listeners: Sequence[EndListener] = (),
+        before_end: Sequence[EndListener] = (),
     ):
         self.store = store
         self.worker_name = worker_name  # Celery's node name, once known
         self.lease_s = lease_s
         self.clock = clock
-        self.listeners = list(listeners)
+        self.listeners = list(listeners)  # told once the job has ended
+        # Told just before a done job's end is recorded: what a caller who sees the end must
+        # find already (the session's new turn, for the next turn sent at once).
+        self.before_end = list(before_end)
         self._running: set[str] = set()  # jobs this process runs now: their claims are renewed
         self._lock = threading.Lock()
 
@@ -114,6 +118,9 @@ class JobLifecycle:
         """Records the job's end (unless it had ended already) and tells the listeners."""
         self.release(job.id)
         result.timings.finished_at = self.clock()
+        cached_as = sharing.key if sharing and sharing.cache_ttl_s else None
+        if result.status is JobStatus.done:
+            self._tell(self.before_end, JobEnd(job, result, cached_as))
         dead_letter = job if result.status is JobStatus.failed else None
         ended = retry_while_redis_down(  # the answer is in hand: record it once Redis is back
             lambda: self.store.finish(
@@ -125,11 +132,13 @@ class JobLifecycle:
             patience_s=REDIS_PATIENCE_S,
         )
         if ended:
-            cached_as = sharing.key if sharing and sharing.cache_ttl_s else None
-            end = JobEnd(job, result, cached_as)
-            for listener in self.listeners:
-                try:
-                    listener.job_ended(end)
-                except Exception:  # one listener's failure must not undo the end
-                    log.exception("job %s: end listener %r failed", job.id, listener)
+            self._tell(self.listeners, JobEnd(job, result, cached_as))
         return result
+
+    @staticmethod
+    def _tell(listeners: Sequence[EndListener], end: JobEnd) -> None:
+        for listener in listeners:
+            try:
+                listener.job_ended(end)
+            except Exception:  # one listener's failure must not undo the end
+                log.exception("job %s: end listener %r failed", end.job.id, listener)

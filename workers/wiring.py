@@ -14,7 +14,7 @@ from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings
 from shared.store import JobStore
 from workers.coalesce import Coalescer
-from workers.end_listeners import EndMetrics, SessionTurns, TenantTokens, Webhooks
+from workers.end_listeners import EndMetrics, SessionTurns, TenantTokens, UserIndex, Webhooks
 from workers.gathered_calls import GatheredCalls
 from workers.health import DeploymentHealth
 from workers.hooks import load_hooks
@@ -39,8 +39,9 @@ def build_runner(
         worker_name=f"{socket.gethostname()}:{os.getpid()}",  # Celery's node name, once known
         lease_s=settings.job_lease_s,
         clock=time.time,
+        before_end=[SessionTurns(SessionStore(store.redis, settings))],
         listeners=[
-            SessionTurns(SessionStore(store.redis, settings), UserStore(store.redis)),
+            UserIndex(UserStore(store.redis)),
             TenantTokens(store, time.time),
             EndMetrics(),
             Webhooks(send_webhook),

@@ -67,3 +67,24 @@ def test_a_job_held_by_another_live_worker_is_deferred_and_an_ended_one_skipped(
     store.status[ended.id] = JobStatus.cancelled
     assert life.claim(ended) is None
     assert life.running == set()
+
+
+def test_what_must_be_in_place_when_a_caller_sees_the_end_is_done_before_it():
+    store = FakeStore()
+    seen: list[JobStatus | None] = []
+
+    class Session:
+        def job_ended(self, end: JobEnd) -> None:
+            seen.append(store.status.get(end.job.id))  # not yet ended when told
+
+    life = JobLifecycle(
+        store,  # type: ignore[arg-type]
+        worker_name="w1",
+        lease_s=30,
+        clock=lambda: 5.0,
+        before_end=[Session()],
+    )
+    one = job()
+    life.claim(one)
+    life.end(one, done(one))
+    assert seen == [JobStatus.in_progress] and store.status[one.id] is JobStatus.done
