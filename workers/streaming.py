@@ -69,25 +69,30 @@ class StreamRelay:
         self.publisher = publisher
         self.rewriter = rewriter
         self.answer = published or StreamedAnswer()  # what consumers have, as the provider said
-        self.attempt = StreamedAnswer()
+        self.attempt = StreamedAnswer()  # this attempt's choices not yet past what they have
         self.caught_up: set[int] = set()  # choices of this attempt past what consumers have
+        self.finished: set[int] = set()  # choices this attempt finished
 
     def new_attempt(self) -> None:
         self.attempt = StreamedAnswer()
         self.caught_up = set()
+        self.finished = set()
 
     def feed(self, chunk: StreamChunk) -> None:
         data = chunk.data
-        self.attempt.add(data)
         choices = data.get("choices") or ()
-        for choice in choices:  # a choice consumers have none of needs no skipping
-            if (index := choice.get("index", 0)) not in self.answer.choices:
+        for choice in choices:
+            index = choice.get("index", 0)
+            if index not in self.answer.choices:  # consumers have none of it: nothing to skip
                 self.caught_up.add(index)
+            if choice.get("finish_reason"):
+                self.finished.add(index)
         if all(c.get("index", 0) in self.caught_up for c in choices):  # the usual case
             self.answer.add(data)
             if choices:
                 self._send(data, chunk.raw)
             return
+        self.attempt.add(data)
         self.answer.add({k: v for k, v in data.items() if k != "choices"})
         fresh = [f for f in map(self._fresh, choices) if f is not None]
         if fresh:
@@ -95,7 +100,7 @@ class StreamRelay:
 
     def finish(self, expected_choices: int) -> Completion:
         """The whole answer, once the provider's stream has ended; raises if it broke off."""
-        if not self.attempt.finished(expected_choices):
+        if len(self.finished) < expected_choices:
             raise ProviderUnavailable("Provider stream ended before the answer was complete")
         if self.rewriter is not None and (held := self.rewriter.flush()) is not None:
             self.publisher.publish(held)
