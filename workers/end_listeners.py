@@ -36,7 +36,8 @@ class UserIndex:
 
     def job_ended(self, end: JobEnd) -> None:
         job = end.job
-        if job.request.user is not None and end.cached_as is not None:
+        done = end.result.status is JobStatus.done
+        if done and job.request.user is not None and end.cached_as is not None:
             self.users.note_cache_key(job.tenant, job.request.user, end.cached_as)
 
 
