@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -334,14 +334,23 @@ class JobStore:
         self, job_id: str, chunk: dict[str, Any] | str, *, first: bool = False
     ) -> None:
         """Appends one ``chat.completion.chunk`` (a dict, or its JSON) to the job's stream."""
+        self.append_deltas(job_id, [chunk], first=first)
+
+    def append_deltas(
+        self, job_id: str, chunks: Sequence[dict[str, Any] | str], *, first: bool = False
+    ) -> None:
+        """Appends chunks to the job's stream in one round trip; the first of a stream also
+        sets its TTL and the job's ``first_token_at``."""
         stream = keys.events_key(job_id)
-        if not first:
-            self.redis.xadd(stream, encode_delta(chunk))
+        if not first and len(chunks) == 1:
+            self.redis.xadd(stream, encode_delta(chunks[0]))
             return
         pipe = self.redis.pipeline(transaction=False)
-        pipe.xadd(stream, encode_delta(chunk))
-        pipe.expire(stream, self.events_ttl_s)
-        pipe.hset(keys.job_key(job_id), "first_token_at", self.clock())
+        for chunk in chunks:
+            pipe.xadd(stream, encode_delta(chunk))
+        if first:
+            pipe.expire(stream, self.events_ttl_s)
+            pipe.hset(keys.job_key(job_id), "first_token_at", self.clock())
         pipe.execute()
 
     def finish(

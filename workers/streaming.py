@@ -28,7 +28,11 @@ class StreamDiverged(ProviderError):
 
 
 class ChunkPublisher:
-    """Appends chunks to one job's Redis stream, noting when the first one went out."""
+    """Appends chunks to one job's Redis stream, noting when the first one went out.
+
+    A stream's opening chunk (the role, no text yet) waits for the next one, and the two go
+    in one round trip: consumers get the first text no later, and sooner.
+    """
 
     def __init__(
         self,
@@ -44,17 +48,47 @@ class ChunkPublisher:
         self.job_id = job_id
         self.timings = timings
         self.published = published
+        self._opening: list[dict[str, Any] | str] = []
 
-    def publish(self, chunk: dict[str, Any] | str) -> None:
+    def publish(self, chunk: dict[str, Any] | str, *, opening: bool = False) -> None:
+        """Sends ``chunk``; one marked ``opening`` (it says nothing yet) waits for the next."""
+        if opening and not self.published and not self._opening:
+            self._opening.append(chunk)
+            return
         first = not self.published
         if first:
             self.timings.first_token_at = self.clock()
-        self.store.append_delta(self.job_id, chunk, first=first)
+        self.store.append_deltas(self.job_id, [*self._opening, chunk], first=first)
+        self._opening = []
         self.published = True
 
     def publish_all(self, chunks: Iterable[dict[str, Any]]) -> None:
-        for chunk in chunks:
-            self.publish(chunk)
+        chunks = list(chunks)
+        if not chunks:
+            return
+        first = not self.published
+        if first:
+            self.timings.first_token_at = self.clock()
+        self.store.append_deltas(self.job_id, [*self._opening, *chunks], first=first)
+        self._opening = []
+        self.published = True
+
+    def flush(self) -> None:
+        """Sends an opening chunk still waiting (a stream that said nothing more)."""
+        if self._opening:
+            held, self._opening = self._opening[0], []
+            self.publish(held)
+
+
+def says_nothing(chunk: dict[str, Any]) -> bool:
+    """Whether a chunk only opens its choices: a role, no text, no finish, no logprobs."""
+    choices = chunk.get("choices") or ()
+    return bool(choices) and all(
+        not c.get("finish_reason")
+        and c.get("logprobs") is None
+        and all(k == "role" or not v for k, v in (c.get("delta") or {}).items())
+        for c in choices
+    )
 
 
 class StreamRelay:
@@ -104,6 +138,7 @@ class StreamRelay:
             raise ProviderUnavailable("Provider stream ended before the answer was complete")
         if self.rewriter is not None and (held := self.rewriter.flush()) is not None:
             self.publisher.publish(held)
+        self.publisher.flush()
         return self.answer.completion()
 
     def _fresh(self, choice: dict[str, Any]) -> dict[str, Any] | None:
@@ -124,7 +159,8 @@ class StreamRelay:
         return fresh
 
     def _send(self, data: dict[str, Any], raw: str | None) -> None:
+        opening = says_nothing(data)
         if self.rewriter is not None:
-            self.publisher.publish(self.rewriter.rewrite(data))
+            self.publisher.publish(self.rewriter.rewrite(data), opening=opening)
         else:
-            self.publisher.publish(raw if raw is not None else data)
+            self.publisher.publish(raw if raw is not None else data, opening=opening)

@@ -171,9 +171,10 @@ class FakeStore:
         self.ends += 1
         return True
 
-    def append_delta(self, job_id: str, chunk: dict[str, Any] | str, *, first: bool) -> None:
-        data = json.loads(chunk) if isinstance(chunk, str) else chunk
-        self.events.setdefault(job_id, []).append(data)
+    def append_deltas(self, job_id: str, chunks: list[Any], *, first: bool) -> None:
+        for chunk in chunks:
+            data = json.loads(chunk) if isinstance(chunk, str) else chunk
+            self.events.setdefault(job_id, []).append(data)
 
     def published_chunks(self, job_id: str) -> list[dict[str, Any]]:
         return list(self.events.get(job_id, ()))

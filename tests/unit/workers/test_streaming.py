@@ -22,9 +22,10 @@ class Sink:
         self.chunks: list[dict[str, Any]] = []
         self.firsts: list[bool] = []
 
-    def append_delta(self, job_id: str, chunk: dict[str, Any] | str, *, first: bool) -> None:
-        self.chunks.append(json.loads(chunk) if isinstance(chunk, str) else chunk)
-        self.firsts.append(first)
+    def append_deltas(self, job_id: str, chunks: list[Any], *, first: bool) -> None:
+        for i, chunk in enumerate(chunks):
+            self.chunks.append(json.loads(chunk) if isinstance(chunk, str) else chunk)
+            self.firsts.append(first and i == 0)
 
     def consumers_have(self) -> StreamedAnswer:
         answer = StreamedAnswer()
@@ -71,6 +72,21 @@ def test_first_attempt_publishes_every_chunk_as_it_came_marking_the_first():
     ]
     assert sink.firsts == [True, False, False, False]
     assert stream.finish(1).choices[0].message.content == "Hello world"
+
+
+def test_the_opening_chunk_goes_out_with_the_first_text_in_one_round_trip():
+    sink = Sink()
+    stream = relay(sink)
+    stream.new_attempt()
+    opening = {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+    stream.feed(StreamChunk(opening))
+    assert sink.chunks == []  # it says nothing yet
+    stream.feed(text("Hi"))
+    assert [c["choices"][0]["delta"] for c in sink.chunks] == [
+        {"role": "assistant", "content": ""},
+        {"content": "Hi"},
+    ]
+    assert sink.firsts == [True, False]
 
 
 def test_retry_publishes_only_what_consumers_lack():
