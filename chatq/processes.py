@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -62,10 +63,21 @@ def spawn(
         start_new_session=True,
         stdout=output,
         stderr=output,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     if log_file is not None and output is not None and not isinstance(output, int):
         output.close()  # the child holds its own copy
     return Part(name, process, address)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before it starts: Linux sends it SIGTERM when the process that
+    started it ends, however that ends (SIGKILL too), so no part outlives its stack."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop(parts: Sequence[Part], grace: float = STOP_GRACE_S) -> None:
@@ -79,6 +91,12 @@ def stop(parts: Sequence[Part], grace: float = STOP_GRACE_S) -> None:
             part.process.wait(timeout=remaining)
         _signal_group(part.process, signal.SIGKILL)  # also reaps grandchildren left behind
         part.process.wait()
+
+
+def kill(part: Part) -> None:
+    """SIGKILLs a part's whole process group at once, as an OOM killer or a lost host would."""
+    _signal_group(part.process, signal.SIGKILL)
+    part.process.wait()
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

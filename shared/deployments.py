@@ -55,6 +55,9 @@ class Deployment(BaseModel):
     weight: float = Field(1.0, gt=0)
     transport: Literal["http", "websocket"] = "http"
     max_n: int = Field(1, ge=1, le=128)
+    # The provider's limits also hold pro rata over any window this long (OpenAI's are
+    # quantised to about a second); 0 if they hold per minute only.
+    quantum_s: float = Field(1.0, ge=0, le=60)
     images: bool = True  # reads image parts; if no deployment of an alias does, OCR may help
 
     @field_validator("api_keys", mode="before")
@@ -101,6 +104,7 @@ def default_deployments(settings: Settings) -> list[Deployment]:
             max_concurrency=settings.provider_max_concurrency,
             transport=settings.provider_transport,
             max_n=settings.provider_max_n,
+            quantum_s=settings.provider_quantum_s,
         )
         for model in settings.models
     ]

@@ -6,6 +6,7 @@ chatq:dep:{name}:rpm        string  requests GCRA theoretical arrival time (ms),
 chatq:dep:{name}:tpm        string  tokens GCRA theoretical arrival time (ms)
 chatq:dep:{name}:inflight   zset    calls in flight: lease id -> lease expiry (ms)
 chatq:dep:{name}:paused     string  paused-until (ms), set after a 429; expires with the pause
+chatq:dep:{name}:sent       zset    calls sent within the last quantum: '<lease>|<tokens>' -> ms
 chatq:dep:{name}:failures   string  recent failures (expires after the failure window)
 chatq:dep:{name}:cooldown   string  cooled-down-until (ms): skipped while set
 chatq:dep:{name}:bad_keys   set     fingerprints of API keys the provider refused
@@ -18,8 +19,10 @@ chatq:batch:{id}:driver string the gateway process running an HTTP batch (lease,
 chatq:batches          zset    batches created over HTTP: id -> created at
 chatq:file:{id}        hash    an uploaded or produced file: filename, bytes, purpose, created_at
 chatq:files            zset    files: id -> created at
-chatq:pending          zset    jobs not ended yet: job id -> when to check their message exists
+chatq:pending          zset    jobs not ended yet: job id -> when to check on them (their message
+                               exists; or, once claimed, their claim has not lapsed)
 chatq:sweeper          string  the worker checking pending jobs now (expires: one per interval)
+chatq:deferred         zset    jobs put aside until their slot: job id -> when to send it again
 chatq:dlq              zset    dead letters: job id -> failed at (newest last)
 chatq:dlq:jobs         hash    dead letters: job id -> the job and why it failed (JSON)
 chatq:apikey:{sha256}  hash    an API key, by the SHA-256 of its secret: key_id, tenant, name,
@@ -38,6 +41,7 @@ chatq:user:{tenant}:{uid}:cache    set   cache keys that user's jobs filled
 chatq:demo:orders      hash    the order-status hook example's orders: order id -> status
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
 chatq.bulk             list    Celery queue for bulk work
+unacked_index          zset    kombu: when each held message was taken, by delivery tag
 unacked                hash    kombu: messages workers hold, by delivery tag (restored by kombu
                                after the visibility timeout if never acknowledged)
 """
@@ -49,7 +53,9 @@ DEAD_LETTERS = f"{PREFIX}:dlq"
 DEAD_LETTER_JOBS = f"{PREFIX}:dlq:jobs"
 PENDING = f"{PREFIX}:pending"
 SWEEPER = f"{PREFIX}:sweeper"
+DEFERRED = f"{PREFIX}:deferred"
 KOMBU_UNACKED = "unacked"
+KOMBU_UNACKED_INDEX = "unacked_index"
 KOMBU_PRIORITY_SEP = "\x06\x16"
 KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 

@@ -8,7 +8,7 @@ Labels stay small and bounded: model alias, queue, deployment, status; never job
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -23,6 +23,28 @@ JOBS_RESENT = Counter(
     "chatq_jobs_resent",
     "Jobs sent again because their message was lost (in no queue, held by no worker).",
     ["queue"],
+)
+JOBS_RECLAIMED = Counter(
+    "chatq_jobs_reclaimed",
+    "Jobs sent again because the worker running them stopped renewing its claim (it died).",
+    ["queue"],
+)
+JOBS_UNDEFERRED = Counter(
+    "chatq_jobs_undeferred",
+    "Jobs put aside until their provider slot, then sent again.",
+    ["queue"],
+)
+LOOP_HEARTBEAT = Gauge(
+    "chatq_worker_loop_heartbeat_timestamp_seconds",
+    "When each background loop of a worker (lease_renewal, recovery) last finished a round: "
+    "a stale value is a stalled loop.",
+    ["loop"],
+    multiprocess_mode="liveall",
+)
+LOOP_ERRORS = Counter(
+    "chatq_worker_loop_errors",
+    "Unexpected errors in a worker's background loops; each is logged and the loop goes on.",
+    ["loop"],
 )
 JOB_RETRIES = Counter(
     "chatq_job_retries", "Provider calls repeated after a retryable failure.", ["model", "queue"]

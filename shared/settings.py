@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     provider_max_n: int = Field(
         1, ge=1, le=128, description="Choices one call may ask for ('n'); 1 if unsupported."
     )
+    provider_quantum_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        description="The provider's limits also hold pro rata over windows this long; 0: "
+        "per minute only.",
+    )
     deployments_file: Path | None = None
     provider_timeout: ProviderTimeouts = ProviderTimeouts()
     retry: RetryPolicy = RetryPolicy()

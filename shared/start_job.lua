@@ -1,11 +1,13 @@
 -- Claims a job for one worker unless it ended or another worker's claim is still alive.
 -- KEYS[1]  job record hash (keys.job_key)
+-- KEYS[2]  pending jobs (zset, keys.PENDING): the job's check moves to when its claim lapses
 -- ARGV[1]  now (Unix seconds)
 -- ARGV[2]  record TTL in seconds
 -- ARGV[3]  model, ARGV[4] created_at: written when the record is missing (a job sent
 --          straight to Celery by a non-Python client has none yet)
--- ARGV[5]  lease length in seconds: the claim lapses unless renewed (keys the worker alive)
+-- ARGV[5]  lease length in seconds: the claim lapses unless renewed (keeps the worker alive)
 -- ARGV[6]  the claiming worker's node name (worker1@host), kept on the record
+-- ARGV[7]  the job id
 -- Returns {'ended', status} | {'busy', seconds left on the other claim} | {'claimed', attempt}.
 local now = tonumber(ARGV[1])
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -21,8 +23,10 @@ end
 if not status then
   redis.call('HSET', KEYS[1], 'model', ARGV[3], 'created_at', ARGV[4])
 end
+local lease_until = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], 'status', 'in_progress', 'started_at', ARGV[1],
-           'lease_until', tostring(now + tonumber(ARGV[5])), 'worker', ARGV[6] or '')
+           'lease_until', tostring(lease_until), 'worker', ARGV[6] or '')
+redis.call('ZADD', KEYS[2], 'XX', lease_until, ARGV[7])
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return {'claimed', attempts}

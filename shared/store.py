@@ -209,6 +209,7 @@ class JobStore:
         self._start = redis.register_script(lua("shared", "start_job.lua"))
         self._renew = redis.register_script(lua("shared", "renew_leases.lua"))
         self._finish = redis.register_script(lua("shared", "finish_job.lua"))
+        self._defer = redis.register_script(lua("shared", "defer_job.lua"))
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: Redis | None = None) -> JobStore:
@@ -285,8 +286,18 @@ class JobStore:
 
     def claim_call(self, job: ChatJob, *, lease_s: float, worker: str) -> ScriptCall:
         """The claim of ``start`` as a script call, to chain with others in one round trip."""
-        args = [self.clock(), self.result_ttl_s, job.request.model, job.created_at, lease_s, worker]
-        return ScriptCall(lua("shared", "start_job.lua"), [keys.job_key(job.id)], args)
+        args = [
+            self.clock(),
+            self.result_ttl_s,
+            job.request.model,
+            job.created_at,
+            lease_s,
+            worker,
+            job.id,
+        ]
+        return ScriptCall(
+            lua("shared", "start_job.lua"), [keys.job_key(job.id), keys.PENDING], args
+        )
 
     @staticmethod
     def started(reply: Any) -> Claim:
@@ -300,20 +311,23 @@ class JobStore:
 
     def renew_leases(self, job_ids: Iterable[str], *, lease_s: float = DEFAULT_LEASE_S) -> int:
         """Extends this worker's claims on the jobs it is running."""
-        job_keys = [keys.job_key(job_id) for job_id in job_ids]
-        if not job_keys:
+        ids = list(job_ids)
+        if not ids:
             return 0
-        return int(self._renew(keys=job_keys, args=[self.clock() + lease_s]))
+        job_keys = [keys.PENDING, *(keys.job_key(job_id) for job_id in ids)]
+        return int(self._renew(keys=job_keys, args=[self.clock() + lease_s, *ids]))
 
-    def note_deferral(self, job_id: str, delay_s: float) -> None:
-        """Counts a return to the queue to wait ``delay_s`` for a provider slot (shown in the
-        record), and puts off the check for a lost message until well after that."""
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(keys.job_key(job_id), "deferrals", 1)
-            pipe.zadd(
-                keys.PENDING, {job_id: self.clock() + delay_s + self.lost_job_check_s}, xx=True
+    def defer(self, job_id: str, delay_s: float) -> bool:
+        """Puts a job aside for ``delay_s``: it waits in Redis, not in a worker, and
+        ``workers.recovery`` sends it again when due. False if its record keeps no payload
+        to send it from (then the caller must retry the message itself)."""
+        now = self.clock()
+        return bool(
+            self._defer(
+                keys=[keys.job_key(job_id), keys.DEFERRED, keys.PENDING],
+                args=[now + delay_s, now + delay_s + self.lost_job_check_s, job_id],
             )
-            pipe.execute()
+        )
 
     def count_tenant_tokens(self, tenant: str, tokens: int, now: float) -> None:
         """Adds tokens a tenant's job used to its daily quota counter."""

@@ -23,6 +23,7 @@ from shared.scripts import lua
 MINUTE_MS = 60_000.0
 CONCURRENCY_POLL_MS = 25  # how soon to look again when every in-flight slot is taken
 LEASE_TTL_MS = 15 * 60_000  # an in-flight slot of a worker that died is freed after this
+GATE_MARGIN = 1.05  # the send gate's window, as a share of the provider's quantum
 PACING_MARGIN = 0.93  # pace under the limit: a call sent late (a busy CPU) must not trip a
 # windowed limiter; 0.95 left a rare 429 on a loaded 2-core machine
 
@@ -61,6 +62,17 @@ def gcra_slot(
     """
     tat = max(tat_ms, now_ms)
     return max(0.0, tat - tolerance_ms - now_ms), tat + increment_ms
+
+
+def quantum_shares(deployment: Deployment) -> tuple[float, int, int] | None:
+    """The send gate's window (ms) and the calls and tokens it may hold: each limit's share
+    of a quantum, rounded down (at least 1); None if the deployment needs no gate."""
+    if not deployment.quantum_s or not (deployment.rpm or deployment.tpm):
+        return None
+    share = deployment.quantum_s * 1000 / MINUTE_MS
+    calls = max(1, math.floor(deployment.rpm * share)) if deployment.rpm else 0
+    tokens = max(1, math.floor(deployment.tpm * share)) if deployment.tpm else 0
+    return deployment.quantum_s * 1000 * GATE_MARGIN, calls, tokens
 
 
 def estimate_tokens(prompt_tokens: int, max_tokens: int | None, default_completion: int) -> int:
@@ -122,6 +134,7 @@ class ClusterLimiter:
         self._acquire = redis.register_script(lua("workers", "limiter_acquire.lua"))
         self._settle = redis.register_script(lua("workers", "limiter_settle.lua"))
         self._pause = redis.register_script(lua("workers", "limiter_pause.lua"))
+        self._gate = redis.register_script(lua("workers", "limiter_gate.lua"))
 
     def _now_arg(self) -> str:
         return "" if self.now_ms is None else repr(self.now_ms())
@@ -192,6 +205,27 @@ class ClusterLimiter:
         if wait > max_wait_s:
             raise Deferred(wait)
         return Lease(deployment.name, "", tokens, 0.0, wait)
+
+    def gate(self, deployment: Deployment, lease: Lease) -> float:
+        """At the moment of sending: 0 if the call may go now (it is counted as sent), else
+        the seconds to wait first, so that no window of the provider's quantum gets more
+        than its share of a limit, however late a worker woke to send."""
+        shares = quantum_shares(deployment)
+        if shares is None:
+            return 0.0
+        window_ms, calls, tokens = shares
+        wait_ms = self._gate(
+            keys=[keys.deployment_key(deployment.name, "sent")],
+            args=[
+                self._now_arg(),
+                window_ms,
+                calls,
+                tokens,
+                lease.estimated_tokens,
+                lease.lease_id,
+            ],
+        )
+        return int(wait_ms) / 1000
 
     def settle(self, lease: Lease, actual_tokens: int | None) -> None:
         """Frees the in-flight slot and corrects the token charge with the real usage."""

@@ -159,6 +159,7 @@ class ProviderCalls:
             metrics.LIMITER_WAIT.labels(tries.deployment.name).observe(tries.lease.wait_s)
             if tries.lease.wait_s > 0:
                 self.sleep(tries.lease.wait_s)
+            self._pass_gate(tries.deployment, tries.lease)
             reply: ProviderReply | None = None
             try:
                 reply = self._call_once(job, tries.deployment, relay, choices, expected, index)
@@ -171,6 +172,11 @@ class ProviderCalls:
                 usage = reply.completion.usage if reply is not None else None
                 self.limiter.settle(tries.lease, usage.total_tokens if usage else None)
             self._next_try(job, route, tries, error, choices)
+
+    def _pass_gate(self, deployment: Deployment, lease: Lease) -> None:
+        """Waits, if need be, until the provider's quantum window has room for the call."""
+        while (wait_s := self.limiter.gate(deployment, lease)) > 0:
+            self.sleep(wait_s)
 
     def _next_try(
         self, job: ChatJob, route: Route, tries: _Tries, error: ChatqError, choices: int | None

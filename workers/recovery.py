@@ -1,15 +1,20 @@
-"""Sending again the jobs whose queue message was lost.
+"""Getting every job that has not ended to a worker: jobs whose worker died, jobs put aside
+until their provider slot, and jobs whose queue message was lost.
 
-kombu's Redis transport takes a message off its queue (BRPOP) and only then records it as held
-(its ``unacked`` hash, which kombu restores after the visibility timeout). A worker killed
-between the two loses the message, and its job would stay queued for ever. So every job not yet
-ended is in ``chatq:pending`` with a time to check it. When a job is due, one worker (one at a
-time, across the cluster) looks for its message in the job's queue and among held messages; if
-it is in neither, the worker sends it again from the payload kept in the job record.
+- A claimed job's claim lapses when its worker stops renewing it (it died: SIGKILL, OOM, a
+  lost host). Its check in ``chatq:pending`` falls due then, and one live worker sends the
+  job again from the payload kept in its record, at once, not after kombu's visibility
+  timeout. The dead worker's own message, restored later, finds the job ended or running,
+  and is skipped.
+- A deferred job waits in ``chatq:deferred``, not in a worker's memory; when due, it is sent
+  again (``release_deferred``).
+- kombu's Redis transport takes a message off its queue (BRPOP) and only then records it as
+  held (its ``unacked`` hash). A worker killed between the two loses the message. So a due
+  job that no one has claimed is looked for in its queue and among held messages; if it is
+  in neither, it is sent again.
 
 A job runs once however many of its messages arrive (its claim, ``start_job.lua``), so a
-message sent again by mistake (one caught in flight between the two places) costs a skipped
-delivery, never a second run.
+message sent again by mistake costs a skipped delivery, never a second run.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +38,7 @@ from shared.celery_config import publish_job
 from shared.jobs import JobStatus
 from shared.scripts import lua
 from shared.settings import get_settings
-from shared.store import CLIENT_OPTIONS
+from shared.store import CLIENT_OPTIONS, DEFAULT_LEASE_S
 
 log = logging.getLogger("chatq.worker")
 
@@ -47,7 +53,8 @@ class Sweep:
 
     due: int = 0
     ended: int = 0  # ended (or expired) meanwhile: no longer pending
-    running: int = 0  # claimed by a live worker: checked again after its claim
+    running: int = 0  # claimed by a live worker: checked again when its claim would lapse
+    reclaimed: int = 0  # claimed by a worker that stopped renewing the claim: sent again
     waiting: int = 0  # message found, in its queue or held by a worker
     resent: int = 0  # message found nowhere: sent again
 
@@ -59,11 +66,13 @@ class LostJobSweeper:
         app: Celery,
         *,
         check_after_s: float,
+        held_for_s: float = DEFAULT_LEASE_S,
         clock: Callable[[], float] = time.time,
     ):
         self.redis = redis
         self.app = app
         self.check_after_s = check_after_s
+        self.held_for_s = held_for_s  # a message held unclaimed longer: its worker died
         self.clock = clock
         self._find = redis.register_script(lua("workers", "find_messages.lua"))
 
@@ -87,20 +96,25 @@ class LostJobSweeper:
             if status is None or status in ENDED or not payload or not queue:
                 ended.append(job_id)
             elif status == JobStatus.in_progress.value and float(lease_until or 0) > now:
-                check_at[job_id] = float(lease_until) + self.check_after_s
+                check_at[job_id] = float(lease_until)
                 report.running += 1
+            elif status == JobStatus.in_progress.value:  # its worker is gone: run it again
+                check_at[job_id] = now + self.check_after_s
+                self._send(job_id, queue, payload, metrics.JOBS_RECLAIMED, "its worker died")
+                report.reclaimed += 1
             else:
                 suspects[job_id] = (queue, payload)
         report.ended = len(ended)
         found = self.find_messages(suspects.keys(), {q for q, _ in suspects.values()})
         for job_id, (queue, payload) in suspects.items():
             check_at[job_id] = now + self.check_after_s
-            if job_id in found:
+            taken_at = found.get(job_id)
+            # A live worker claims a job the moment it takes its message; one held unclaimed
+            # this long was taken by a worker that died.
+            if taken_at is not None and (not taken_at or now - taken_at < self.held_for_s):
                 report.waiting += 1
                 continue
-            publish_job(self.app, json.loads(payload), queue)
-            metrics.JOBS_RESENT.labels(queue).inc()
-            log.warning("job %s: its message was lost; sent it again to %s", job_id, queue)
+            self._send(job_id, queue, payload, metrics.JOBS_RESENT, "its message was lost")
             report.resent += 1
         with self.redis.pipeline(transaction=False) as pipe:
             if ended:
@@ -110,49 +124,99 @@ class LostJobSweeper:
             pipe.execute()
         return report
 
-    def find_messages(self, job_ids: Iterable[str], queues: Iterable[str]) -> set[str]:
-        """Which of the jobs have a message in one of the queues or held by a worker.
+    def release_deferred(self) -> int:
+        """Sends again the deferred jobs that are due; how many. Any worker may call it at
+        any time: a job leaves the set once (ZREM), so it is sent once."""
+        due: list[str] = self.redis.zrangebyscore(
+            keys.DEFERRED, "-inf", self.clock(), start=0, num=DUE_PER_SWEEP
+        )
+        sent = 0
+        for job_id in due:
+            if not self.redis.zrem(keys.DEFERRED, job_id):
+                continue  # another worker took it
+            status, queue, payload = self.redis.hmget(
+                keys.job_key(job_id), "status", "queue", "payload"
+            )
+            if status in ENDED or not payload or not queue:
+                continue  # ended meanwhile (cancelled, say)
+            publish_job(self.app, json.loads(payload), queue)
+            metrics.JOBS_UNDEFERRED.labels(queue).inc()
+            sent += 1
+        return sent
+
+    def _send(self, job_id: str, queue: str, payload: str, counter: Any, why: str) -> None:
+        publish_job(self.app, json.loads(payload), queue)
+        counter.labels(queue).inc()
+        log.warning("job %s: %s; sent it again to %s", job_id, why, queue)
+
+    def find_messages(self, job_ids: Iterable[str], queues: Iterable[str]) -> dict[str, float]:
+        """Which of the jobs have a message in one of the queues or held by a worker: job id
+        -> when a worker took it (0 for a message still in its queue).
 
         Lists first, then held messages: a message moves from the first to the second as a
         worker takes it, so it cannot slip past both (the reverse move, a restore, is rare,
         and at worst sends a job twice, which is harmless).
         """
         wanted = set(job_ids)
-        found: set[str] = set()
+        found: dict[str, float] = {}
         for queue in sorted(queues):
             for name in keys.queue_lists(queue):
                 start = 0
-                while wanted - found:
-                    scanned, hits = self._scan(name, "list", start, wanted - found)
-                    found |= hits
+                while wanted - found.keys():
+                    scanned, hits = self._scan(name, "list", start, wanted - found.keys())
+                    found.update(hits)
                     if scanned < SCAN_CHUNK:
                         break
                     start += SCAN_CHUNK
-        if wanted - found:
-            found |= self._scan(keys.KOMBU_UNACKED, "hash", 0, wanted - found)[1]
+        if wanted - found.keys():
+            found.update(self._scan(keys.KOMBU_UNACKED, "hash", 0, wanted - found.keys())[1])
         return found
 
-    def _scan(self, name: str, kind: str, start: int, wanted: set[str]) -> tuple[int, set[str]]:
+    def _scan(
+        self, name: str, kind: str, start: int, wanted: set[str]
+    ) -> tuple[int, dict[str, float]]:
         reply: list[Any] = self._find(
-            keys=[name], args=[kind, start, start + SCAN_CHUNK - 1, *sorted(wanted)]
+            keys=[name, keys.KOMBU_UNACKED_INDEX],
+            args=[kind, start, start + SCAN_CHUNK - 1, *sorted(wanted)],
         )
-        return int(reply[0]), set(reply[1:])
+        pairs = reply[1:]
+        return int(reply[0]), {pairs[i]: float(pairs[i + 1] or 0) for i in range(0, len(pairs), 2)}
 
     def run_forever(self, node: str) -> None:
-        """Sweeps every interval, when no other worker has this interval's turn."""
+        """Releases due deferred jobs every tick; sweeps every interval, when no other worker
+        has this interval's turn. An error is logged and counted; the loop goes on."""
         interval_s = sweep_interval_s(self.check_after_s)
         while True:
-            time.sleep(interval_s)
-            try:
+            time.sleep(DEFERRED_TICK_S)
+            with loop_round("recovery"):
+                self.release_deferred()
                 if self.redis.set(keys.SWEEPER, node, nx=True, px=int(interval_s * 1000)):
                     self.sweep()
-            except RedisError as exc:
-                log.warning("could not check pending jobs: %s", exc)
+
+
+DEFERRED_TICK_S = 0.5  # how late a deferred job may be sent, at most
+
+
+@contextmanager
+def loop_round(loop: str) -> Iterator[None]:
+    """One round of a background loop: an error is logged and counted and the loop goes
+    on; a round that ends well is noted in the loop's heartbeat metric."""
+    try:
+        yield
+    except RedisError as exc:
+        metrics.LOOP_ERRORS.labels(loop).inc()
+        log.warning("%s: redis unavailable (%s); trying again", loop, exc)
+    except Exception:
+        metrics.LOOP_ERRORS.labels(loop).inc()
+        log.exception("%s: unexpected error; the loop goes on", loop)
+    else:
+        metrics.LOOP_HEARTBEAT.labels(loop).set(time.time())
 
 
 def sweep_interval_s(check_after_s: float) -> float:
-    """A quarter of the check delay, from half a second up to 15 s."""
-    return max(0.5, min(15.0, check_after_s / 4))
+    """A quarter of the check delay, from half a second up to 5 s: a dead worker's jobs run
+    again within one interval of their claims lapsing."""
+    return max(0.5, min(5.0, check_after_s / 4))
 
 
 @worker_ready.connect
@@ -162,7 +226,9 @@ def start_sweeper(sender: Any = None, **_: Any) -> None:
 
     settings = get_settings()
     redis = Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
-    sweeper = LostJobSweeper(redis, app, check_after_s=settings.lost_job_check_s)
+    sweeper = LostJobSweeper(
+        redis, app, check_after_s=settings.lost_job_check_s, held_for_s=settings.job_lease_s
+    )
     node = getattr(sender, "hostname", None) or "worker"
     threading.Thread(
         target=sweeper.run_forever, args=(node,), name="chatq-lost-job-sweeper", daemon=True

@@ -11,7 +11,6 @@ from typing import Any
 import requests
 from celery import Task
 from pydantic import ValidationError
-from redis.exceptions import RedisError
 from requests.adapters import HTTPAdapter
 
 from shared.celery_config import (
@@ -30,6 +29,7 @@ from shared.settings import get_settings
 from workers.celery_app import app
 from workers.lifecycle import REDIS_PATIENCE_S, JobLifecycle
 from workers.limiter import Deferred
+from workers.recovery import loop_round
 from workers.retry import backoff_delay
 from workers.runner import ChatRunner
 from workers.webhooks import WebhookSender
@@ -108,13 +108,12 @@ def webhook(self: Task, job_id: str, url: str) -> None:
 
 
 def renew_claims(lifecycle: JobLifecycle) -> None:
-    """Keeps this process's claims on its running jobs alive, so no other worker runs them."""
+    """Keeps this process's claims on its running jobs alive, so no other worker runs them.
+    It never stops: an error is logged and counted, and the next round tries again."""
     while True:
         time.sleep(lifecycle.lease_s / 3)
-        try:
+        with loop_round("lease_renewal"):
             lifecycle.renew()
-        except RedisError as exc:
-            log.warning("could not renew job claims: %s", exc)
 
 
 @app.task(name=TASK_CHAT, bind=True, ignore_result=True, max_retries=None)
@@ -143,8 +142,10 @@ def chat(self: Task, job: dict[str, Any]) -> None:
             countdown=1, max_retries=None, argsrepr=chat_argsrepr(job), kwargsrepr="{}"
         ) from None
     except Deferred as deferred:
-        # Back to the queue until its slot is near, freeing this thread for other jobs.
-        lifecycle.store.note_deferral(parsed.id, deferred.delay_s)
+        # Aside in Redis until its slot is near, freeing this thread (and the message: a
+        # worker that dies holds nothing it is not running).
+        if lifecycle.store.defer(parsed.id, deferred.delay_s):
+            return
         raise self.retry(
             countdown=deferred.delay_s,
             max_retries=None,

@@ -1,10 +1,14 @@
-"""A worker with hundreds of threads keeps hundreds of calls in flight at once."""
+"""A worker with hundreds of threads keeps hundreds of calls in flight at once, and holds no
+more messages than it runs."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from chatq.processes import stop
+from shared import keys
 from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
@@ -39,3 +43,32 @@ def test_300_slow_calls_at_once_each_run_once_without_detours(wide_worker):
     arrivals = [e["t"] for e in wide_worker.sim_requests() if e["job_id"] in set(job_ids)]
     assert len(arrivals) == THREADS
     assert max(arrivals) - min(arrivals) < TTFT_MS / 1000
+
+
+NARROW = 4
+
+
+@pytest.fixture()
+def narrow_worker(redis_server):
+    running = start_stack(
+        redis_server,
+        sim_args=["--ttft-ms", "1500", "--tokens-per-s", "0"],
+        extra_env={"CHATQ_WORKER_CONCURRENCY": str(NARROW)},
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_a_worker_holds_no_more_messages_than_it_runs(narrow_worker):
+    """A worker that dies strands only the jobs it was running: it reserves no backlog."""
+    redis = narrow_worker.settings_redis()
+    with narrow_worker.client() as client:
+        job_ids = [client.submit(f"one of many {i}", max_tokens=4) for i in range(20)]
+        held, queued = [], []
+        while not client.store.get(job_ids[-1]).status.is_terminal:
+            held.append(redis.hlen(keys.KOMBU_UNACKED))
+            queued.append(redis.llen(narrow_worker.settings.interactive_queue))
+            time.sleep(0.05)
+        assert all(client.result(j).status is JobStatus.done for j in job_ids)
+    assert max(held) <= NARROW
+    assert max(queued) >= 20 - NARROW - 1  # the rest waited in the queue, for any worker

@@ -1,15 +1,18 @@
 """Limits that hold across every worker process: no 429s, and the throughput paid for is used.
 
-The simulator enforces each limit per minute and pro rata over any 3-second window, as hosted
-APIs quantise theirs; on this 2-core machine, arrival jitter of a few milliseconds makes a
-1-second window a test of the scheduler's luck rather than of chatq's pacing.
+The simulator enforces each limit per minute and pro rata over any 1-second window, as
+OpenAI quantises its limits. Booking paces the calls; the send gate keeps a worker that woke
+late from bunching up with one on time, so even a 1-second window sees no 429.
 """
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chatq.processes import stop
+from shared import keys
 from shared.jobs import JobStatus
 from shared.tokens import count_prompt_tokens
 from tests.integration.conftest import start_stack
@@ -17,9 +20,10 @@ from tests.integration.conftest import start_stack
 pytestmark = pytest.mark.slow
 
 
-def run_jobs(stack, count: int, max_tokens: int) -> list[str]:
+def run_jobs(stack, count: int, max_tokens: int, label: str = "question") -> list[str]:
+    """``count`` jobs, each a prompt of its own (none answered from the cache), all done."""
     with stack.client() as client:
-        job_ids = [client.submit(f"question {i}", max_tokens=max_tokens) for i in range(count)]
+        job_ids = [client.submit(f"{label} {i}", max_tokens=max_tokens) for i in range(count)]
         results = [client.result(job_id, timeout=180) for job_id in job_ids]
     assert [r.status for r in results] == [JobStatus.done] * count
     return job_ids
@@ -33,7 +37,7 @@ def sent(stack) -> list[dict]:
 def rpm_stack(redis_server):
     running = start_stack(
         redis_server,
-        sim_args=["--rpm", "600", "--quantum-s", "3"],
+        sim_args=["--rpm", "600", "--quantum-s", "1"],
         workers=3,
         extra_env={"CHATQ_PROVIDER_RPM": "600"},
     )
@@ -42,22 +46,24 @@ def rpm_stack(redis_server):
 
 
 def test_three_workers_keep_600_rpm_together_and_use_90_percent_of_it(rpm_stack):
-    run_jobs(rpm_stack, 400, max_tokens=5)
-    stats = rpm_stack.sim_stats()
-    assert stats["rate_limited"] == 0, stats
-    calls = sent(rpm_stack)
-    assert len(calls) == 400
-    span_s = calls[-1]["t"] - calls[0]["t"]
-    achieved_rpm = (len(calls) - 1) / span_s * 60
-    print(f"achieved {achieved_rpm:.0f} rpm of 600 over {span_s:.1f} s")
-    assert achieved_rpm >= 0.9 * 600
+    for run in range(1, 6):  # five runs in a row: luck does not pass this
+        rpm_stack.sim_reset()
+        run_jobs(rpm_stack, 300, max_tokens=5, label=f"run {run} question")
+        stats = rpm_stack.sim_stats()
+        assert stats["rate_limited"] == 0, (run, stats)
+        calls = sent(rpm_stack)
+        assert len(calls) == 300
+        span_s = calls[-1]["t"] - calls[0]["t"]
+        achieved_rpm = (len(calls) - 1) / span_s * 60
+        print(f"run {run}: achieved {achieved_rpm:.0f} rpm of 600 over {span_s:.1f} s, no 429")
+        assert achieved_rpm >= 0.9 * 600
 
 
 @pytest.fixture()
 def tpm_stack(redis_server):
     running = start_stack(
         redis_server,
-        sim_args=["--tpm", "36000", "--quantum-s", "3"],
+        sim_args=["--tpm", "36000", "--quantum-s", "1"],
         workers=3,
         extra_env={"CHATQ_PROVIDER_TPM": "36000"},
     )
@@ -90,11 +96,20 @@ def deferring_stack(redis_server):
     stop(running.parts)
 
 
-def test_a_job_whose_slot_is_far_off_waits_in_the_queue_not_in_a_thread(deferring_stack):
+def test_a_job_whose_slot_is_far_off_waits_in_redis_not_in_a_worker(deferring_stack):
+    redis = deferring_stack.settings_redis()
+    held_while_deferred: list[int] = []
     with deferring_stack.client() as client:
         job_ids = [client.submit(f"later {i}", max_tokens=3) for i in range(8)]
+        while not client.store.get(job_ids[-1]).status.is_terminal:
+            deferred, held = redis.zcard(keys.DEFERRED), redis.hlen(keys.KOMBU_UNACKED)
+            if deferred >= 3:
+                held_while_deferred.append(held)
+            time.sleep(0.05)
         results = [client.result(job_id, timeout=60) for job_id in job_ids]
         records = [client.status(job_id) for job_id in job_ids]
     assert [r.status for r in results] == [JobStatus.done] * 8
     assert sum(r.deferrals for r in records) >= 3
-    assert all(r.attempts == 1 for r in records)  # waiting in the queue is not an attempt
+    assert all(r.attempts == 1 for r in records)  # waiting for a slot is not an attempt
+    # Jobs put aside are held by no worker: a worker that dies strands none of them.
+    assert held_while_deferred and max(held_while_deferred) <= 1

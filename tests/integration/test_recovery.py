@@ -1,4 +1,5 @@
-"""Jobs whose queue message was lost are sent again, and only those (real Redis, no workers)."""
+"""Jobs whose worker died, jobs put aside until their slot, and jobs whose queue message was
+lost are sent again, and only those (real Redis, no workers)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from producers.client import ChatqClient
 from shared import keys
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
 from shared.settings import Settings
+from shared.store import Claimed, JobStore
 from workers import recovery
 from workers.recovery import LostJobSweeper
 
@@ -83,19 +85,38 @@ def test_messages_deep_in_a_long_queue_are_found(client: ChatqClient, monkeypatc
     assert sorted(task_ids(client.store.redis)) == sorted(job_ids)
 
 
-def test_a_claimed_job_waits_for_its_claim_to_lapse(client: ChatqClient):
+def claim(client: ChatqClient, job_id: str, *, lease_s: float = 30) -> float:
+    """Claims the job as a worker would; when its claim lapses unless renewed."""
+    job = client.store.redis.hget(keys.job_key(job_id), "payload")
+    client.store.start(ChatJob.model_validate_json(job), lease_s=lease_s)
+    return float(client.store.redis.hget(keys.job_key(job_id), "lease_until"))
+
+
+def test_a_claimed_job_is_checked_when_its_claim_would_lapse(client: ChatqClient):
     redis = client.store.redis
     job_id = client.submit("hello", max_tokens=4)
-    job = client.store.redis.hget(keys.job_key(job_id), "payload")
-    client.store.start(ChatJob.model_validate_json(job), lease_s=30)
-    lease_until = float(redis.hget(keys.job_key(job_id), "lease_until"))
-    redis.delete(QUEUE)  # its worker died with the message, and nothing kept it
-    report = sweep_at(client, time.time() + CHECK_AFTER_S + 1)
-    assert (report.running, report.resent) == (1, 0)
-    assert redis.zscore(keys.PENDING, job_id) == pytest.approx(lease_until + CHECK_AFTER_S)
-    report = sweep_at(client, lease_until + CHECK_AFTER_S + 1)
-    assert report.resent == 1
-    assert task_ids(redis) == [job_id]
+    lease_until = claim(client, job_id)
+    assert redis.zscore(keys.PENDING, job_id) == pytest.approx(lease_until)
+    client.store.renew_leases([job_id], lease_s=60)  # its worker is alive: checked later
+    renewed = float(redis.hget(keys.job_key(job_id), "lease_until"))
+    assert renewed > lease_until and redis.zscore(keys.PENDING, job_id) == pytest.approx(renewed)
+    report = sweep_at(client, lease_until + 1)
+    assert (report.due, report.running, report.reclaimed) == (0, 0, 0)
+
+
+def test_a_job_whose_worker_died_is_sent_again_as_soon_as_its_claim_lapses(client: ChatqClient):
+    redis = client.store.redis
+    job_id = client.submit("hello", max_tokens=4)
+    message = json.loads(redis.rpop(QUEUE))  # held by a worker that is about to die
+    redis.hset(keys.KOMBU_UNACKED, "tag-1", json.dumps([message, QUEUE, QUEUE]))
+    lease_until = claim(client, job_id)
+    assert sweep_at(client, lease_until - 1).due == 0  # its claim is still alive
+    report = sweep_at(client, lease_until + 0.5)
+    assert (report.due, report.reclaimed, report.waiting) == (1, 1, 0)
+    assert task_ids(redis) == [job_id]  # not left for kombu's visibility timeout
+    again = ChatJob.model_validate_json(redis.hget(keys.job_key(job_id), "payload"))
+    later = JobStore(redis, result_ttl_s=60, events_ttl_s=60, clock=lambda: lease_until + 1)
+    assert later.start(again) == Claimed(2)  # its claim lapsed: the job runs again
 
 
 def test_ended_and_expired_jobs_leave_the_pending_set(client: ChatqClient):
@@ -109,13 +130,43 @@ def test_ended_and_expired_jobs_leave_the_pending_set(client: ChatqClient):
     assert redis.zcard(keys.PENDING) == 0
 
 
-def test_a_deferred_job_is_checked_after_its_delay(client: ChatqClient):
+def release_at(client: ChatqClient, now: float) -> int:
+    sweeper = LostJobSweeper(
+        client.store.redis, client.celery, check_after_s=CHECK_AFTER_S, clock=lambda: now
+    )
+    return sweeper.release_deferred()
+
+
+def test_a_deferred_job_waits_in_redis_and_is_sent_again_when_due(client: ChatqClient):
     redis = client.store.redis
     job_id = client.submit("hello", max_tokens=4)
+    redis.delete(QUEUE)  # its worker took the message, deferred it, acknowledged it
     before = time.time()
-    client.store.note_deferral(job_id, 120)
+    assert client.store.defer(job_id, 120)
     assert redis.zscore(keys.PENDING, job_id) >= before + 120 + CHECK_AFTER_S
     assert redis.hget(keys.job_key(job_id), "deferrals") == "1"
+    assert release_at(client, before + 60) == 0
+    assert release_at(client, before + 121) == 1
+    assert task_ids(redis) == [job_id] and redis.zcard(keys.DEFERRED) == 0
+    assert release_at(client, before + 122) == 0  # sent once
+
+
+def test_a_deferred_job_cancelled_meanwhile_is_not_sent(client: ChatqClient):
+    redis = client.store.redis
+    job_id = client.submit("hello", max_tokens=4)
+    redis.delete(QUEUE)
+    client.store.defer(job_id, 1)
+    client.cancel(job_id)
+    assert release_at(client, time.time() + 5) == 0 and task_ids(redis) == []
+
+
+def test_a_job_with_no_payload_to_send_again_is_not_deferred(client: ChatqClient):
+    job = ChatJob.model_validate(
+        {"request": {"model": "m", "messages": [{"role": "user", "content": "x"}]}}
+    )
+    client.store.start(job)  # sent straight to Celery: its record has no payload
+    assert not client.store.defer(job.id, 10)
+    assert client.store.redis.zcard(keys.DEFERRED) == 0
 
 
 def test_a_retried_dead_letter_is_pending_again(client: ChatqClient):
@@ -132,3 +183,18 @@ def test_a_retried_dead_letter_is_pending_again(client: ChatqClient):
     assert client.retry_dead_letter(job_id)
     assert redis.zscore(keys.PENDING, job_id) is not None
     assert redis.hget(keys.job_key(job_id), "payload") is not None
+
+
+def test_a_message_held_unclaimed_long_after_it_was_taken_is_sent_again(client: ChatqClient):
+    redis = client.store.redis
+    job_id = client.submit("hello", max_tokens=4)
+    message = json.loads(redis.rpop(QUEUE))  # taken by a worker that died before claiming
+    redis.hset(keys.KOMBU_UNACKED, "tag-9", json.dumps([message, QUEUE, QUEUE]))
+    now = time.time() + CHECK_AFTER_S + 1
+    redis.zadd(keys.KOMBU_UNACKED_INDEX, {"tag-9": now - 31})  # a live worker claims at once
+    sweeper = LostJobSweeper(
+        redis, client.celery, check_after_s=CHECK_AFTER_S, held_for_s=30, clock=lambda: now
+    )
+    report = sweeper.sweep()
+    assert (report.due, report.resent, report.waiting) == (1, 1, 0)
+    assert task_ids(redis) == [job_id]

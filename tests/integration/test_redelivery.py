@@ -8,11 +8,12 @@ import time
 from collections import Counter
 
 import pytest
+import requests
 
-from chatq.processes import stop
+from chatq.processes import kill, stop
 from producers.jobs import prepare_job
 from shared.jobs import JobStatus
-from tests.integration.conftest import start_stack
+from tests.integration.conftest import eventually, start_stack
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +99,49 @@ def test_a_job_whose_message_was_lost_runs_once_all_the_same(two_workers):
         assert client.result(sent, timeout=5).status is JobStatus.done
     calls = Counter(e["job_id"] for e in stack.sim_requests() if e["outcome"] == "ok")
     assert calls[job.id] == 1
+
+
+@pytest.fixture()
+def holding_workers(redis_server):
+    """Two workers with the default lease and checks, and answers that take 3 s: each holds
+    up to its 200 threads' worth of jobs."""
+    running = start_stack(
+        redis_server, sim_args=["--ttft-ms", "3000", "--tokens-per-s", "0"], workers=2, gateway=True
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_a_worker_killed_holding_many_jobs_costs_seconds_not_minutes(holding_workers):
+    stack = holding_workers
+    redis = stack.settings_redis()
+    url = next(p.address for p in stack.parts if p.name == "gateway")
+    victim = next(p for p in stack.parts if p.name.startswith("worker worker1"))
+    body = {"model": "sim-mini", "max_tokens": 4}
+    job_ids = [
+        requests.post(
+            f"{url}/jobs", json={**body, "messages": [{"role": "user", "content": f"q {i}"}]}
+        ).json()["id"]
+        for i in range(400)
+    ]
+
+    def held_by_victim() -> int:
+        with redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(f"chatq:job:{job_id}", "status", "worker")
+            rows = pipe.execute()
+        return sum(
+            1 for status, worker in rows if status == "in_progress" and worker == victim.address
+        )
+
+    held = eventually(lambda: n if (n := held_by_victim()) >= 100 else None, timeout=30)
+    kill(victim)
+    killed_at = time.time()
+    with stack.client() as client:
+        results = [client.result(job_id, timeout=120) for job_id in job_ids]
+    assert [r.status for r in results] == [JobStatus.done] * 400
+    for job_id in job_ids:  # each job ended once
+        assert [f["type"] for _, f in redis.xrange(f"chatq:events:{job_id}")] == ["end"]
+    last = max(r.timings.finished_at for r in results) - killed_at
+    print(f"the killed worker held {held} jobs; the last job ended {last:.1f} s after the kill")
+    assert last <= 45

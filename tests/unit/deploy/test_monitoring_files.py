@@ -22,6 +22,9 @@ EXPORTED = {
     "chatq_limiter_wait_seconds_bucket",
     "chatq_queue_depth",
     "chatq_messages_unacked",
+    "chatq_worker_loop_heartbeat_timestamp_seconds",
+    "chatq_worker_loop_errors_total",
+    "chatq_jobs_reclaimed_total",
 }
 
 

@@ -101,6 +101,9 @@ class FakeLimiter:
     def settle(self, lease: Lease, actual_tokens: int | None) -> None:
         self.settled.append(actual_tokens)
 
+    def gate(self, deployment: Deployment, lease: Lease) -> float:
+        return 0.0
+
     def pause(self, deployment: Deployment, seconds: float) -> None:
         self.pauses.append(seconds)
 
