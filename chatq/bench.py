@@ -28,8 +28,10 @@ from chatq.bench_capacity import (
     measure_sustained,
     measure_ttft,
 )
+from chatq.bench_chaos import measure_chaos
 from chatq.bench_gathering import GatheringOptions, measure_gathering
 from chatq.bench_stack import bench_stack
+from chatq.chaos import ChaosOptions
 from chatq.processes import stop
 from chatq.stack import start_workers
 from producers.client import ChatqClient
@@ -38,7 +40,7 @@ from shared.celery_config import TASK_NOOP
 from shared.settings import Settings
 
 _serial = itertools.count()
-SCENARIOS = ("pipeline", "sustained", "ttft", "memory", "gathering", "bulk")
+SCENARIOS = ("pipeline", "sustained", "ttft", "memory", "gathering", "bulk", "chaos")
 QUICK_SCENARIOS = ("pipeline", "sustained", "ttft", "memory")
 
 
@@ -60,6 +62,7 @@ class BenchOptions:
     gathering: GatheringOptions = field(default_factory=GatheringOptions)
     bulk: BulkOptions = field(default_factory=BulkOptions)
     capacity: CapacityOptions = field(default_factory=CapacityOptions)
+    chaos: ChaosOptions = field(default_factory=ChaosOptions)
 
     @classmethod
     def quick(cls) -> BenchOptions:
@@ -73,6 +76,7 @@ class BenchOptions:
             gathering=GatheringOptions.quick(),
             bulk=BulkOptions.quick(),
             capacity=CapacityOptions.quick(),
+            chaos=ChaosOptions(duration_s=30, kill_every_s=8),
         )
 
 
@@ -111,6 +115,8 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
         report["results"].update(measure_gathering(options.gathering, console))
     if "bulk" in options.scenarios:
         report["results"].update(measure_bulk(options.bulk, console))
+    if "chaos" in options.scenarios:
+        report["results"].update(measure_chaos(options.chaos, console))
     _print(console, report)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2))
@@ -276,6 +282,14 @@ def _print(console: Console, report: dict[str, Any]) -> None:
         _gathering_rows(table, r)
     if "bulk_lines" in r:
         _bulk_rows(table, r)
+    if "chaos_jobs" in r:
+        table.add_row(
+            f"chaos: {r['chaos_jobs']} jobs, {r['chaos_kills']} workers SIGKILLed",
+            f"{r['chaos_done']} done, ended once: {r['chaos_ended_exactly_once']}",
+            f"{r['chaos_jobs_called_more_than_once']} called again after a kill, "
+            f"{r['chaos_calls_beyond_claims']} beside a live run",
+            f"slowest {r['chaos_latency_max_s']} s (bound {r['chaos_recovery_bound_s']} s + run)",
+        )
     console.print(table)
     if r.get("pipeline_failed_jobs"):
         console.print(f"[red]{r['pipeline_failed_jobs']} pipeline jobs failed[/]")

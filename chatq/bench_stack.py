@@ -45,6 +45,7 @@ def bench_stack(
     workers: int = 1,
 ) -> Iterator[BenchStack]:
     parts: list[Part] = []
+    stack: BenchStack | None = None
     with tempfile.TemporaryDirectory(prefix="chatq-bench-") as data_dir:
         try:
             with console.status(f"{label}: starting Redis, the simulator and workers..."):
@@ -68,9 +69,10 @@ def bench_stack(
                 )
                 started = start_workers(workers, settings, full_env, quiet=True)
                 parts.extend(started)
-            yield BenchStack(settings, sim.address, started, full_env)
-        finally:
-            stop(parts)
+            stack = BenchStack(settings, sim.address, started, full_env)
+            yield stack
+        finally:  # workers a scenario restarted are in stack.workers
+            stop([*(stack.workers if stack else []), *parts])
 
 
 def rss_mb(pid: int) -> float:

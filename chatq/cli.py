@@ -378,7 +378,8 @@ def bench(
     scenario: Annotated[
         list[str] | None,
         typer.Option(
-            help="Run only these (repeatable): pipeline, sustained, ttft, memory, gathering, bulk."
+            help="Run only these (repeatable): pipeline, sustained, ttft, memory, gathering, "
+            "bulk, chaos."
         ),
     ] = None,
     batch_lines: Annotated[

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from chatq.processes import Part, http_ok, python_module_command, spawn, wait_until
+from chatq.processes import Part, http_ok, python_module_command, spawn, stop, wait_until
 from chatq.redis_server import redis_answers, redis_command
 from producers.jobs import producer_app
 from shared.settings import Settings
@@ -19,13 +20,9 @@ def start_redis(port: int, data_dir: Path, *, persist: bool) -> Part:
     data_dir.mkdir(parents=True, exist_ok=True)
     part = spawn("redis", redis_command(port, data_dir, persist=persist))
     part.address = f"redis://127.0.0.1:{port}/0"
-    wait_until(
-        lambda: redis_answers(part.address),
-        timeout=READY_TIMEOUT_S,
-        what=f"Redis (log: {data_dir / 'redis.log'})",
-        part=part,
+    return _ready(
+        part, lambda: redis_answers(part.address), f"Redis (log: {data_dir / 'redis.log'})"
     )
-    return part
 
 
 def start_simulator(port: int, args: Sequence[str] = (), *, log_dir: Path | None = None) -> Part:
@@ -37,13 +34,7 @@ def start_simulator(port: int, args: Sequence[str] = (), *, log_dir: Path | None
         quiet=True,
         log_file=_log(log_dir, "simulator"),
     )
-    wait_until(
-        http_ok(f"http://127.0.0.1:{port}/health"),
-        timeout=READY_TIMEOUT_S,
-        what="the provider simulator",
-        part=part,
-    )
-    return part
+    return _ready(part, http_ok(f"http://127.0.0.1:{port}/health"), "the provider simulator")
 
 
 def worker_name(index: int, group: str = "worker", host: str | None = None) -> str:
@@ -67,19 +58,60 @@ def start_workers(
     With ``reserve_interactive`` and two or more workers, the first consumes only the
     interactive queue, so a bulk flood never takes the last worker chat traffic can use.
     """
-    parts = []
-    for index in range(1, count + 1):
-        name = worker_name(index, group, host)
-        args = list(extra_args)
-        if reserve_interactive and count > 1 and index == 1:
-            args += ["--queues", settings.interactive_queue]
-        command = python_module_command("chatq", "worker", "--name", name, *args)
-        log_file = _log(log_dir, f"{group}{index}")
-        parts.append(
-            spawn(f"worker {name}", command, env=env, address=name, quiet=quiet, log_file=log_file)
-        )
-    wait_for_workers([p.address for p in parts], settings, parts)
+    spec = WorkerSpec(count, group, tuple(extra_args), quiet, log_dir, reserve_interactive, host)
+    parts = [_spawn_worker(index, spec, settings, env) for index in range(1, count + 1)]
+    try:
+        wait_for_workers([p.address for p in parts], settings, parts)
+    except BaseException:
+        stop(parts)
+        raise
     return parts
+
+
+def start_worker(
+    index: int,
+    count: int,
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    log_dir: Path | None = None,
+    reserve_interactive: bool = False,
+    quiet: bool = False,
+) -> Part:
+    """Starts worker ``index`` of ``count`` again, as ``start_workers`` did, and waits for it."""
+    spec = WorkerSpec(count, quiet=quiet, log_dir=log_dir, reserve_interactive=reserve_interactive)
+    part = _spawn_worker(index, spec, settings, env)
+    try:
+        wait_for_workers([part.address], settings, [part])
+    except BaseException:
+        stop([part])
+        raise
+    return part
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """How a group of worker processes is started."""
+
+    count: int
+    group: str = "worker"
+    extra_args: tuple[str, ...] = ()
+    quiet: bool = False
+    log_dir: Path | None = None
+    reserve_interactive: bool = False
+    host: str | None = None
+
+
+def _spawn_worker(index: int, spec: WorkerSpec, settings: Settings, env: Mapping[str, str]) -> Part:
+    name = worker_name(index, spec.group, spec.host)
+    args = list(spec.extra_args)
+    if spec.reserve_interactive and spec.count > 1 and index == 1:
+        args += ["--queues", settings.interactive_queue]
+    command = python_module_command("chatq", "worker", "--name", name, *args)
+    log_file = _log(spec.log_dir, f"{spec.group}{index}")
+    return spawn(
+        f"worker {name}", command, env=env, address=name, quiet=spec.quiet, log_file=log_file
+    )
 
 
 def wait_for_workers(names: Sequence[str], settings: Settings, parts: Sequence[Part]) -> None:
@@ -110,13 +142,7 @@ def start_gateway(
         address=f"http://{host}:{port}/v1",
         log_file=_log(log_dir, "gateway"),
     )
-    wait_until(
-        http_ok(f"http://{host}:{port}/health"),
-        timeout=READY_TIMEOUT_S,
-        what="the gateway",
-        part=part,
-    )
-    return part
+    return _ready(part, http_ok(f"http://{host}:{port}/health"), "the gateway")
 
 
 def start_flower(port: int, env: Mapping[str, str], *, log_dir: Path | None = None) -> Part:
@@ -137,12 +163,16 @@ def start_flower(port: int, env: Mapping[str, str], *, log_dir: Path | None = No
         quiet=True,
         log_file=_log(log_dir, "flower"),
     )
-    wait_until(
-        http_ok(f"http://127.0.0.1:{port}/healthcheck"),
-        timeout=READY_TIMEOUT_S,
-        what="Flower",
-        part=part,
-    )
+    return _ready(part, http_ok(f"http://127.0.0.1:{port}/healthcheck"), "Flower")
+
+
+def _ready(part: Part, check: Callable[[], bool], what: str) -> Part:
+    """``part`` once ``check`` passes; if it never does, the process is stopped, not left."""
+    try:
+        wait_until(check, timeout=READY_TIMEOUT_S, what=what, part=part)
+    except BaseException:
+        stop([part])
+        raise
     return part
 
 

@@ -1,9 +1,14 @@
-"""``chatq up``: the whole local stack in one process tree, stopped as one on Ctrl-C."""
+"""``chatq up``: the whole local stack in one process tree. A part that dies is restarted
+while the rest keep serving (``chatq.supervisor``); Ctrl-C, SIGTERM or SIGHUP stop it all."""
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -16,9 +21,11 @@ from chatq.stack import (
     start_gateway,
     start_redis,
     start_simulator,
+    start_worker,
     start_workers,
     without_metrics_dir,
 )
+from chatq.supervisor import Supervisor
 from shared.errors import ChatqError
 from shared.settings import Settings, get_settings
 
@@ -37,43 +44,72 @@ class StackOptions:
 
 
 def run_stack(settings: Settings, options: StackOptions, console: Console) -> None:
-    """Starts every part, prints where each listens, runs the demo, waits for Ctrl-C."""
-    parts: list[Part] = []
+    """Starts every part, prints where each listens, runs the demo, then keeps the parts
+    running until Ctrl-C (or SIGTERM, SIGHUP)."""
+    supervisor = Supervisor(lambda text: console.print(f"[bold yellow]{text}[/]"))
+    restore = _stop_on_signals()
     try:
-        env, rows = _start(settings, options, parts, console)
+        env, rows = _start(settings, options, supervisor, console)
         _print_table(console, rows)
         if options.demo_prompt:
             _demo(settings, env, options.demo_prompt)
         if options.once:
             return
         console.print("[bold]chatq is up.[/] Press Ctrl-C to stop everything.")
-        while all(part.alive() for part in parts):
-            time.sleep(0.5)
-        dead = [p.name for p in parts if not p.alive()]
-        raise ChatqError(f"{', '.join(dead)} stopped unexpectedly; stopping the stack.")
+        while True:
+            supervisor.check()
+            time.sleep(CHECK_EVERY_S)
     except KeyboardInterrupt:
         console.print("\nStopping...")
     finally:
-        stop(list(reversed(parts)))
-        if parts:
+        restore()
+        stop(list(reversed(supervisor.parts)))
+        if supervisor.parts:
             console.print("All chatq processes stopped.")
 
 
+CHECK_EVERY_S = 0.5
+
+
+def _stop_on_signals() -> Callable[[], None]:
+    """SIGTERM and SIGHUP stop the stack as Ctrl-C does; returns how to undo that."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
 def _start(
-    settings: Settings, options: StackOptions, parts: list[Part], console: Console
+    settings: Settings, options: StackOptions, supervisor: Supervisor, console: Console
 ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """Starts each part under ``supervisor``, with how to start it again should it die."""
     env: dict[str, str] = metrics_env(settings.data_dir / "metrics")
     rows: list[tuple[str, str]] = []
     logs = settings.data_dir.resolve() / "logs"
+
+    def run(what: str, start: Callable[[], Part]) -> Part:
+        with console.status(f"Starting {what}..."):
+            part = start()
+        supervisor.watch(part, start)
+        return part
+
     if settings.redis_url is None:
         if port_in_use(options.redis_port):
             raise ChatqError(
                 f"Port {options.redis_port} is taken, so the embedded Redis cannot start there. "
                 "Pass --redis-port, or set CHATQ_REDIS_URL to use that Redis."
             )
-        with console.status("Starting the embedded Redis..."):
-            redis = start_redis(options.redis_port, settings.data_dir / "redis", persist=True)
-        parts.append(redis)
+        data_dir = settings.data_dir / "redis"
+        redis = run(
+            "the embedded Redis", lambda: start_redis(options.redis_port, data_dir, persist=True)
+        )
         env["CHATQ_REDIS_URL"] = redis.address
         rows.append(("Redis (embedded)", redis.address))
     else:
@@ -81,9 +117,10 @@ def _start(
         env["CHATQ_REDIS_URL"] = settings.redis_url
         rows.append(("Redis", _hide_password(settings.redis_url)))
     if settings.provider_base_url is None:
-        with console.status("Starting the provider simulator..."):
-            sim = start_simulator(options.sim_port, options.sim_args, log_dir=logs)
-        parts.append(sim)
+        sim = run(
+            "the provider simulator",
+            lambda: start_simulator(options.sim_port, options.sim_args, log_dir=logs),
+        )
         env["CHATQ_PROVIDER_BASE_URL"] = sim.address
         env.setdefault("CHATQ_PROVIDER_MAX_N", "8")  # the simulator answers 'n' choices
         rows.append(("Provider simulator", sim.address))
@@ -99,19 +136,28 @@ def _start(
         workers = start_workers(
             options.workers, child_settings, env, log_dir=logs, reserve_interactive=True
         )
-    parts.extend(workers)
+    for index, worker in enumerate(workers, start=1):
+        supervisor.watch(worker, partial(_worker_again, index, options, child_settings, env, logs))
     rows.append(("Workers", ", ".join(w.address for w in workers)))
-    with console.status("Starting the gateway..."):
-        gateway = start_gateway(settings.gateway_host, options.gateway_port, env, log_dir=logs)
-    parts.append(gateway)
+    gateway = run(
+        "the gateway",
+        lambda: start_gateway(settings.gateway_host, options.gateway_port, env, log_dir=logs),
+    )
     rows.append(("Gateway (OpenAI API)", gateway.address))
     if options.flower:
-        with console.status("Starting Flower..."):
-            flower = start_flower(options.flower_port, without_metrics_dir(env), log_dir=logs)
-        parts.append(flower)
+        flower_env = without_metrics_dir(env)
+        flower = run("Flower", lambda: start_flower(options.flower_port, flower_env, log_dir=logs))
         rows.append(("Flower", flower.address))
     rows.append(("Logs", str(logs)))
     return env, rows
+
+
+def _worker_again(
+    index: int, options: StackOptions, settings: Settings, env: dict[str, str], logs: Path
+) -> Part:
+    return start_worker(
+        index, options.workers, settings, env, log_dir=logs, reserve_interactive=True
+    )
 
 
 def _print_table(console: Console, rows: list[tuple[str, str]]) -> None:

@@ -6,12 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
 import requests
 
 from chatq.processes import free_port, port_in_use
+from producers.jobs import producer_app
+from shared.settings import Settings
+from tests.integration.conftest import eventually
 
 
 def up_command(*args: str) -> tuple[list[str], dict[str, str], dict[str, int]]:
@@ -60,5 +64,154 @@ def test_ctrl_c_stops_every_process(tmp_path):
         if up.poll() is None:
             up.kill()
     _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not any(port_in_use(p) for p in ports.values())
+
+
+def start_up(tmp_path, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    """``chatq up`` running, once its gateway (and Flower, unless left out) answer."""
+    command, env, ports = up_command("--no-demo", *args)
+    env["CHATQ_DATA_DIR"] = str(tmp_path)
+    up = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    urls = [f"http://127.0.0.1:{ports['port']}/health"]
+    if "--no-flower" not in args:
+        urls.append(f"http://127.0.0.1:{ports['flower-port']}/healthcheck")
+    while True:
+        assert up.poll() is None, up.stdout.read().decode()
+        assert time.monotonic() < deadline, "chatq up was not ready in time"
+        try:
+            if all(requests.get(url, timeout=1).ok for url in urls):
+                return up, ports
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+
+
+def worker_processes(up: subprocess.Popen[bytes], name: str) -> list[psutil.Process]:
+    """The live processes under ``chatq up`` whose command line names ``name``."""
+    found = []
+    for process in psutil.Process(up.pid).children(recursive=True):
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE and any(
+                name in arg for arg in process.cmdline()
+            ):
+                found.append(process)
+        except psutil.Error:  # gone meanwhile
+            continue
+    return found
+
+
+def test_a_dead_worker_is_restarted_while_the_rest_keep_serving(tmp_path):
+    up, ports = start_up(tmp_path, "--workers", "2")
+    chat_url = f"http://127.0.0.1:{ports['port']}/v1/chat/completions"
+    try:
+        [victim] = worker_processes(up, "worker2@")
+        victim.kill()
+        killed_at = time.monotonic()
+        answers = []
+        while not [p for p in worker_processes(up, "worker2@") if p.pid != victim.pid]:
+            assert time.monotonic() - killed_at < 10, "worker2 was not restarted within 10 s"
+            chat = {"model": "sim-mini", "messages": [{"role": "user", "content": "still up?"}]}
+            answers.append(requests.post(chat_url, json=chat, timeout=30).status_code)
+            time.sleep(0.2)
+        assert answers and set(answers) == {200}  # the gateway kept answering throughout
+        eventually(
+            lambda: _answers_ping(ports, "worker2@"), timeout=10 - (time.monotonic() - killed_at)
+        )
+        children = psutil.Process(up.pid).children(recursive=True)
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=30) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+    output = up.stdout.read().decode()
+    assert "stopped (exit code -9); restarting it in 1 s." in output
+    assert "worker worker2@" in output and "restarted (pid" in output
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]  # Flower included
+    assert not any(port_in_use(p) for p in ports.values())
+
+
+def _answers_ping(ports: dict[str, int], name: str) -> bool | None:
+    settings = Settings(_env_file=None, redis_url=f"redis://127.0.0.1:{ports['redis-port']}/0")
+    app = producer_app(settings)
+    try:
+        replies = app.control.ping(timeout=0.5) or []
+    finally:
+        app.close()
+    return True if any(node.startswith(name) for reply in replies for node in reply) else None
+
+
+def test_redis_killed_under_load_comes_back_and_loses_no_accepted_job(tmp_path):
+    up, ports = start_up(tmp_path, "--workers", "2", "--no-flower")
+    jobs_url = f"http://127.0.0.1:{ports['port']}/v1/jobs"
+    accepted: list[str] = []
+    refused: list[tuple[float, str | None]] = []  # when, and the Retry-After it came with
+    stop_load = threading.Event()
+
+    def load() -> None:
+        serial = 0
+        while not stop_load.is_set():
+            serial += 1
+            body = {"model": "sim-mini", "messages": [{"role": "user", "content": f"n {serial}"}]}
+            try:
+                response = requests.post(jobs_url, json=body, timeout=10)
+            except requests.RequestException:
+                continue
+            if response.status_code == 202:
+                accepted.append(response.json()["id"])
+            else:
+                assert response.status_code == 503, response.text
+                refused.append((time.monotonic(), response.headers.get("Retry-After")))
+            time.sleep(0.02)
+
+    loader = threading.Thread(target=load, daemon=True)
+    try:
+        loader.start()
+        time.sleep(2)
+        [redis] = [p for p in psutil.Process(up.pid).children() if "redis-server" in p.name()]
+        redis.kill()
+        killed_at = time.monotonic()
+        eventually(lambda: len(accepted) if refused and len(accepted) > 0 else None, timeout=30)
+        count_at_kill = len(accepted)
+        eventually(lambda: True if len(accepted) > count_at_kill + 20 else None, timeout=30)
+        back_at = time.monotonic()
+        time.sleep(2)
+        stop_load.set()
+        loader.join()
+        statuses = {}
+        for job_id in accepted:
+            statuses[job_id] = eventually(
+                lambda job_id=job_id: _ended(f"{jobs_url}/{job_id}"), timeout=60
+            )
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=30)
+    finally:
+        stop_load.set()
+        if up.poll() is None:
+            up.kill()
+    print(
+        f"{len(accepted)} jobs accepted, all done; {len(refused)} refused with 503 while Redis "
+        f"was down ({back_at - killed_at:.1f} s until accepted again)"
+    )
+    assert set(statuses.values()) == {"done"}, statuses  # every accepted job, none lost
+    assert refused and all(after for _, after in refused)  # 503s say when to come back
+    assert all(killed_at <= t <= back_at for t, _ in refused)  # only while Redis was down
+    assert "redis restarted" in up.stdout.read().decode()
+
+
+def _ended(url: str) -> str | None:
+    status = requests.get(url, timeout=5).json().get("status")
+    return status if status in ("done", "failed", "cancelled") else None
+
+
+def test_every_part_dies_with_chatq_up_even_when_it_is_killed(tmp_path):
+    up, ports = start_up(tmp_path)
+    children = psutil.Process(up.pid).children(recursive=True)
+    assert len(children) >= 5  # redis, simulator, worker, gateway, flower
+    up.kill()  # no chance to clean up: the parts must go by themselves
+    up.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, [p.cmdline() for p in alive]
     assert not any(port_in_use(p) for p in ports.values())
