@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import sys
 import time
@@ -13,7 +14,7 @@ from rich.console import Console
 
 from chatq import keys_cli
 from shared.errors import ChatqError, QueueUnavailable
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -111,14 +112,40 @@ def gateway(
     import uvicorn
 
     settings = get_settings()
+    host = host or settings.gateway_host
+    refusal = open_gateway_refusal(host, settings)
+    if refusal:
+        console.print(f"[red]{refusal}[/]")
+        raise typer.Exit(2)
     uvicorn.run(
         "producers.gateway:create_app",
         factory=True,
-        host=host or settings.gateway_host,
+        host=host,
         port=port or settings.gateway_port,
         log_level="warning",
         access_log=False,
     )
+
+
+def open_gateway_refusal(host: str, settings: Settings) -> str | None:
+    """Why the gateway must not listen on ``host``: auth off beyond loopback (None if fine)."""
+    if settings.auth_required or settings.allow_open_gateway or _loopback(host):
+        return None
+    return (
+        f"Refusing to listen on {host} with authentication off: anyone who can reach it "
+        "could use the provider keys. Set CHATQ_AUTH_REQUIRED=true (and create keys with "
+        "`chatq keys create`), listen on 127.0.0.1, or set CHATQ_ALLOW_OPEN_GATEWAY=true "
+        "if something in front of it checks callers."
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @cli.command(

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from producers.client import ChatqClient
 from producers.jobs import (
     Messages,
+    check_webhook,
     prepare_job,
     producer_app,
     queue_errors,
@@ -60,6 +61,8 @@ class AsyncChatqClient:
             webhook_url=webhook_url,
             privacy=privacy,
         )
+        if webhook_url:  # resolving its host may take a while: not in the event loop
+            await asyncio.to_thread(check_webhook, webhook_url, self.settings)
         if job.request.session_id is not None or job.request.user is not None:
             job = await asyncio.to_thread(self._history().with_history, job, tenant)
         with queue_errors(self.settings):

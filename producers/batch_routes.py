@@ -16,6 +16,7 @@ from producers.callers import AdmittedCaller, Caller
 from producers.files import FileStore
 
 router = APIRouter()
+uploads = APIRouter()  # the gateway gives it a body limit of its own: a file's, not a chat's
 
 
 def _files(request: Request) -> FileStore:
@@ -26,7 +27,7 @@ def _batches(request: Request) -> BatchService:
     return request.app.state.batches  # type: ignore[no-any-return]
 
 
-@router.post("/v1/files")
+@uploads.post("/v1/files")
 def upload_file(
     request: Request,
     file: Annotated[UploadFile, File()],

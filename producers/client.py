@@ -9,6 +9,7 @@ from redis import Redis
 
 from producers.jobs import (
     Messages,
+    check_webhook,
     prepare_job,
     producer_app,
     queue_errors,
@@ -80,6 +81,7 @@ class ChatqClient:
             webhook_url=webhook_url,
             privacy=privacy,
         )
+        check_webhook(webhook_url, self.settings)
         job = self.with_history(job, tenant)
         with queue_errors(self.settings):
             if self.store.create(job, queue) or (

@@ -39,7 +39,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         400: "The request is invalid: the message says what to fix.",
         401: "No valid API key or token.",
         404: "Not found (or not the caller's).",
+        408: "The request body stalled.",
         409: "Conflicts with the job's state.",
+        413: "The request body is larger than allowed.",
         429: "Over a quota or rate limit; see Retry-After.",
         500: "An internal error.",
         502: "The provider failed.",
@@ -79,8 +81,11 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     else:
         message = str(exc.detail)
     error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    code = {413: "request_too_large", 408: "request_timeout"}.get(exc.status_code)
     return JSONResponse(
-        openai_error_body(message, error_type), status_code=exc.status_code, headers=headers
+        openai_error_body(message, error_type, code=code),
+        status_code=exc.status_code,
+        headers=headers,
     )
 
 

@@ -15,17 +15,18 @@ from typing import Any, BinaryIO
 from redis import Redis
 
 from shared import keys
-from shared.errors import FileNotFound, InvalidRequest
+from shared.errors import FileNotFound, InvalidRequest, PayloadTooLarge
 
 PURPOSES = ("batch", "batch_output")
 COPY_CHUNK = 1024 * 1024
 
 
 class FileStore:
-    def __init__(self, redis: Redis, directory: Path, *, max_bytes: int):
+    def __init__(self, redis: Redis, directory: Path, *, max_bytes: int, max_lines: int = 50_000):
         self.redis = redis
         self.directory = directory
         self.max_bytes = max_bytes
+        self.max_lines = max_lines
         directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, file_id: str, tenant: str | None = None) -> Path:
@@ -46,22 +47,40 @@ class FileStore:
             )
         file_id = f"file-{uuid.uuid4().hex}"
         target = self._path(file_id)
-        size = 0
+        size, lines, last = 0, 0, b"\n"
         with target.open("wb") as out:
             while chunk := source.read(COPY_CHUNK):
                 size += len(chunk)
-                if size > self.max_bytes:
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+                problem = self._over_limit(size, lines)
+                if problem is not None:
                     out.close()
                     target.unlink(missing_ok=True)
-                    raise InvalidRequest(
-                        f"The file is larger than the {self.max_bytes} bytes allowed.",
-                        param="file",
-                    )
+                    raise problem
                 out.write(chunk)
+        if last != b"\n" and (problem := self._over_limit(size, lines + 1)) is not None:
+            target.unlink(missing_ok=True)
+            raise problem
         if size == 0:
             target.unlink(missing_ok=True)
             raise InvalidRequest("The file is empty: send one JSON request per line.", param="file")
         return self._register(file_id, filename, purpose, size, tenant)
+
+    def _over_limit(self, size: int, lines: int) -> InvalidRequest | None:
+        if size > self.max_bytes:
+            return PayloadTooLarge(
+                f"The file is larger than the {self.max_bytes:,} bytes allowed "
+                "(CHATQ_MAX_FILE_BYTES).",
+                param="file",
+            )
+        if lines > self.max_lines:
+            return InvalidRequest(
+                f"A batch file may hold at most {self.max_lines:,} requests "
+                "(CHATQ_MAX_BATCH_LINES); send the rest in another file.",
+                param="file",
+            )
+        return None
 
     def adopt(
         self, source: Path, filename: str, purpose: str, tenant: str | None = None

@@ -18,6 +18,7 @@ from producers.auth import Authenticator
 from producers.batches import BatchService
 from producers.errors import ERROR_RESPONSES, install_error_handlers
 from producers.files import FileStore
+from producers.limits import BodyGuard
 from producers.metrics_route import build_registry
 from producers.request_ids import RequestIds
 from shared.logs import configure_logging
@@ -43,7 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         redis = Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
         app.state.files = FileStore(
-            redis, settings.effective_files_dir, max_bytes=settings.max_file_bytes
+            redis,
+            settings.effective_files_dir,
+            max_bytes=settings.max_file_bytes,
+            max_lines=settings.max_batch_lines,
         )
         app.state.sessions = SessionStore(redis, settings)
         app.state.users = UserStore(redis)
@@ -63,10 +67,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     app.add_middleware(RequestIds)
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=settings.max_request_bytes,
+        upload_max_bytes=settings.max_file_bytes,
+        timeout_s=settings.body_read_timeout_s,
+    )
     install_error_handlers(app)
     app.include_router(chat_routes.router)
     app.include_router(job_routes.router)
     app.include_router(batch_routes.router)
+    app.include_router(batch_routes.uploads)
     app.include_router(session_routes.router)
     app.include_router(metrics_route.router)
 

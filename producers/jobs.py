@@ -10,6 +10,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
+from producers.limits import RequestLimits
 from shared import metrics
 from shared.celery_config import (
     TASK_WEBHOOK,
@@ -33,6 +34,7 @@ from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from shared.logs import request_id_var
 from shared.outage import REDIS_DOWN
 from shared.settings import Settings
+from shared.webhook_targets import resolve_target, webhook_policy
 
 Messages = str | list[dict[str, Any]]
 
@@ -89,7 +91,7 @@ def prepare_job(
             raise TypeError("submit() needs messages or a request")
         request = build_request(messages, model, settings, **params)
     check_model(request, deployments.aliases())
-    check_webhook(webhook_url, settings)
+    RequestLimits.of(settings).check(request)
     extra: dict[str, Any] = {
         "tenant": tenant,
         "webhook_url": webhook_url,
@@ -141,13 +143,18 @@ def send_webhook(app: Celery, job_id: str, url: str, settings: Settings) -> None
 
 
 def check_webhook(url: str | None, settings: Settings) -> None:
-    """Refuses a webhook this deployment cannot sign."""
-    if url and settings.webhook_secret is None:
+    """Refuses a webhook this deployment cannot sign, or one pointing where workers must not
+    call (an internal address: see ``shared.webhook_targets``). Resolves the host: callers in
+    an event loop run it in a thread."""
+    if not url:
+        return
+    if settings.webhook_secret is None:
         raise InvalidJob(
             "Webhooks are off here: the operator has not set CHATQ_WEBHOOK_SECRET, which "
             "signs them. Poll GET /v1/jobs/{id} instead.",
             param="webhook_url",
         )
+    resolve_target(url, webhook_policy(settings))
 
 
 def error_for_result(result: ChatResult) -> ChatqError:

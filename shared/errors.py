@@ -2,6 +2,7 @@
 
 ChatqError
 ├── InvalidRequest ── InvalidJob ── ModelNotFound
+│                  └── PayloadTooLarge
 ├── NotFound ── JobNotFound, FileNotFound, BatchNotFound
 ├── JobTimeout
 ├── QueueUnavailable
@@ -41,6 +42,12 @@ class InvalidJob(InvalidRequest):
 
 class ModelNotFound(InvalidJob):
     code = "model_not_found"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The request body (or an uploaded file) is larger than allowed."""
+
+    code = "request_too_large"
 
 
 class NotFound(ChatqError):
@@ -145,6 +152,7 @@ ERROR_TABLE: dict[type[ChatqError], tuple[int, str]] = {
     ChatqError: (500, "server_error"),
     InvalidRequest: (400, "invalid_request_error"),
     ModelNotFound: (404, "invalid_request_error"),
+    PayloadTooLarge: (413, "invalid_request_error"),
     NotFound: (404, "invalid_request_error"),
     JobCancelled: (409, "invalid_request_error"),
     JobTimeout: (504, "server_error"),

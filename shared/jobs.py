@@ -149,8 +149,15 @@ class ChatRequest(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _small_metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is not None and len(value) > 16:
+        """OpenAI's limits: 16 pairs, keys up to 64 characters, values up to 512."""
+        if value is None:
+            return value
+        if len(value) > 16:
             raise ValueError("at most 16 metadata keys")
+        if any(len(k) > 64 for k in value):
+            raise ValueError("metadata keys may have at most 64 characters")
+        if any(len(v) > 512 for v in value.values()):
+            raise ValueError("metadata values may have at most 512 characters")
         return value
 
     @property

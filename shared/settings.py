@@ -98,7 +98,16 @@ class Settings(BaseSettings):
     batch_completion_window_s: int = Field(24 * 3600, ge=1)
     # Files uploaded for and produced by HTTP batches (share this directory between gateways).
     files_dir: Path | None = Field(None, description="Default: data_dir/files.")
-    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)  # OpenAI's limit for batch files
+    max_batch_lines: int = Field(50_000, ge=1)  # requests per batch file, as OpenAI
+
+    # What one request may carry (each over-limit request is told which limit it broke).
+    max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024)  # refused while being read
+    body_read_timeout_s: float = Field(30.0, gt=0)  # a body that stalls this long: 408
+    max_messages: int = Field(2048, ge=1)
+    max_content_chars: int = Field(2_000_000, ge=1)  # text of all messages together
+    max_tools: int = Field(128, ge=1)
+    max_image_parts: int = Field(500, ge=0)
 
     # Sessions: history kept in Redis, compacted past a prompt token budget.
     session_token_budget: int = Field(3000, ge=200)
@@ -125,6 +134,12 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_max_retries: int = Field(8, ge=0)
     webhook_timeout_s: float = Field(10.0, gt=0)
+    # Where webhooks may go: https to public addresses only, unless these allow more.
+    webhook_allow_http: bool = False
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts, addresses or networks (CIDR) webhooks may reach though internal.",
+    )
 
     # Metrics: a worker's own Prometheus exporter (off unless set; on one host, `chatq up`
     # has the gateway's /metrics sum every process instead).
@@ -133,12 +148,14 @@ class Settings(BaseSettings):
 
     # Gateway and Flower.
     gateway_host: str = "127.0.0.1"
+    # A gateway with auth off refuses to listen beyond loopback unless this says it may.
+    allow_open_gateway: bool = False
     gateway_port: int = 8000
     flower_port: int = 5555
 
     log_level: str = "INFO"
 
-    @field_validator("models", "hooks", mode="before")
+    @field_validator("models", "hooks", "webhook_allow_hosts", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):

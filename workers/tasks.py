@@ -26,6 +26,7 @@ from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
 from shared.logs import job_id_var, request_id_var
 from shared.outage import REDIS_DOWN, wait_for_redis
 from shared.settings import get_settings
+from shared.webhook_targets import webhook_policy
 from workers.celery_app import app
 from workers.lifecycle import REDIS_PATIENCE_S, JobLifecycle
 from workers.limiter import Deferred
@@ -84,7 +85,12 @@ def get_webhooks() -> WebhookSender:
         if _webhooks is None:
             settings = get_settings()
             secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
-            _webhooks = WebhookSender(store, secret, timeout_s=settings.webhook_timeout_s)
+            _webhooks = WebhookSender(
+                store,
+                secret,
+                policy=webhook_policy(settings),
+                timeout_s=settings.webhook_timeout_s,
+            )
         return _webhooks
 
 

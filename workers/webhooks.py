@@ -1,5 +1,9 @@
 """Calls a job's webhook when it ends: one signed POST per try, retried with backoff by the
-``chatq.webhook`` task. Delivery is recorded on the job record (``webhook`` field)."""
+``chatq.webhook`` task. Delivery is recorded on the job record (``webhook`` field).
+
+Each try checks the destination again (``shared.webhook_targets``), connects to the address
+that was checked, and follows no redirect: a webhook never reaches an internal service.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,19 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-import requests
+import certifi
+import urllib3
 
 from shared import keys
 from shared.errors import JobNotFound
 from shared.store import JobStore
+from shared.webhook_targets import (
+    Resolver,
+    WebhookPolicy,
+    WebhookRefused,
+    WebhookTarget,
+    resolve_target,
+)
 from shared.webhooks import SIGNATURE_HEADER, sign
 from workers.rate_headers import retry_after_seconds
 
@@ -29,15 +41,16 @@ class WebhookSender:
         store: JobStore,
         secret: str,
         *,
+        policy: WebhookPolicy | None = None,
         timeout_s: float = 10.0,
-        session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
+        resolve: Resolver | None = None,
     ):
         self.store = store
         self.secret = secret
+        self.policy = policy or WebhookPolicy()
+        self.resolve = resolve  # None: the system's DNS
         self.timeout_s = timeout_s
-        self.session = session or requests.Session()
-        self.session.trust_env = False
         self.clock = clock
         self.retry_after: float | None = None  # what the receiver asked for on the last try
 
@@ -59,23 +72,55 @@ class WebhookSender:
         except JobNotFound:
             log.warning("webhook for job %s not sent: its record expired", job_id)
             return "failed"
+        try:
+            target = resolve_target(url, self.policy, self.resolve)
+        except WebhookRefused as exc:
+            log.warning("webhook for job %s not sent: %s", job_id, exc.message)
+            return self._note(job_id, "failed")
         headers = {
             "Content-Type": "application/json",
             SIGNATURE_HEADER: sign(self.secret, body, int(self.clock())),
             "User-Agent": "chatq-webhook/1",
+            "Host": target.host_header,
         }
         try:
-            response = self.session.post(url, data=body, headers=headers, timeout=self.timeout_s)
-        except requests.RequestException as exc:
+            response = self._post(target, body, headers)
+        except urllib3.exceptions.HTTPError as exc:
             log.info("webhook for job %s not delivered: %s", job_id, exc)
             return self._note(job_id, "retry")
-        if response.status_code < 300:
+        if response.status < 300:
             return self._note(job_id, "delivered")
-        if response.status_code >= 500 or response.status_code in RETRIED_STATUSES:
+        if response.status >= 500 or response.status in RETRIED_STATUSES:
             self.retry_after = retry_after_seconds(response.headers)
             return self._note(job_id, "retry")
-        log.warning("webhook for job %s refused with %d", job_id, response.status_code)
+        log.warning("webhook for job %s refused with %d", job_id, response.status)
         return self._note(job_id, "failed")
+
+    def _post(
+        self, target: WebhookTarget, body: bytes, headers: dict[str, str]
+    ) -> urllib3.BaseHTTPResponse:
+        """One POST to the checked address; a redirect is an answer, not followed."""
+        timeout = urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s)
+        pool: urllib3.HTTPConnectionPool
+        if target.scheme == "https":
+            pool = urllib3.HTTPSConnectionPool(
+                target.address,
+                target.port,
+                server_hostname=target.host,
+                assert_hostname=target.host,
+                cert_reqs="CERT_REQUIRED",
+                ca_certs=certifi.where(),
+                timeout=timeout,
+                retries=False,
+            )
+        else:
+            pool = urllib3.HTTPConnectionPool(
+                target.address, target.port, timeout=timeout, retries=False
+            )
+        with pool:
+            return pool.urlopen(
+                "POST", target.path, body=body, headers=headers, redirect=False, retries=False
+            )
 
     def give_up(self, job_id: str) -> None:
         self._note(job_id, "failed")

@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from chatq.processes import free_port, stop
+from chatq.processes import free_port, python_module_command, spawn, stop
 from chatq.stack import start_flower, without_metrics_dir
 from tests.integration.conftest import start_stack
 
@@ -44,3 +44,29 @@ def test_flower_shows_queues_and_masked_task_arguments(redis_server):
         assert rows[job_id]["name"] == "chatq.chat"
         assert rows[job_id]["args"] == f"(job {job_id}, model sim-mini, 1 messages, stream=False)"
     assert SECRET not in pages
+
+
+def test_flower_with_basic_auth_as_the_compose_file_runs_it_asks_for_credentials(redis_server):
+    stack = start_stack(redis_server)
+    port = free_port()
+    command = python_module_command(
+        "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1"
+    )
+    env = {**without_metrics_dir(stack.env), "FLOWER_BASIC_AUTH": "admin:s3cret"}
+    flower = spawn("flower", command, env=env, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                anonymous = requests.get(url, timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and flower.alive(), "Flower did not start"
+                time.sleep(0.3)
+        signed_in = requests.get(url, auth=("admin", "s3cret"), timeout=10)
+        wrong = requests.get(url, auth=("admin", "guess"), timeout=10)
+    finally:
+        stop([flower, *stack.parts])
+    assert anonymous.status_code == 401 and wrong.status_code == 401
+    assert signed_in.status_code == 200

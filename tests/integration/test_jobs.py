@@ -32,7 +32,11 @@ def stack(redis_server):
         redis_server,
         gateway=True,
         sim_args=["--ttft-ms", "100", "--tokens-per-s", "40"],
-        extra_env={"CHATQ_WEBHOOK_SECRET": WEBHOOK_SECRET},
+        extra_env={
+            "CHATQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "CHATQ_WEBHOOK_ALLOW_HTTP": "true",  # the test's receiver, on loopback
+            "CHATQ_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+        },
     )
     yield running
     stop(running.parts)
