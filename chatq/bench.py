@@ -29,6 +29,7 @@ from chatq.bench_capacity import (
     measure_ttft,
 )
 from chatq.bench_chaos import measure_chaos
+from chatq.bench_gateway import GatewayOptions, measure_gateway
 from chatq.bench_gathering import GatheringOptions, measure_gathering
 from chatq.bench_stack import bench_stack
 from chatq.chaos import ChaosOptions
@@ -40,7 +41,7 @@ from shared.celery_config import TASK_NOOP
 from shared.settings import Settings
 
 _serial = itertools.count()
-SCENARIOS = ("pipeline", "sustained", "ttft", "memory", "gathering", "bulk", "chaos")
+SCENARIOS = ("pipeline", "sustained", "ttft", "memory", "gathering", "bulk", "chaos", "gateway")
 QUICK_SCENARIOS = ("pipeline", "sustained", "ttft", "memory")
 
 
@@ -63,6 +64,7 @@ class BenchOptions:
     bulk: BulkOptions = field(default_factory=BulkOptions)
     capacity: CapacityOptions = field(default_factory=CapacityOptions)
     chaos: ChaosOptions = field(default_factory=ChaosOptions)
+    gateway: GatewayOptions = field(default_factory=GatewayOptions)
 
     @classmethod
     def quick(cls) -> BenchOptions:
@@ -77,6 +79,7 @@ class BenchOptions:
             bulk=BulkOptions.quick(),
             capacity=CapacityOptions.quick(),
             chaos=ChaosOptions(duration_s=30, kill_every_s=8),
+            gateway=GatewayOptions.quick(),
         )
 
 
@@ -117,6 +120,8 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
         report["results"].update(measure_bulk(options.bulk, console))
     if "chaos" in options.scenarios:
         report["results"].update(measure_chaos(options.chaos, console))
+    if "gateway" in options.scenarios:
+        report["results"].update(measure_gateway(options.gateway, console))
     _print(console, report)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2))
@@ -282,6 +287,19 @@ def _print(console: Console, report: dict[str, Any]) -> None:
         _gathering_rows(table, r)
     if "bulk_lines" in r:
         _bulk_rows(table, r)
+    if "gateway_requests_per_s" in r:
+        table.add_row(
+            "gateway: requests/s at 100 connections",
+            f"{r['gateway_requests_per_s']} (p50 {r['gateway_p50_ms']} ms)",
+            f"{r['gateway_direct_requests_per_s']} straight to the simulator",
+            f"{r['gateway_vs_direct_ratio']:.3f}x",
+        )
+        table.add_row(
+            "gateway: CPU ms per request (gateway, worker, Redis)",
+            f"{r['gateway_cpu_ms_per_request']}",
+            ", ".join(f"{k} {v}" for k, v in r["gateway_cpu_ms_per_request_by_process"].items()),
+            f"{r['gateway_redis_commands_per_request']} Redis commands",
+        )
     if "chaos_jobs" in r:
         table.add_row(
             f"chaos: {r['chaos_jobs']} jobs, {r['chaos_kills']} workers SIGKILLed",

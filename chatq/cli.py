@@ -406,7 +406,7 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only these (repeatable): pipeline, sustained, ttft, memory, gathering, "
-            "bulk, chaos."
+            "bulk, chaos, gateway."
         ),
     ] = None,
     batch_lines: Annotated[

@@ -1,0 +1,128 @@
+"""``chatq bench --scenario gateway``: a fixed concurrent load on the gateway, every request
+unique, against a fast simulator; the same load sent straight to the simulator is the
+baseline. Reported: requests/s and latency of both, and what chatq spent per request: CPU
+of each of its processes and of Redis, and Redis commands by name."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from rich.console import Console
+
+from chatq.bench_stack import bench_stack
+from chatq.http_load import LoadResult, run_load
+from chatq.process_cpu import RedisUsage, cpu_seconds
+from chatq.processes import Part, free_port, stop
+from chatq.stack import start_flower, start_gateway, without_metrics_dir
+
+
+@dataclass
+class GatewayOptions:
+    connections: int = 100
+    seconds: float = 20.0
+    warmup_s: float = 3.0
+    ttft_ms: float = 20.0
+    flower: bool = True  # as `chatq up` runs it: Flower consuming the workers' task events
+
+    @classmethod
+    def quick(cls) -> GatewayOptions:
+        return cls(seconds=8.0, warmup_s=2.0)
+
+
+def _body(tag: str) -> Any:
+    def make(n: int) -> bytes:
+        content = f"Gateway probe {tag}-{n}: say hello."
+        return json.dumps(
+            {"model": "sim-mini", "messages": [{"role": "user", "content": content}]}
+        ).encode()
+
+    return make
+
+
+def measure_gateway(options: GatewayOptions, console: Console) -> dict[str, Any]:
+    sim_args = ("--ttft-ms", f"{options.ttft_ms:g}", "--tokens-per-s", "0")
+    env = {"CHATQ_TASK_EVENTS": "true"}  # the default a user runs with
+    with bench_stack(console, "Gateway", sim_args=sim_args, env=env) as stack:
+        parts: list[Part] = []
+        try:
+            gateway = start_gateway("127.0.0.1", free_port(), stack.env)
+            parts.append(gateway)
+            if options.flower:
+                parts.append(start_flower(free_port(), without_metrics_dir(stack.env)))
+            sim_host, sim_port = _host_port(stack.sim_url)
+            gw_host, gw_port = _host_port(gateway.address)
+            with console.status(f"Straight to the simulator, {options.connections} connections..."):
+                direct = run_load(
+                    sim_host,
+                    sim_port,
+                    "/v1/chat/completions",
+                    _body("direct"),
+                    connections=options.connections,
+                    seconds=options.seconds,
+                )
+            with console.status("Warming the gateway up..."):
+                run_load(
+                    gw_host,
+                    gw_port,
+                    "/v1/chat/completions",
+                    _body("warm"),
+                    connections=options.connections,
+                    seconds=options.warmup_s,
+                )
+            watched = {"gateway": gateway, "worker": stack.workers[0], **_flower(parts)}
+            redis = Redis.from_url(stack.settings.effective_redis_url, decode_responses=True)
+            before_cpu = {name: cpu_seconds(p.process.pid) for name, p in watched.items()}
+            before_redis = RedisUsage.of(redis)
+            with console.status(f"Through the gateway, {options.connections} connections..."):
+                through = run_load(
+                    gw_host,
+                    gw_port,
+                    "/v1/chat/completions",
+                    _body("gateway"),
+                    connections=options.connections,
+                    seconds=options.seconds,
+                )
+            cpu = {
+                name: cpu_seconds(p.process.pid) - before_cpu[name] for name, p in watched.items()
+            }
+            used = RedisUsage.of(redis).since(before_redis)
+            redis.close()
+        finally:
+            stop(parts)
+    return _report(direct, through, cpu, used)
+
+
+def _flower(parts: list[Part]) -> dict[str, Part]:
+    return {p.name: p for p in parts if p.name == "flower"}
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    host, port = url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)
+    return host, int(port)
+
+
+def _report(
+    direct: LoadResult, through: LoadResult, cpu: dict[str, float], redis: RedisUsage
+) -> dict[str, Any]:
+    served = max(1, through.requests)
+    per_request_ms = {name: round(seconds * 1000 / served, 3) for name, seconds in cpu.items()}
+    redis_ms = round(redis.cpu_s * 1000 / served, 3)
+    chatq_ms = sum(v for k, v in per_request_ms.items() if k != "flower") + redis_ms
+    commands = sum(redis.commands.values())
+    top = sorted(redis.commands.items(), key=lambda kv: -kv[1])[:12]
+    return {
+        "gateway_requests_per_s": round(through.per_s, 1),
+        "gateway_direct_requests_per_s": round(direct.per_s, 1),
+        "gateway_vs_direct_ratio": round(through.per_s / direct.per_s, 3) if direct.per_s else 0,
+        "gateway_p50_ms": round(through.percentile_ms(50), 1),
+        "gateway_p99_ms": round(through.percentile_ms(99), 1),
+        "gateway_direct_p50_ms": round(direct.percentile_ms(50), 1),
+        "gateway_errors": through.errors,
+        "gateway_cpu_ms_per_request": round(chatq_ms, 3),
+        "gateway_cpu_ms_per_request_by_process": {**per_request_ms, "redis": redis_ms},
+        "gateway_redis_commands_per_request": round(commands / served, 1),
+        "gateway_redis_commands_top": {name: round(n / served, 2) for name, n in top},
+    }
