@@ -26,6 +26,7 @@ class GatewayOptions:
     warmup_s: float = 3.0
     ttft_ms: float = 20.0
     flower: bool = True  # as `chatq up` runs it: Flower consuming the workers' task events
+    task_events: bool = False  # the default; Flower, running, turns them on
 
     @classmethod
     def quick(cls) -> GatewayOptions:
@@ -44,7 +45,7 @@ def _body(tag: str) -> Any:
 
 def measure_gateway(options: GatewayOptions, console: Console) -> dict[str, Any]:
     sim_args = ("--ttft-ms", f"{options.ttft_ms:g}", "--tokens-per-s", "0")
-    env = {"CHATQ_TASK_EVENTS": "true"}  # the default a user runs with
+    env = {"CHATQ_TASK_EVENTS": "true" if options.task_events else "false"}
     with bench_stack(console, "Gateway", sim_args=sim_args, env=env) as stack:
         parts: list[Part] = []
         try:

@@ -120,7 +120,9 @@ class Settings(BaseSettings):
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"
     worker_concurrency: int = Field(200, ge=1)
-    task_events: bool = True
+    # Celery task events cost each job three of them and Flower a millisecond to read: off
+    # unless asked for. Flower, while it runs, turns them on itself (its enable_events).
+    task_events: bool = False
 
     # Who may call the gateway: API keys (`chatq keys create`) or JWT bearer tokens.
     auth_required: bool = False

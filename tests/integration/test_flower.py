@@ -9,7 +9,7 @@ import requests
 
 from chatq.processes import free_port, python_module_command, spawn, stop
 from chatq.stack import start_flower, without_metrics_dir
-from tests.integration.conftest import start_stack
+from tests.integration.conftest import eventually, start_stack
 
 SECRET = "a very private question 91c2"
 COLUMNS = (
@@ -18,25 +18,31 @@ COLUMNS = (
 )
 
 
+def flower_rows(flower) -> dict[str, dict]:
+    table = requests.get(f"{flower.address}/tasks/datatable?{COLUMNS}", timeout=10)
+    return {row["uuid"]: row for row in table.json()["data"]}
+
+
 def test_flower_shows_queues_and_masked_task_arguments(redis_server):
-    stack = start_stack(redis_server, extra_env={"CHATQ_TASK_EVENTS": "true"})
+    stack = start_stack(redis_server)  # task events off: Flower turns them on while it runs
     flower = start_flower(free_port(), without_metrics_dir(stack.env))
     try:
-        time.sleep(2)  # Flower subscribes to task events
         with stack.client() as client:
+
+            def probe_seen() -> bool | None:
+                probe = client.submit("probe", max_tokens=4, cache=False)
+                client.result(probe, timeout=30)
+                time.sleep(0.5)  # Flower reads the event a moment after the job ends
+                return True if probe in flower_rows(flower) else None
+
+            eventually(probe_seen, timeout=60)
             job_ids = [client.submit(SECRET, max_tokens=4, cache=False) for _ in range(3)]
             for job_id in job_ids:
                 client.result(job_id, timeout=30)
-        deadline = time.monotonic() + 20
-        while True:
-            table = requests.get(f"{flower.address}/tasks/datatable?{COLUMNS}", timeout=10)
-            rows = {row["uuid"]: row for row in table.json()["data"]}
-            if set(job_ids) <= set(rows):
-                break
-            assert time.monotonic() < deadline, f"Flower saw {list(rows)}"
-            time.sleep(0.5)
+        rows = eventually(lambda: r if set(job_ids) <= set(r := flower_rows(flower)) else None)
+        table = requests.get(f"{flower.address}/tasks/datatable?{COLUMNS}", timeout=10).text
         broker = requests.get(f"{flower.address}/broker", timeout=10).text
-        pages = broker + table.text + requests.get(f"{flower.address}/tasks", timeout=10).text
+        pages = broker + table + requests.get(f"{flower.address}/tasks", timeout=10).text
     finally:
         stop([flower, *stack.parts])
     assert "chatq.interactive" in broker and "chatq.bulk" in broker
