@@ -12,11 +12,11 @@ from producers.client import ChatqClient
 from producers.jobs import (
     Messages,
     check_webhook,
+    count_submitted,
     prepare_job,
     producer_app,
     queue_errors,
     raise_for_result,
-    send_job,
     send_webhook,
 )
 from shared.async_store import AsyncJobStore
@@ -66,9 +66,8 @@ class AsyncChatqClient:
         if job.request.session_id is not None or job.request.user is not None:
             job = await asyncio.to_thread(self._history().with_history, job, tenant)
         with queue_errors(self.settings):
-            if await self.store.create(job, queue):  # an id submitted twice runs once
-                # kombu publishes synchronously; a thread keeps the event loop free meanwhile.
-                await asyncio.to_thread(send_job, self.celery, job, queue)
+            if await self.store.create(job, queue):  # recorded and queued in one step
+                count_submitted(job)
         return job.id
 
     def _history(self) -> ChatqClient:

@@ -10,11 +10,11 @@ from redis import Redis
 from producers.jobs import (
     Messages,
     check_webhook,
+    count_submitted,
     prepare_job,
     producer_app,
     queue_errors,
     raise_for_result,
-    send_job,
     send_webhook,
 )
 from producers.openai_format import ChunkServer
@@ -84,10 +84,10 @@ class ChatqClient:
         check_webhook(webhook_url, self.settings)
         job = self.with_history(job, tenant)
         with queue_errors(self.settings):
-            if self.store.create(job, queue) or (
-                resend_queued and self.store.get(job.id).status is JobStatus.queued
-            ):
-                send_job(self.celery, job, queue)
+            if self.store.create(job, queue):  # recorded and queued in one step
+                count_submitted(job)
+            elif resend_queued and self.store.get(job.id).status is JobStatus.queued:
+                self.store.send(job.model_dump(mode="json", exclude_none=True), queue)
         return job.id
 
     def with_history(self, job: ChatJob, tenant: str | None) -> ChatJob:
@@ -175,7 +175,8 @@ class ChatqClient:
         job = self.dead_letters().take(job_id)
         if job is None:
             return False
-        send_job(self.celery, job, queue_for(job.request.priority, self.settings))
+        queue = queue_for(job.request.priority, self.settings)
+        self.store.send(job.model_dump(mode="json", exclude_none=True), queue)
         return True
 
     def close(self) -> None:

@@ -15,7 +15,6 @@ from shared import metrics
 from shared.celery_config import (
     TASK_WEBHOOK,
     celery_config,
-    publish_job,
     queue_for,
     webhook_argsrepr,
 )
@@ -124,10 +123,8 @@ def producer_app(settings: Settings) -> Celery:
     return app
 
 
-def send_job(app: Celery, job: ChatJob, queue: str) -> None:
-    body = job.model_dump(mode="json", exclude_none=True)
+def count_submitted(job: ChatJob) -> None:
     metrics.JOBS_SUBMITTED.labels(job.request.model, job.request.priority.value).inc()
-    publish_job(app, body, queue)
 
 
 def send_webhook(app: Celery, job_id: str, url: str, settings: Settings) -> None:

@@ -57,7 +57,7 @@ class AsyncJobStore:
     async def create(self, job: ChatJob, queue: str) -> bool:
         """Records a newly accepted job; False if its id was taken (then it must not be sent)."""
         created = await self._create(
-            keys=create_keys(job.id),
+            keys=create_keys(job.id, queue),
             args=create_args(job, queue, self.result_ttl_s, self.clock() + self.lost_job_check_s),
         )
         return bool(created)

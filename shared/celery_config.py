@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
-
 from shared.jobs import Priority
 from shared.settings import Settings
 
@@ -31,19 +29,6 @@ def chat_argsrepr(job: dict[str, Any]) -> str:
     return (
         f"(job {job.get('id')}, model {request.get('model')}, {len(messages)} messages, "
         f"stream={bool(request.get('stream'))})"
-    )
-
-
-def publish_job(app: Celery, body: dict[str, Any], queue: str) -> None:
-    """Sends a chat job's message (``body`` is the ``ChatJob`` as JSON) to ``queue``."""
-    app.send_task(
-        TASK_CHAT,
-        args=[body],
-        task_id=body["id"],
-        queue=queue,
-        argsrepr=chat_argsrepr(body),
-        kwargsrepr="{}",
-        ignore_result=True,  # the outcome is in the job record, not Celery's result backend
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from shared.protocol import DeltaEvent, EndEvent, Event, decode_event, encode_delta
 from shared.scripts import ScriptCall, lua
 from shared.settings import Settings
+from shared.task_messages import chat_message
 
 MAX_BLOCK_MS = 2_000  # re-check the caller's deadline at least this often while blocked
 # redis-py (6 and later) caps a client's connection pool at 100 and raises "Too many
@@ -100,7 +102,7 @@ def _float(value: str | None) -> float | None:
     return float(value) if value else None
 
 
-def queued_fields(job: ChatJob, queue: str) -> dict[str, Any]:
+def queued_fields(job: ChatJob, queue: str, *, payload: str | None = None) -> dict[str, Any]:
     """The record of a job just accepted into ``queue``, with its message's payload (dropped
     when the job ends) for sending it again should that message be lost."""
     fields: dict[str, Any] = {
@@ -108,7 +110,7 @@ def queued_fields(job: ChatJob, queue: str) -> dict[str, Any]:
         "model": job.request.model,
         "queue": queue,
         "created_at": job.created_at,
-        "payload": job.model_dump_json(exclude_none=True),
+        "payload": payload if payload is not None else job.model_dump_json(exclude_none=True),
     }
     if job.tenant is not None:
         fields["tenant"] = job.tenant
@@ -117,13 +119,18 @@ def queued_fields(job: ChatJob, queue: str) -> dict[str, Any]:
     return fields
 
 
-def create_keys(job_id: str) -> list[str]:
-    return [keys.job_key(job_id), keys.PENDING]
+def create_keys(job_id: str, queue: str) -> list[str]:
+    return [keys.job_key(job_id), keys.PENDING, queue]
 
 
-def create_args(job: ChatJob, queue: str, ttl_s: int, check_at: float) -> list[Any]:
-    fields = queued_fields(job, queue)
-    return [ttl_s, check_at, job.id, *(x for pair in fields.items() for x in pair)]
+def create_args(
+    job: ChatJob, queue: str, ttl_s: int, check_at: float, *, send: bool = True
+) -> list[Any]:
+    """The arguments of create_job.lua: the record, and (if ``send``) the job's message."""
+    body = job.model_dump(mode="json", exclude_none=True)
+    fields = queued_fields(job, queue, payload=json.dumps(body))
+    message = chat_message(body, queue) if send else ""
+    return [ttl_s, check_at, job.id, message, *(x for pair in fields.items() for x in pair)]
 
 
 def finish_keys(job_id: str, share_key: str | None = None) -> list[str]:
@@ -224,15 +231,20 @@ class JobStore:
     # -- producer side -------------------------------------------------------------------------
 
     def create(self, job: ChatJob, queue: str) -> bool:
-        """Records a newly accepted job; False if its id was taken (then it must not be sent)."""
+        """Records a newly accepted job and queues its message, in one step; False if its id
+        was taken (then nothing is sent)."""
+        check_at = self.clock() + self.lost_job_check_s
         return bool(
             self._create(
-                keys=create_keys(job.id),
-                args=create_args(
-                    job, queue, self.result_ttl_s, self.clock() + self.lost_job_check_s
-                ),
+                keys=create_keys(job.id, queue),
+                args=create_args(job, queue, self.result_ttl_s, check_at),
             )
         )
+
+    def send(self, job: dict[str, Any], queue: str) -> None:
+        """Queues a message for a job already recorded (``job`` is the ``ChatJob`` as JSON):
+        to send it again, or to retry a dead letter."""
+        self.redis.lpush(queue, chat_message(job, queue))
 
     def get(self, job_id: str) -> JobRecord:
         data = self.redis.hgetall(keys.job_key(job_id))

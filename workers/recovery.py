@@ -34,11 +34,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared import keys, metrics
-from shared.celery_config import publish_job
 from shared.jobs import JobStatus
 from shared.scripts import lua
 from shared.settings import get_settings
 from shared.store import CLIENT_OPTIONS, DEFAULT_LEASE_S
+from shared.task_messages import chat_message
 
 log = logging.getLogger("chatq.worker")
 
@@ -139,13 +139,13 @@ class LostJobSweeper:
             )
             if status in ENDED or not payload or not queue:
                 continue  # ended meanwhile (cancelled, say)
-            publish_job(self.app, json.loads(payload), queue)
+            self.redis.lpush(queue, chat_message(json.loads(payload), queue))
             metrics.JOBS_UNDEFERRED.labels(queue).inc()
             sent += 1
         return sent
 
     def _send(self, job_id: str, queue: str, payload: str, counter: Any, why: str) -> None:
-        publish_job(self.app, json.loads(payload), queue)
+        self.redis.lpush(queue, chat_message(json.loads(payload), queue))
         counter.labels(queue).inc()
         log.warning("job %s: %s; sent it again to %s", job_id, why, queue)
 
