@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     # Celery task events cost each job three of them and Flower a millisecond to read: off
     # unless asked for. Flower, while it runs, turns them on itself (its enable_events).
     task_events: bool = False
+    # Of chat jobs, one in this many sends its events (1: every job), chosen by job id.
+    task_events_every: int = Field(10, ge=1)
 
     # Who may call the gateway: API keys (`chatq keys create`) or JWT bearer tokens.
     auth_required: bool = False

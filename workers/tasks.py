@@ -122,7 +122,13 @@ def renew_claims(lifecycle: JobLifecycle) -> None:
             lifecycle.renew()
 
 
-@app.task(name=TASK_CHAT, bind=True, ignore_result=True, max_retries=None)
+@app.task(
+    name=TASK_CHAT,
+    bind=True,
+    ignore_result=True,
+    max_retries=None,
+    Strategy="workers.sampled_events:sampled_strategy",
+)
 def chat(self: Task, job: dict[str, Any]) -> None:
     """Runs one chat job; its result goes to the job record and event stream, not Celery's."""
     try:

@@ -1,15 +1,18 @@
 """Flower, as `chatq up` starts it, lists both queues and shows chat tasks by name with their
-job id, never the user's text."""
+job id, never the user's text: the tasks of one chat job in ``CHATQ_TASK_EVENTS_EVERY``."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import requests
 
 from chatq.processes import free_port, python_module_command, spawn, stop
 from chatq.stack import start_flower, without_metrics_dir
+from shared.settings import Settings
 from tests.integration.conftest import eventually, start_stack
+from workers.sampled_events import in_sample
 
 SECRET = "a very private question 91c2"
 COLUMNS = (
@@ -23,6 +26,14 @@ def flower_rows(flower) -> dict[str, dict]:
     return {row["uuid"]: row for row in table.json()["data"]}
 
 
+def job_id(sampled: bool) -> str:
+    """A new job id whose events are sent (``sampled``), or one whose events are not."""
+    every = Settings().task_events_every
+    while in_sample(candidate := str(uuid.uuid4()), every) is not sampled:
+        pass
+    return candidate
+
+
 def test_flower_shows_queues_and_masked_task_arguments(redis_server):
     stack = start_stack(redis_server)  # task events off: Flower turns them on while it runs
     flower = start_flower(free_port(), without_metrics_dir(stack.env))
@@ -30,15 +41,19 @@ def test_flower_shows_queues_and_masked_task_arguments(redis_server):
         with stack.client() as client:
 
             def probe_seen() -> bool | None:
-                probe = client.submit("probe", max_tokens=4, cache=False)
+                probe = client.submit("probe", max_tokens=4, cache=False, job_id=job_id(True))
                 client.result(probe, timeout=30)
                 time.sleep(0.5)  # Flower reads the event a moment after the job ends
                 return True if probe in flower_rows(flower) else None
 
             eventually(probe_seen, timeout=60)
-            job_ids = [client.submit(SECRET, max_tokens=4, cache=False) for _ in range(3)]
-            for job_id in job_ids:
-                client.result(job_id, timeout=30)
+            unseen = client.submit(SECRET, max_tokens=4, cache=False, job_id=job_id(False))
+            job_ids = [
+                client.submit(SECRET, max_tokens=4, cache=False, job_id=job_id(True))
+                for _ in range(3)
+            ]
+            for each in [unseen, *job_ids]:
+                client.result(each, timeout=30)
         rows = eventually(lambda: r if set(job_ids) <= set(r := flower_rows(flower)) else None)
         table = requests.get(f"{flower.address}/tasks/datatable?{COLUMNS}", timeout=10).text
         broker = requests.get(f"{flower.address}/broker", timeout=10).text
@@ -46,9 +61,10 @@ def test_flower_shows_queues_and_masked_task_arguments(redis_server):
     finally:
         stop([flower, *stack.parts])
     assert "chatq.interactive" in broker and "chatq.bulk" in broker
-    for job_id in job_ids:
-        assert rows[job_id]["name"] == "chatq.chat"
-        assert rows[job_id]["args"] == f"(job {job_id}, model sim-mini, 1 messages, stream=False)"
+    for each in job_ids:
+        assert rows[each]["name"] == "chatq.chat"
+        assert rows[each]["args"] == f"(job {each}, model sim-mini, 1 messages, stream=False)"
+    assert unseen not in rows  # outside the sample: its events were not sent
     assert SECRET not in pages
 
 
