@@ -113,7 +113,7 @@ def _report(
     redis_ms = round(redis.cpu_s * 1000 / served, 3)
     chatq_ms = sum(v for k, v in per_request_ms.items() if k != "flower") + redis_ms
     commands = sum(redis.commands.values())
-    top = sorted(redis.commands.items(), key=lambda kv: -kv[1])[:12]
+    top = sorted(redis.commands.items(), key=lambda kv: -kv[1])
     return {
         "gateway_requests_per_s": round(through.per_s, 1),
         "gateway_direct_requests_per_s": round(direct.per_s, 1),

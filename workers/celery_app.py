@@ -10,7 +10,8 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging
 
-import workers.kombu_fixes  # noqa: F401  (before any broker connection exists)
+import workers.chat_message_acks
+import workers.kombu_fixes  # noqa: F401
 from shared.celery_config import celery_config
 from shared.logs import configure_logging
 from shared.settings import get_settings

@@ -8,10 +8,10 @@ until their provider slot, and jobs whose queue message was lost.
   and is skipped.
 - A deferred job waits in ``chatq:deferred``, not in a worker's memory; when due, it is sent
   again (``release_deferred``).
-- kombu's Redis transport takes a message off its queue (BRPOP) and only then records it as
-  held (its ``unacked`` hash). A worker killed between the two loses the message. So a due
-  job that no one has claimed is looked for in its queue and among held messages; if it is
-  in neither, it is sent again.
+- A worker holds a chat message in memory only (``workers.chat_message_acks``), from the
+  moment it takes it off its queue until it claims the job, a moment later. So a due job
+  that no one has claimed is looked for in its queue; if it is not there, the worker that
+  took its message died before claiming it, and the job is sent again.
 
 A job runs once however many of its messages arrive (its claim, ``start_job.lua``), so a
 message sent again by mistake costs a skipped delivery, never a second run.
@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery
 from celery.signals import worker_ready
 from redis import Redis
 from redis.exceptions import RedisError
@@ -37,7 +36,7 @@ from shared import keys, metrics
 from shared.jobs import JobStatus
 from shared.scripts import lua
 from shared.settings import get_settings
-from shared.store import CLIENT_OPTIONS, DEFAULT_LEASE_S
+from shared.store import CLIENT_OPTIONS
 from shared.task_messages import chat_message
 
 log = logging.getLogger("chatq.worker")
@@ -63,16 +62,12 @@ class LostJobSweeper:
     def __init__(
         self,
         redis: Redis,
-        app: Celery,
         *,
         check_after_s: float,
-        held_for_s: float = DEFAULT_LEASE_S,
         clock: Callable[[], float] = time.time,
     ):
         self.redis = redis
-        self.app = app
         self.check_after_s = check_after_s
-        self.held_for_s = held_for_s  # a message held unclaimed longer: its worker died
         self.clock = clock
         self._find = redis.register_script(lua("workers", "find_messages.lua"))
 
@@ -108,10 +103,7 @@ class LostJobSweeper:
         found = self.find_messages(suspects.keys(), {q for q, _ in suspects.values()})
         for job_id, (queue, payload) in suspects.items():
             check_at[job_id] = now + self.check_after_s
-            taken_at = found.get(job_id)
-            # A live worker claims a job the moment it takes its message; one held unclaimed
-            # this long was taken by a worker that died.
-            if taken_at is not None and (not taken_at or now - taken_at < self.held_for_s):
+            if job_id in found:
                 report.waiting += 1
                 continue
             self._send(job_id, queue, payload, metrics.JOBS_RESENT, "its message was lost")
@@ -149,38 +141,26 @@ class LostJobSweeper:
         counter.labels(queue).inc()
         log.warning("job %s: %s; sent it again to %s", job_id, why, queue)
 
-    def find_messages(self, job_ids: Iterable[str], queues: Iterable[str]) -> dict[str, float]:
-        """Which of the jobs have a message in one of the queues or held by a worker: job id
-        -> when a worker took it (0 for a message still in its queue).
-
-        Lists first, then held messages: a message moves from the first to the second as a
-        worker takes it, so it cannot slip past both (the reverse move, a restore, is rare,
-        and at worst sends a job twice, which is harmless).
-        """
+    def find_messages(self, job_ids: Iterable[str], queues: Iterable[str]) -> set[str]:
+        """Which of the jobs have a message in one of the queues (any priority step)."""
         wanted = set(job_ids)
-        found: dict[str, float] = {}
+        found: set[str] = set()
         for queue in sorted(queues):
             for name in keys.queue_lists(queue):
                 start = 0
-                while wanted - found.keys():
-                    scanned, hits = self._scan(name, "list", start, wanted - found.keys())
+                while wanted - found:
+                    scanned, hits = self._scan(name, start, wanted - found)
                     found.update(hits)
                     if scanned < SCAN_CHUNK:
                         break
                     start += SCAN_CHUNK
-        if wanted - found.keys():
-            found.update(self._scan(keys.KOMBU_UNACKED, "hash", 0, wanted - found.keys())[1])
         return found
 
-    def _scan(
-        self, name: str, kind: str, start: int, wanted: set[str]
-    ) -> tuple[int, dict[str, float]]:
+    def _scan(self, name: str, start: int, wanted: set[str]) -> tuple[int, list[str]]:
         reply: list[Any] = self._find(
-            keys=[name, keys.KOMBU_UNACKED_INDEX],
-            args=[kind, start, start + SCAN_CHUNK - 1, *sorted(wanted)],
+            keys=[name], args=[start, start + SCAN_CHUNK - 1, *sorted(wanted)]
         )
-        pairs = reply[1:]
-        return int(reply[0]), {pairs[i]: float(pairs[i + 1] or 0) for i in range(0, len(pairs), 2)}
+        return int(reply[0]), reply[1:]
 
     def run_forever(self, node: str) -> None:
         """Releases due deferred jobs every tick; sweeps every interval, when no other worker
@@ -222,13 +202,9 @@ def sweep_interval_s(check_after_s: float) -> float:
 @worker_ready.connect
 def start_sweeper(sender: Any = None, **_: Any) -> None:
     """Each worker node takes part in the sweeps (one of them sweeps per interval)."""
-    from workers.celery_app import app
-
     settings = get_settings()
     redis = Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
-    sweeper = LostJobSweeper(
-        redis, app, check_after_s=settings.lost_job_check_s, held_for_s=settings.job_lease_s
-    )
+    sweeper = LostJobSweeper(redis, check_after_s=settings.lost_job_check_s)
     node = getattr(sender, "hostname", None) or "worker"
     threading.Thread(
         target=sweeper.run_forever, args=(node,), name="chatq-lost-job-sweeper", daemon=True

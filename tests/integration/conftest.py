@@ -20,6 +20,8 @@ from redis import Redis
 from chatq.processes import Part, free_port, stop
 from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator, start_workers
 from producers.client import ChatqClient
+from shared import keys
+from shared.jobs import JobStatus
 from shared.settings import Settings
 
 # Fast retries so fault tests finish quickly; the schedule's shape is unit-tested.
@@ -73,6 +75,15 @@ class Stack:
 
     def sim_reset(self) -> None:
         requests.post(self.sim_url.removesuffix("/v1") + "/sim/reset", timeout=5)
+
+
+def ended_count(redis: Redis, job_ids: Sequence[str]) -> int:
+    """How many of the jobs have ended, by their records."""
+    with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hget(keys.job_key(job_id), "status")
+        ended = {s.value for s in JobStatus if s.is_terminal}
+        return sum(status in ended for status in pipe.execute())
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from chatq.processes import stop
 from shared import keys
 from shared.jobs import JobStatus
 from shared.tokens import count_prompt_tokens
-from tests.integration.conftest import start_stack
+from tests.integration.conftest import ended_count, start_stack
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +103,9 @@ def test_a_job_whose_slot_is_far_off_waits_in_redis_not_in_a_worker(deferring_st
         job_ids = [client.submit(f"later {i}", max_tokens=3) for i in range(8)]
         settled_at = time.monotonic() + 1  # the first burst: taken, booked, put aside
         while not client.store.get(job_ids[-1]).status.is_terminal:
-            deferred, held = redis.zcard(keys.DEFERRED), redis.hlen(keys.KOMBU_UNACKED)
+            waiting = redis.llen(deferring_stack.settings.interactive_queue)
+            deferred = redis.zcard(keys.DEFERRED)
+            held = len(job_ids) - waiting - deferred - ended_count(redis, job_ids)
             if deferred >= 3 and time.monotonic() > settled_at:
                 held_while_deferred.append(held)
             time.sleep(0.05)
