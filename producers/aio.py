@@ -76,8 +76,14 @@ class AsyncChatqClient:
             self._sync = ChatqClient(self.settings)
         return self._sync
 
-    async def result(self, job_id: str, timeout: float | None = None) -> ChatResult:
-        return await self.store.wait(job_id, timeout=timeout or self.settings.wait_timeout_s)
+    async def result(
+        self, job_id: str, timeout: float | None = None, *, fresh: bool = False
+    ) -> ChatResult:
+        """Waits for the job to end. ``fresh``: this caller submitted it just now (one Redis
+        command fewer: its end is read from its event stream, not its record)."""
+        return await self.store.wait(
+            job_id, timeout=timeout or self.settings.wait_timeout_s, fresh=fresh
+        )
 
     async def events(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Event]:
         """Raw protocol events (deltas, then the end event) from the first."""

@@ -59,7 +59,7 @@ async def chat_completions(
         return StreamingResponse(
             sse_lines(_after(first, events)), media_type="text/event-stream", headers=headers
         )
-    result = await client.result(job_id)
+    result = await client.result(job_id, fresh=True)
     if result.status is not JobStatus.done:
         return error_response(error_for_result(result), headers)
     return JSONResponse(completion(result, created), headers=headers)

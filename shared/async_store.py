@@ -58,7 +58,7 @@ class AsyncJobStore:
         """Records a newly accepted job; False if its id was taken (then it must not be sent)."""
         created = await self._create(
             keys=create_keys(job.id, queue),
-            args=create_args(job, queue, self.result_ttl_s, self.clock() + self.lost_job_check_s),
+            args=create_args(job, queue, self.clock() + self.lost_job_check_s),
         )
         return bool(created)
 
@@ -98,10 +98,13 @@ class AsyncJobStore:
                     if isinstance(event, EndEvent):
                         return
 
-    async def wait(self, job_id: str, *, timeout: float) -> ChatResult:
-        record = await self.get(job_id)
-        if record.result is not None and record.status.is_terminal:
-            return record.result
+    async def wait(self, job_id: str, *, timeout: float, fresh: bool = False) -> ChatResult:
+        """The job's result, waiting up to ``timeout`` for it to end. ``fresh``: the job was
+        submitted just now, so its end is in its event stream: the record is not read."""
+        if not fresh:
+            record = await self.get(job_id)
+            if record.result is not None and record.status.is_terminal:
+                return record.result
         async for event in self.events(job_id, timeout=timeout):
             if isinstance(event, EndEvent):
                 return event.result

@@ -1,22 +1,21 @@
 -- Records a newly accepted job and queues its Celery message, unless a job with that id
 -- exists: a job id submitted twice runs once. The job joins the pending set, to be checked
--- at ARGV[2] if it has not ended.
+-- at ARGV[1] if it has not ended. The record has no TTL until the job ends (finish_job.lua):
+-- every accepted job ends.
 -- KEYS[1]  job record hash (keys.job_key)
 -- KEYS[2]  pending jobs: job id -> when to check its message still exists (zset)
 -- KEYS[3]  the queue's list (kombu's Redis transport takes messages from its right end)
--- ARGV[1]  record TTL in seconds
--- ARGV[2]  when to check the job (Unix seconds)
--- ARGV[3]  the job id
--- ARGV[4]  the job's Celery message (shared.task_messages), or '' to record it only
--- ARGV[5..] field, value, field, value... of the queued record
+-- ARGV[1]  when to check the job (Unix seconds)
+-- ARGV[2]  the job id
+-- ARGV[3]  the job's Celery message (shared.task_messages), or '' to record it only
+-- ARGV[4..] field, value, field, value... of the queued record
 -- Returns 1 if the job was created (and queued), 0 if its id was taken.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-if ARGV[4] ~= '' then
-  redis.call('LPUSH', KEYS[3], ARGV[4])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('LPUSH', KEYS[3], ARGV[3])
 end
 return 1

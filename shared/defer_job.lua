@@ -8,7 +8,7 @@
 -- ARGV[3]  the job id
 -- Returns 1 if the job was put aside; 0 if its record keeps no payload to send it again
 -- from (a job a non-Python client sent straight to Celery), which the caller then retries.
-if redis.call('HEXISTS', KEYS[1], 'payload') == 0 then
+if (redis.call('HGET', KEYS[1], 'payload') or '') == '' then
   return 0
 end
 redis.call('HINCRBY', KEYS[1], 'deferrals', 1)

@@ -12,10 +12,11 @@
 -- ARGV[6]  '1' if the record must already exist (cancel), '0' otherwise
 -- ARGV[7]  dead letter JSON to file if the status is failed, or ''
 -- ARGV[8]  the job id (the dead letter's name)
--- KEYS[5]  leader of identical requests' call (string), KEYS[6] their cached answer (string)
--- ARGV[9]  '1' if this job led a shared call: free KEYS[5] and, if done, cache the answer
+-- KEYS[5]  identical requests' shared answer (string): 'lead:<job id>' or 'done:<answer>'
+-- ARGV[9]  '1' if this job led a shared call: cache the answer in KEYS[5] if done (and
+--          ARGV[10] > 0), else free KEYS[5]
 -- ARGV[10] cache TTL in seconds (0: do not cache)
--- KEYS[7]  pending jobs (zset): the job leaves it, and its record drops the message payload
+-- KEYS[6]  pending jobs (zset): the job leaves it, and its record empties the message payload
 -- Returns 1 if this call ended the job, 0 if it had already ended, -1 if it does not exist.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status and ARGV[6] == '1' then
@@ -24,18 +25,17 @@ end
 if status == 'done' or status == 'failed' or status == 'cancelled' then
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'finished_at', ARGV[3])
-redis.call('HDEL', KEYS[1], 'payload')
-redis.call('ZREM', KEYS[7], ARGV[8])
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'finished_at', ARGV[3],
+           'payload', '')
+redis.call('ZREM', KEYS[6], ARGV[8])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('XADD', KEYS[2], '*', 'type', 'end', 'result', ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 if ARGV[9] == '1' then
-  if redis.call('GET', KEYS[5]) == ARGV[8] then
-    redis.call('DEL', KEYS[5])
-  end
   if ARGV[1] == 'done' and tonumber(ARGV[10]) > 0 then
-    redis.call('SET', KEYS[6], ARGV[2], 'EX', ARGV[10])
+    redis.call('SET', KEYS[5], 'done:' .. ARGV[2], 'EX', ARGV[10])
+  elseif redis.call('GET', KEYS[5]) == 'lead:' .. ARGV[8] then
+    redis.call('DEL', KEYS[5])
   end
 end
 if ARGV[1] == 'failed' and ARGV[7] ~= '' then

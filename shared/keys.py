@@ -11,9 +11,10 @@ chatq:dep:{name}:failures   string  recent failures (expires after the failure w
 chatq:dep:{name}:cooldown   string  cooled-down-until (ms): skipped while set
 chatq:dep:{name}:bad_keys   set     fingerprints of API keys the provider refused
 chatq:dep:{name}:stats      hash    failures, rate_limited, cooldowns
-chatq:coalesce:{key}   string  the job leading the provider call for identical requests (lease)
-chatq:cache:{key}      string  a cached answer (ChatResult JSON), expires after the cache TTL
-chatq:cache:stats      hash    cache_hits, cache_misses, coalesced, tokens_saved
+chatq:answer:{key}     string  identical requests' answer: 'lead:<job id>' while the leading
+                               job's call is in flight (expires with its lease), then
+                               'done:<ChatResult JSON>', cached until the cache TTL
+chatq:cache:stats      hash    cache_hits, coalesced, tokens_saved
 chatq:batch:{id}       hash    a bulk batch's progress: status, total, done, failed, invalid; cancel
 chatq:batch:{id}:driver string the gateway process running an HTTP batch (lease, renewed)
 chatq:batches          zset    batches created over HTTP: id -> created at
@@ -82,12 +83,8 @@ def deployment_key(name: str, part: str) -> str:
 CACHE_STATS = f"{PREFIX}:cache:stats"
 
 
-def coalesce_key(request_key: str) -> str:
-    return f"{PREFIX}:coalesce:{request_key}"
-
-
-def cache_key(request_key: str) -> str:
-    return f"{PREFIX}:cache:{request_key}"
+def answer_key(request_key: str) -> str:
+    return f"{PREFIX}:answer:{request_key}"
 
 
 def batch_key(batch_id: str) -> str:

@@ -162,7 +162,7 @@ class UserStore:
             ]
         for job_id in jobs:
             doomed += [keys.job_key(job_id), keys.events_key(job_id)]
-        doomed += [keys.cache_key(k) for k in cached]
+        doomed += [keys.answer_key(k) for k in cached]
         with self.redis.pipeline() as pipe:
             for key in doomed:
                 pipe.delete(key)

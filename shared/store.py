@@ -123,14 +123,12 @@ def create_keys(job_id: str, queue: str) -> list[str]:
     return [keys.job_key(job_id), keys.PENDING, queue]
 
 
-def create_args(
-    job: ChatJob, queue: str, ttl_s: int, check_at: float, *, send: bool = True
-) -> list[Any]:
+def create_args(job: ChatJob, queue: str, check_at: float, *, send: bool = True) -> list[Any]:
     """The arguments of create_job.lua: the record, and (if ``send``) the job's message."""
     body = job.model_dump(mode="json", exclude_none=True)
     fields = queued_fields(job, queue, payload=json.dumps(body))
     message = chat_message(body, queue) if send else ""
-    return [ttl_s, check_at, job.id, message, *(x for pair in fields.items() for x in pair)]
+    return [check_at, job.id, message, *(x for pair in fields.items() for x in pair)]
 
 
 def finish_keys(job_id: str, share_key: str | None = None) -> list[str]:
@@ -140,8 +138,7 @@ def finish_keys(job_id: str, share_key: str | None = None) -> list[str]:
         keys.events_key(job_id),
         keys.DEAD_LETTERS,
         keys.DEAD_LETTER_JOBS,
-        keys.coalesce_key(shared),
-        keys.cache_key(shared),
+        keys.answer_key(shared),
         keys.PENDING,
     ]
 
@@ -237,7 +234,7 @@ class JobStore:
         return bool(
             self._create(
                 keys=create_keys(job.id, queue),
-                args=create_args(job, queue, self.result_ttl_s, check_at),
+                args=create_args(job, queue, check_at),
             )
         )
 

@@ -29,7 +29,7 @@ KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
 # removed from Redis (its user erased) is served from memory for at most this long.
 LRU_TTL_S = 30.0
 # Part of every key: raised when a cached answer's shape changes, so old entries go unread.
-ANSWER_FORMAT = 2
+ANSWER_FORMAT = 3
 
 
 def request_key(request: ChatRequest) -> str | None:
@@ -98,7 +98,7 @@ class Coalescer:
         """The Redis part of ``join`` as a script call (read its reply with ``decision``)."""
         return ScriptCall(
             lua("workers", "coalesce_join.lua"),
-            [keys.coalesce_key(key), keys.cache_key(key), keys.CACHE_STATS],
+            [keys.answer_key(key), keys.CACHE_STATS],
             [job_id, self.lease_ms, "1" if use_cache else "0"],
         )
 
@@ -127,7 +127,7 @@ class Coalescer:
         cacheable = result is not None and result.status is JobStatus.done
         answer = result.to_json() if cacheable and result else ""
         self._done(
-            keys=[keys.coalesce_key(key), keys.cache_key(key)],
+            keys=[keys.answer_key(key)],
             args=[job_id, answer, self.cache_ttl_s],
         )
         if cacheable and result is not None:

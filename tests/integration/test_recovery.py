@@ -47,7 +47,7 @@ def test_a_job_is_pending_with_its_payload_until_it_ends(client: ChatqClient):
     assert json.loads(redis.hget(keys.job_key(job_id), "payload"))["id"] == job_id
     client.cancel(job_id)
     assert redis.zscore(keys.PENDING, job_id) is None
-    assert redis.hget(keys.job_key(job_id), "payload") is None
+    assert redis.hget(keys.job_key(job_id), "payload") == ""  # emptied as the job ended
 
 
 def test_a_message_taken_off_its_queue_and_lost_is_sent_again(client: ChatqClient):
