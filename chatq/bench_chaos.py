@@ -38,7 +38,7 @@ def measure_chaos(options: ChaosOptions, console: Console) -> dict[str, Any]:
                 f"Chaos: {options.jobs_per_s:g} jobs/s for {options.duration_s:g} s, a worker "
                 f"killed every ~{options.kill_every_s:g} s..."
             ),
-            ChatqClient(stack.settings) as client,
+            ChatqClient(options.client_settings(stack.settings)) as client,
         ):
             report = run_chaos(client, list(stack.workers), restart, sim_calls, options)
     return {**report.as_dict(), "chaos_recovery_bound_s": options.recovery_bound_s}

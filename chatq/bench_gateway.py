@@ -9,7 +9,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from redis import Redis
 from rich.console import Console
 
 from chatq.bench_stack import bench_stack
@@ -17,6 +16,7 @@ from chatq.http_load import LoadResult, run_load
 from chatq.process_cpu import RedisUsage, cpu_seconds
 from chatq.processes import Part, free_port, stop
 from chatq.stack import start_flower, start_gateway, without_metrics_dir
+from shared.redis_clients import sync_client
 
 
 @dataclass
@@ -74,7 +74,7 @@ def measure_gateway(options: GatewayOptions, console: Console) -> dict[str, Any]
                     seconds=options.warmup_s,
                 )
             watched = {"gateway": gateway, "worker": stack.workers[0], **_flower(parts)}
-            redis = Redis.from_url(stack.settings.effective_redis_url, decode_responses=True)
+            redis = sync_client(stack.settings.effective_redis_url)
             before_cpu = {name: cpu_seconds(p.process.pid) for name, p in watched.items()}
             before_redis = RedisUsage.of(redis)
             with console.status(f"Through the gateway, {options.connections} connections..."):

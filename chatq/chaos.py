@@ -18,8 +18,9 @@ from redis import Redis
 
 from chatq.processes import Part, kill
 from producers.client import ChatqClient
-from shared import keys
+from shared.job_state import JobCommands
 from shared.jobs import JobStatus
+from shared.settings import Settings
 from workers.recovery import sweep_interval_s
 
 
@@ -29,19 +30,25 @@ class ChaosOptions:
     kill_every_s: float = 15.0  # on average; each wait is drawn from 0.6x to 1.4x this
     jobs_per_s: float = 10.0
     lease_s: float = 10.0  # CHATQ_JOB_LEASE_S for the workers
-    lost_job_check_s: float = 20.0  # CHATQ_LOST_JOB_CHECK_S: sets the sweep interval
+    lost_job_check_s: float = 10.0  # CHATQ_LOST_JOB_CHECK_S: sets the sweep interval
     seed: int = 0
 
     @property
     def recovery_bound_s(self) -> float:
-        """How soon a dead worker's jobs run again: its claims lapse, then one sweep."""
-        return self.lease_s + sweep_interval_s(self.lost_job_check_s)
+        """How soon a dead worker's jobs run again: once its claims lapse, or (a message it
+        had taken and not yet claimed) once the job's check finds the message gone; then
+        within one sweep."""
+        return max(self.lease_s, self.lost_job_check_s) + sweep_interval_s(self.lost_job_check_s)
 
     def worker_env(self) -> dict[str, str]:
         return {
             "CHATQ_JOB_LEASE_S": str(self.lease_s),
             "CHATQ_LOST_JOB_CHECK_S": str(self.lost_job_check_s),
         }
+
+    def client_settings(self, settings: Settings) -> Settings:
+        """The submitting side's settings: its jobs are checked on as the workers sweep."""
+        return settings.model_copy(update={"lost_job_check_s": self.lost_job_check_s})
 
 
 @dataclass
@@ -149,6 +156,6 @@ def _end_events(redis: Redis, job_ids: list[str]) -> list[int]:
     """How many end events each job's stream holds."""
     with redis.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.xrange(keys.events_key(job_id))
+            JobCommands.published(job_id).run(pipe, {})
         streams = pipe.execute()
     return [sum(1 for _, event in stream if event.get("type") == "end") for stream in streams]

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from chatq import keys_cli
 from shared.errors import ChatqError, QueueUnavailable
+from shared.redis_clients import sync_client
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -361,11 +362,10 @@ def _batch_id(batch_or_input: str) -> str:
 @batch.command("status")
 def batch_status(batch_or_input: Annotated[str, typer.Argument(help="Batch id or input file.")]):
     """Show a batch's progress."""
-    from redis import Redis
 
     from shared.keys import batch_key
 
-    redis = Redis.from_url(get_settings().effective_redis_url, decode_responses=True)
+    redis = sync_client(get_settings().effective_redis_url)
     record = redis.hgetall(batch_key(_batch_id(batch_or_input)))
     if not record:
         console.print(f"[bold red]error:[/] no batch '{batch_or_input}'")
@@ -376,11 +376,10 @@ def batch_status(batch_or_input: Annotated[str, typer.Argument(help="Batch id or
 @batch.command("cancel")
 def batch_cancel(batch_or_input: Annotated[str, typer.Argument(help="Batch id or input file.")]):
     """Ask a running batch to stop: nothing more is sent, jobs in flight are cancelled."""
-    from redis import Redis
 
     from shared.keys import batch_key
 
-    redis = Redis.from_url(get_settings().effective_redis_url, decode_responses=True)
+    redis = sync_client(get_settings().effective_redis_url)
     key = batch_key(_batch_id(batch_or_input))
     if not redis.exists(key):
         console.print(f"[bold red]error:[/] no batch '{batch_or_input}'")

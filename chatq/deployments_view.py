@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import time
 
-from redis import Redis
 from rich.console import Console
 from rich.table import Table
 
 from shared import keys
 from shared.deployments import DeploymentRegistry
+from shared.redis_clients import sync_client
 from shared.settings import Settings
 
 
 def show_deployments(settings: Settings, console: Console) -> None:
     registry = DeploymentRegistry(settings)
-    redis = Redis.from_url(settings.effective_redis_url, decode_responses=True)
+    redis = sync_client(settings.effective_redis_url)
     now_ms = time.time() * 1000
     table = Table(title="deployments (state shared by every worker)")
     for column in (

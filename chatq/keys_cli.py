@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from redis import Redis
 from rich.console import Console
 from rich.table import Table
 
 from producers.tenants import TenantSettings, TenantStore
 from shared.errors import ChatqError
+from shared.redis_clients import sync_client
 from shared.settings import get_settings
 
 keys = typer.Typer(
@@ -29,7 +29,7 @@ Privacy = Annotated[
 
 def _store() -> TenantStore:
     url = get_settings().effective_redis_url
-    return TenantStore(Redis.from_url(url, decode_responses=True))
+    return TenantStore(sync_client(url))
 
 
 def _apply_limits(

@@ -6,10 +6,10 @@ import shutil
 import time
 from pathlib import Path
 
-from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.errors import ChatqError
+from shared.redis_clients import sync_client
 
 
 def find_redis_server() -> str:
@@ -56,7 +56,7 @@ def redis_command(port: int, data_dir: Path, *, persist: bool) -> list[str]:
 
 
 def redis_answers(url: str) -> bool:
-    client = Redis.from_url(url, socket_connect_timeout=0.5)
+    client = sync_client(url, decode_responses=False, socket_connect_timeout=0.5)
     try:
         return bool(client.ping())
     except RedisConnectionError:
@@ -67,7 +67,7 @@ def redis_answers(url: str) -> bool:
 
 def wait_for_redis(url: str, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    client = Redis.from_url(url, socket_connect_timeout=0.5)
+    client = sync_client(url, decode_responses=False, socket_connect_timeout=0.5)
     try:
         while True:
             try:

@@ -3,71 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from redis.asyncio import Redis
 
+from producers import jobs
 from producers.client import ChatqClient
-from producers.jobs import (
-    Messages,
-    check_webhook,
-    count_submitted,
-    prepare_job,
-    producer_app,
-    queue_errors,
-    raise_for_result,
-    send_webhook,
-)
+from producers.jobs import Messages, raise_for_result
+from producers.sdk_base import ClientBase, text_of
 from shared.async_store import AsyncJobStore
-from shared.deployments import DeploymentRegistry
-from shared.jobs import ChatRequest, ChatResult
-from shared.protocol import DeltaEvent, EndEvent, Event
+from shared.jobs import ChatJob, ChatResult, JobStatus
+from shared.protocol import Event
 from shared.settings import Settings, get_settings
 from shared.store import JobRecord
 
 
-class AsyncChatqClient:
+class AsyncChatqClient(ClientBase[Awaitable[str]]):
     """Submits jobs through the Celery queue and awaits their outcome from Redis."""
 
     def __init__(self, settings: Settings | None = None, *, redis: Redis | None = None):
-        self.settings = settings or get_settings()
+        super().__init__(settings or get_settings())
         self.store = AsyncJobStore.from_settings(self.settings, redis)
-        self.celery = producer_app(self.settings)
-        self.deployments = DeploymentRegistry(self.settings)
         self._sync: ChatqClient | None = None
 
-    async def submit(
-        self,
-        messages: Messages | None = None,
-        *,
-        model: str | None = None,
-        request: ChatRequest | None = None,
-        job_id: str | None = None,
-        tenant: str | None = None,
-        webhook_url: str | None = None,
-        privacy: bool = True,
-        **params: Any,
-    ) -> str:
-        job, queue = prepare_job(
-            self.settings,
-            self.deployments,
-            messages,
-            model,
-            request,
-            job_id,
-            params,
-            tenant=tenant,
-            webhook_url=webhook_url,
-            privacy=privacy,
-        )
-        if webhook_url:  # resolving its host may take a while: not in the event loop
-            await asyncio.to_thread(check_webhook, webhook_url, self.settings)
+    async def _send(self, job: ChatJob, queue: str, *, resend_queued: bool) -> str:
+        if job.webhook_url:  # resolving its host may take a while: not in the event loop
+            await asyncio.to_thread(jobs.check_webhook, job.webhook_url, self.settings)
         if job.request.session_id is not None or job.request.user is not None:
-            job = await asyncio.to_thread(self._history().with_history, job, tenant)
-        with queue_errors(self.settings):
+            job = await asyncio.to_thread(self._history().with_history, job, job.tenant)
+        with jobs.queue_errors(self.settings):
             if await self.store.create(job, queue):  # recorded and queued in one step
-                count_submitted(job)
+                jobs.count_submitted(job)
+            elif resend_queued and (await self.store.get(job.id)).status is JobStatus.queued:
+                await self.store.send(job.model_dump(mode="json", exclude_none=True), queue)
         return job.id
 
     def _history(self) -> ChatqClient:
@@ -94,11 +63,8 @@ class AsyncChatqClient:
 
     async def stream(self, job_id: str, timeout: float | None = None) -> AsyncIterator[str]:
         async for event in self.events(job_id, timeout):
-            if isinstance(event, DeltaEvent):
-                if text := event.text:
-                    yield text
-            elif isinstance(event, EndEvent):
-                raise_for_result(event.result)
+            if text := text_of(event):
+                yield text
 
     async def chat(
         self, messages: Messages, *, model: str | None = None, **params: Any
@@ -113,7 +79,7 @@ class AsyncChatqClient:
         """Cancels a job that has not ended; False if it already had."""
         cancelled = await self.store.cancel(job_id)
         if cancelled and (url := (await self.store.get(job_id)).webhook_url):
-            await asyncio.to_thread(send_webhook, self.celery, job_id, url, self.settings)
+            await asyncio.to_thread(jobs.send_webhook, self.celery, job_id, url, self.settings)
         return cancelled
 
     async def aclose(self) -> None:

@@ -11,18 +11,16 @@ from producers.jobs import (
     Messages,
     check_webhook,
     count_submitted,
-    prepare_job,
-    producer_app,
     queue_errors,
     raise_for_result,
     send_webhook,
 )
 from producers.openai_format import ChunkServer
+from producers.sdk_base import ClientBase, text_of
 from producers.sessions import Conversations
 from shared.celery_config import queue_for
 from shared.completion import text_completion
-from shared.dead_letters import DeadLetters
-from shared.deployments import DeploymentRegistry
+from shared.job_state.dead_letters import DeadLetters
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
 from shared.sessions import SessionStore, UserStore
@@ -30,7 +28,7 @@ from shared.settings import Settings, get_settings
 from shared.store import JobRecord, JobStore
 
 
-class ChatqClient:
+class ChatqClient(ClientBase[str]):
     """Submits jobs through the Celery queue and reads their outcome from Redis.
 
     >>> client = ChatqClient()
@@ -38,10 +36,8 @@ class ChatqClient:
     """
 
     def __init__(self, settings: Settings | None = None, *, redis: Redis | None = None):
-        self.settings = settings or get_settings()
+        super().__init__(settings or get_settings())
         self.store = JobStore.from_settings(self.settings, redis)
-        self.celery = producer_app(self.settings)
-        self.deployments = DeploymentRegistry(self.settings)
         self.users = UserStore(self.store.redis)
         self.conversations = Conversations(
             self.settings,
@@ -50,39 +46,9 @@ class ChatqClient:
             self._summarise,
         )
 
-    def submit(
-        self,
-        messages: Messages | None = None,
-        *,
-        model: str | None = None,
-        request: ChatRequest | None = None,
-        job_id: str | None = None,
-        tenant: str | None = None,
-        webhook_url: str | None = None,
-        privacy: bool = True,
-        resend_queued: bool = False,
-        **params: Any,
-    ) -> str:
-        """Enqueues a chat job and returns its id at once.
-
-        A job id that exists already is not sent again, unless ``resend_queued`` and the job is
-        still queued: its first send may have been lost with a crashed sender. That is safe, as
-        a job runs once however many of its messages arrive.
-        """
-        job, queue = prepare_job(
-            self.settings,
-            self.deployments,
-            messages,
-            model,
-            request,
-            job_id,
-            params,
-            tenant=tenant,
-            webhook_url=webhook_url,
-            privacy=privacy,
-        )
-        check_webhook(webhook_url, self.settings)
-        job = self.with_history(job, tenant)
+    def _send(self, job: ChatJob, queue: str, *, resend_queued: bool) -> str:
+        check_webhook(job.webhook_url, self.settings)
+        job = self.with_history(job, job.tenant)
         with queue_errors(self.settings):
             if self.store.create(job, queue):  # recorded and queued in one step
                 count_submitted(job)
@@ -115,11 +81,8 @@ class ChatqClient:
         Raises the job's error if it fails or is cancelled.
         """
         for event in self.store.events(job_id, timeout=timeout or self.settings.wait_timeout_s):
-            if isinstance(event, DeltaEvent):
-                if text := event.text:
-                    yield text
-            elif isinstance(event, EndEvent):
-                raise_for_result(event.result)
+            if text := text_of(event):
+                yield text
 
     def chunks(self, job_id: str, timeout: float | None = None) -> Iterator[dict[str, Any]]:
         """The answer as ``chat.completion.chunk`` objects, as the gateway streams them (tool

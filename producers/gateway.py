@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from redis import Redis
 
 from producers import batch_routes, chat_routes, job_routes, metrics_route, session_routes
 from producers.aio import AsyncChatqClient
@@ -22,9 +21,9 @@ from producers.limits import BodyGuard
 from producers.metrics_route import build_registry
 from producers.request_ids import RequestIds
 from shared.logs import configure_logging
+from shared.redis_clients import sync_client
 from shared.sessions import SessionStore, UserStore
 from shared.settings import Settings, get_settings
-from shared.store import CLIENT_OPTIONS
 
 log = logging.getLogger("chatq.gateway")
 
@@ -42,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "AUTHENTICATION IS OFF: anyone who can reach this gateway may use it. "
                 "Set CHATQ_AUTH_REQUIRED=true and create keys with `chatq keys create`."
             )
-        redis = Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
+        redis = sync_client(settings.effective_redis_url)
         app.state.files = FileStore(
             redis,
             settings.effective_files_dir,

@@ -23,6 +23,14 @@ class ScriptCall:
     keys: list[Any]
     args: list[Any]
 
+    def run(self, redis: Any, scripts: dict[str, Any]) -> Any:
+        """Sends the call on a sync or asyncio client (then awaitable); ``scripts`` caches the
+        client's registered scripts by source."""
+        script = scripts.get(self.source)
+        if script is None:
+            script = scripts.setdefault(self.source, redis.register_script(self.source))
+        return script(keys=self.keys, args=self.args)
+
 
 def chain(calls: Sequence[ScriptCall]) -> tuple[str, list[Any], list[Any]]:
     """One script that runs several in turn and replies with the list of their replies, with

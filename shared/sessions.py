@@ -17,6 +17,7 @@ from redis import Redis
 
 from shared import keys
 from shared.errors import NotFound
+from shared.job_state import JobCommands
 from shared.jobs import ChatJob, ChatMessage, ChatResult, Role
 from shared.settings import Settings
 
@@ -160,16 +161,11 @@ class UserStore:
                 keys.session_key(tenant, session_id),
                 keys.session_turns_key(tenant, session_id),
             ]
-        for job_id in jobs:
-            doomed += [keys.job_key(job_id), keys.events_key(job_id)]
-        doomed += [keys.answer_key(k) for k in cached]
         with self.redis.pipeline() as pipe:
             for key in doomed:
                 pipe.delete(key)
-            if jobs:
-                pipe.zrem(keys.DEAD_LETTERS, *jobs)
-                pipe.hdel(keys.DEAD_LETTER_JOBS, *jobs)
-                pipe.zrem(keys.PENDING, *jobs)
+            for command in JobCommands.erase(jobs, cached):
+                command.run(pipe, {})
             replies = pipe.execute()
         dead_letters = replies[len(doomed)] if jobs else 0
         return {

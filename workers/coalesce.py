@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from redis import Redis
 
-from shared import keys
+from shared.job_state import answers
 from shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult, JobStatus
-from shared.scripts import ScriptCall, lua
+from shared.scripts import ScriptCall
 
 KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
 # How long a process keeps an answer in its own LRU: hot keys skip Redis, while an answer
@@ -83,24 +83,19 @@ class Coalescer:
         self.lru_size = lru_size
         self.clock = clock
         self._lru: OrderedDict[str, tuple[float, ChatResult]] = OrderedDict()
-        self._join = redis.register_script(lua("workers", "coalesce_join.lua"))
-        self._done = redis.register_script(lua("workers", "coalesce_done.lua"))
+        self._scripts: dict[str, Any] = {}
 
     def join(self, key: str, job_id: str, *, use_cache: bool) -> Decision:
         """How the job gets its answer: cached, following a call in flight, or leading one."""
         if use_cache and (hit := self._lru_get(key)) is not None:
-            self.redis.hincrby(keys.CACHE_STATS, "cache_hits", 1)
+            answers.count("cache_hits").run(self.redis, self._scripts)
             return Decision("cached", cached=hit)
         call = self.join_call(key, job_id, use_cache=use_cache)
-        return self.decision(key, self._join(keys=call.keys, args=call.args))
+        return self.decision(key, call.run(self.redis, self._scripts))
 
     def join_call(self, key: str, job_id: str, *, use_cache: bool) -> ScriptCall:
         """The Redis part of ``join`` as a script call (read its reply with ``decision``)."""
-        return ScriptCall(
-            lua("workers", "coalesce_join.lua"),
-            [keys.answer_key(key), keys.CACHE_STATS],
-            [job_id, self.lease_ms, "1" if use_cache else "0"],
-        )
+        return answers.join(key, job_id, lease_ms=self.lease_ms, use_cache=use_cache)
 
     def decision(self, key: str, reply: Any) -> Decision:
         kind, value = reply
@@ -126,16 +121,14 @@ class Coalescer:
         normally does both in its finishing step; this is for the other ways out.)"""
         cacheable = result is not None and result.status is JobStatus.done
         answer = result.to_json() if cacheable and result else ""
-        self._done(
-            keys=[keys.answer_key(key)],
-            args=[job_id, answer, self.cache_ttl_s],
-        )
+        call = answers.done(key, job_id, answer=answer, cache_ttl_s=self.cache_ttl_s)
+        call.run(self.redis, self._scripts)
         if cacheable and result is not None:
             self._lru_put(key, result)
 
     def record_saving(self, tokens: int) -> None:
         if tokens:
-            self.redis.hincrby(keys.CACHE_STATS, "tokens_saved", tokens)
+            answers.count("tokens_saved", tokens).run(self.redis, self._scripts)
 
     def _lru_get(self, key: str) -> ChatResult | None:
         entry = self._lru.get(key)

@@ -33,11 +33,11 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared import keys, metrics
+from shared.job_state import Command, JobCommands, pending
 from shared.jobs import JobStatus
+from shared.redis_clients import sync_client
 from shared.scripts import lua
 from shared.settings import get_settings
-from shared.store import CLIENT_OPTIONS
-from shared.task_messages import chat_message
 
 log = logging.getLogger("chatq.worker")
 
@@ -74,16 +74,11 @@ class LostJobSweeper:
     def sweep(self) -> Sweep:
         """Checks the pending jobs that are due, and sends again those whose message is lost."""
         now = self.clock()
-        due: list[str] = self.redis.zrangebyscore(
-            keys.PENDING, "-inf", now, start=0, num=DUE_PER_SWEEP
-        )
+        due: list[str] = self._run(pending.due(now, DUE_PER_SWEEP))
         report = Sweep(due=len(due))
         if not due:
             return report
-        with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in due:
-                pipe.hmget(keys.job_key(job_id), "status", "lease_until", "queue", "payload")
-            rows = pipe.execute()
+        rows = self._pipeline(pending.sweep_rows(due))
         ended: list[str] = []
         check_at: dict[str, float] = {}
         suspects: dict[str, tuple[str, str]] = {}
@@ -108,36 +103,36 @@ class LostJobSweeper:
                 continue
             self._send(job_id, queue, payload, metrics.JOBS_RESENT, "its message was lost")
             report.resent += 1
-        with self.redis.pipeline(transaction=False) as pipe:
-            if ended:
-                pipe.zrem(keys.PENDING, *ended)
-            if check_at:  # XX: a job that ended meanwhile left the set and stays out
-                pipe.zadd(keys.PENDING, check_at, xx=True)
-            pipe.execute()
+        self._pipeline(pending.settle(ended, check_at))
         return report
+
+    def _run(self, command: Command) -> Any:
+        return command.run(self.redis, {})
+
+    def _pipeline(self, commands: list[Command]) -> list[Any]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                command.run(pipe, {})
+            return pipe.execute()
 
     def release_deferred(self) -> int:
         """Sends again the deferred jobs that are due; how many. Any worker may call it at
         any time: a job leaves the set once (ZREM), so it is sent once."""
-        due: list[str] = self.redis.zrangebyscore(
-            keys.DEFERRED, "-inf", self.clock(), start=0, num=DUE_PER_SWEEP
-        )
+        due: list[str] = self._run(pending.due_deferred(self.clock(), DUE_PER_SWEEP))
         sent = 0
         for job_id in due:
-            if not self.redis.zrem(keys.DEFERRED, job_id):
+            if not self._run(pending.take_deferred(job_id)):
                 continue  # another worker took it
-            status, queue, payload = self.redis.hmget(
-                keys.job_key(job_id), "status", "queue", "payload"
-            )
+            status, queue, payload = self._run(pending.resend_row(job_id))
             if status in ENDED or not payload or not queue:
                 continue  # ended meanwhile (cancelled, say)
-            self.redis.lpush(queue, chat_message(json.loads(payload), queue))
+            self._run(JobCommands.send(json.loads(payload), queue))
             metrics.JOBS_UNDEFERRED.labels(queue).inc()
             sent += 1
         return sent
 
     def _send(self, job_id: str, queue: str, payload: str, counter: Any, why: str) -> None:
-        self.redis.lpush(queue, chat_message(json.loads(payload), queue))
+        self._run(JobCommands.send(json.loads(payload), queue))
         counter.labels(queue).inc()
         log.warning("job %s: %s; sent it again to %s", job_id, why, queue)
 
@@ -170,7 +165,7 @@ class LostJobSweeper:
             time.sleep(DEFERRED_TICK_S)
             with loop_round("recovery"):
                 self.release_deferred()
-                if self.redis.set(keys.SWEEPER, node, nx=True, px=int(interval_s * 1000)):
+                if self._run(pending.sweep_turn(node, interval_s)):
                     self.sweep()
 
 
@@ -203,7 +198,7 @@ def sweep_interval_s(check_after_s: float) -> float:
 def start_sweeper(sender: Any = None, **_: Any) -> None:
     """Each worker node takes part in the sweeps (one of them sweeps per interval)."""
     settings = get_settings()
-    redis = Redis.from_url(settings.effective_redis_url, **CLIENT_OPTIONS)
+    redis = sync_client(settings.effective_redis_url)
     sweeper = LostJobSweeper(redis, check_after_s=settings.lost_job_check_s)
     node = getattr(sender, "hostname", None) or "worker"
     threading.Thread(

@@ -13,7 +13,7 @@ from shared.deployments import DeploymentRegistry
 from shared.errors import ChatqError, JobTimeout
 from shared.jobs import ChatJob, ChatResult, JobStatus, Timings
 from shared.protocol import DeltaEvent, EndEvent
-from shared.scripts import chain
+from shared.scripts import ScriptCall, chain
 from shared.store import Claimed, JobStore
 from workers.coalesce import Coalescer, Decision, request_key
 from workers.lifecycle import JobLifecycle, Sharing
@@ -43,7 +43,6 @@ class SharedAnswers:
         self.registry = registry
         self.clock = clock
         self.follow_timeout_s = follow_timeout_s
-        self._scripts: dict[str, Any] = {}  # chained scripts (``shared.scripts.chain``)
 
     def key_for(self, job: ChatJob) -> str | None:
         """The key the job shares its answer under, or None if it must not share."""
@@ -116,10 +115,7 @@ class SharedAnswers:
             return self.coalescer.join(key, job.id, use_cache=use_cache), None
         join = self.coalescer.join_call(key, job.id, use_cache=use_cache)
         source, script_keys, args = chain([join, self.lifecycle.claim_call(job)])
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts.setdefault(source, self.store.redis.register_script(source))
-        joined, reply = script(keys=script_keys, args=args)
+        joined, reply = self.store.send_command(ScriptCall(source, script_keys, args))
         return self.coalescer.decision(key, joined), reply
 
     def _never_waits(self, job: ChatJob) -> bool:

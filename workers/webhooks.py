@@ -16,7 +16,6 @@ from typing import Literal
 import certifi
 import urllib3
 
-from shared import keys
 from shared.errors import JobNotFound
 from shared.store import JobStore
 from shared.webhook_targets import (
@@ -127,7 +126,5 @@ class WebhookSender:
 
     def _note(self, job_id: str, outcome: Outcome) -> Outcome:
         state = "retrying" if outcome == "retry" else outcome
-        record = keys.job_key(job_id)
-        if self.store.redis.exists(record):  # never revive an expired record without its TTL
-            self.store.redis.hset(record, "webhook", state)
+        self.store.note_webhook(job_id, state)
         return outcome

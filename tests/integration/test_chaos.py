@@ -10,12 +10,13 @@ import pytest
 from chatq.chaos import ChaosOptions, run_chaos
 from chatq.processes import stop
 from chatq.stack import start_worker
+from producers.client import ChatqClient
 from tests.integration.conftest import start_stack
 
 pytestmark = pytest.mark.slow
 
 OPTIONS = ChaosOptions(
-    duration_s=40, kill_every_s=9, jobs_per_s=8, lease_s=4, lost_job_check_s=8, seed=7
+    duration_s=40, kill_every_s=9, jobs_per_s=8, lease_s=4, lost_job_check_s=4, seed=7
 )
 RUN_S = 0.3 + 16 / 50  # the simulator's time to first token plus 16 tokens at 50/s
 SLACK_S = 4.0  # a loaded 2-core machine: a restarted worker's start, scheduling
@@ -44,7 +45,7 @@ def test_killing_workers_under_load_loses_no_job_doubles_none_and_delays_none(ch
     def sim_calls() -> Counter[str]:
         return Counter(e["job_id"] for e in chaos_stack.sim_requests() if e["outcome"] == "ok")
 
-    with chaos_stack.client() as client:
+    with ChatqClient(OPTIONS.client_settings(chaos_stack.settings)) as client:
         report = run_chaos(client, workers, restart, sim_calls, OPTIONS)
     summary = report.as_dict()
     print(summary)

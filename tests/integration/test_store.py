@@ -10,8 +10,8 @@ import pytest
 
 from shared.async_store import AsyncJobStore
 from shared.completion import text_completion
-from shared.dead_letters import DeadLetters
 from shared.errors import JobNotFound, JobTimeout
+from shared.job_state.dead_letters import DeadLetters
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobError, JobStatus
 from shared.protocol import DeltaEvent, EndEvent
 from shared.settings import Settings

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from redis import Redis
-
 from shared import keys
 from shared.jobs import Role
+from shared.redis_clients import sync_client
 from shared.settings import get_settings
 from workers.hooks import ChatHook, Turn
 
@@ -64,7 +63,7 @@ class OrderStatus(IntentRouter):
     def lookup(self) -> Callable[[str], str | None]:
         if self._lookup is not None:
             return self._lookup
-        redis = Redis.from_url(get_settings().effective_redis_url, decode_responses=True)
+        redis = sync_client(get_settings().effective_redis_url)
         return lambda order_id: redis.hget(keys.DEMO_ORDERS, order_id)
 
     def rules(self) -> list[Rule]:

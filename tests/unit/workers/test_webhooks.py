@@ -18,16 +18,12 @@ class Store:
 
     def __init__(self) -> None:
         self.noted: list[str] = []
-        self.redis = self
 
     def get(self, job_id: str) -> Record:
         return self.Record()
 
-    def exists(self, key: str) -> bool:
-        return True
-
-    def hset(self, key: str, field: str, value: str) -> None:
-        self.noted.append(value)
+    def note_webhook(self, job_id: str, state: str) -> None:
+        self.noted.append(state)
 
 
 def test_a_host_that_now_resolves_to_loopback_is_not_called():

@@ -54,7 +54,7 @@ class DeadLetters:
         self.result_ttl_s = result_ttl_s
         self.lost_job_check_s = lost_job_check_s
         self.clock = clock
-        self._requeue = redis.register_script(lua("shared", "requeue_dead_letter.lua"))
+        self._requeue = redis.register_script(lua("shared.job_state", "requeue_dead_letter.lua"))
 
     def count(self) -> int:
         return int(self.redis.zcard(keys.DEAD_LETTERS))

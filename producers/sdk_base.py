@@ -1,0 +1,68 @@
+"""What the synchronous and asyncio SDKs share: one ``submit`` (validation included) whose
+sending part each client supplies, plain or awaitable, and the reading of streamed text."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from producers.jobs import Messages, prepare_job, producer_app, raise_for_result
+from shared.deployments import DeploymentRegistry
+from shared.jobs import ChatJob, ChatRequest
+from shared.protocol import DeltaEvent, Event
+from shared.settings import Settings
+
+Submitted = TypeVar("Submitted")  # what ``submit`` returns: the job id, or an awaitable of it
+
+
+class ClientBase(Generic[Submitted]):
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.celery = producer_app(settings)
+        self.deployments = DeploymentRegistry(settings)
+
+    def submit(
+        self,
+        messages: Messages | None = None,
+        *,
+        model: str | None = None,
+        request: ChatRequest | None = None,
+        job_id: str | None = None,
+        tenant: str | None = None,
+        webhook_url: str | None = None,
+        privacy: bool = True,
+        resend_queued: bool = False,
+        **params: Any,
+    ) -> Submitted:
+        """Enqueues a chat job and returns its id at once (the asyncio client: awaitable).
+
+        ``messages`` (a string is one user message) and ``params`` make the request, unless
+        ``request`` is given. A job id that exists already is not sent again, unless
+        ``resend_queued`` and the job is still queued: its first send may have been lost with
+        a crashed sender. That is safe, as a job runs once however many of its messages
+        arrive. Invalid arguments raise ``InvalidJob`` before anything is sent.
+        """
+        job, queue = prepare_job(
+            self.settings,
+            self.deployments,
+            messages,
+            model,
+            request,
+            job_id,
+            params,
+            tenant=tenant,
+            webhook_url=webhook_url,
+            privacy=privacy,
+        )
+        return self._send(job, queue, resend_queued=resend_queued)
+
+    def _send(self, job: ChatJob, queue: str, *, resend_queued: bool) -> Submitted:
+        """Records and queues a validated job; its id."""
+        raise NotImplementedError
+
+
+def text_of(event: Event) -> str:
+    """A delta's answer text ('' if none); at the end, the job's error raised if it failed."""
+    if isinstance(event, DeltaEvent):
+        return event.text
+    raise_for_result(event.result)
+    return ""

@@ -1,0 +1,31 @@
+"""How every chatq process makes its Redis clients, synchronous and asyncio: one set of
+options, so a setting fixed here holds for the gateway, the workers and the CLI alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import redis.asyncio
+
+# redis-py (6 and later) caps a client's connection pool at 100 and raises "Too many
+# connections" past it; a worker running hundreds of jobs in threads, or a gateway holding
+# hundreds of open streams, needs one connection each. Connections are opened on demand.
+REDIS_MAX_CONNECTIONS = 10_000
+MAX_BLOCK_MS = 2_000  # a blocking read re-checks its caller's deadline at least this often
+SOCKET_TIMEOUT_S = 10.0  # well above MAX_BLOCK_MS: a blocked XREAD is not a dead server
+CLIENT_OPTIONS: dict[str, Any] = {
+    "decode_responses": True,
+    "socket_timeout": SOCKET_TIMEOUT_S,
+    "max_connections": REDIS_MAX_CONNECTIONS,
+}
+
+
+def sync_client(url: str, **options: Any) -> redis.Redis:
+    """A client for ``url`` (``Settings.effective_redis_url``); ``options`` override ours."""
+    return redis.Redis.from_url(url, **{**CLIENT_OPTIONS, **options})
+
+
+def async_client(url: str, **options: Any) -> redis.asyncio.Redis:
+    """The asyncio client for ``url``, with the same options."""
+    return redis.asyncio.Redis.from_url(url, **{**CLIENT_OPTIONS, **options})
