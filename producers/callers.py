@@ -10,7 +10,8 @@ from producers.aio import AsyncChatqClient
 from producers.auth import Authenticator, Principal
 
 
-def client(request: Request) -> AsyncChatqClient:
+async def client(request: Request) -> AsyncChatqClient:
+    """The gateway's SDK client (async: FastAPI runs a plain function in a thread pool)."""
     return request.app.state.client  # type: ignore[no-any-return]
 
 

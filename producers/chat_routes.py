@@ -15,7 +15,14 @@ from producers.aio import AsyncChatqClient
 from producers.callers import AdmittedCaller, Caller, Client
 from producers.errors import error_response
 from producers.jobs import error_for_result
-from producers.openai_format import DONE_LINE, ChunkServer, completion, model_list, sse
+from producers.openai_format import (
+    DONE_LINE,
+    ChunkServer,
+    FastJSONResponse,
+    completion,
+    model_list,
+    sse,
+)
 from shared.completion import text_completion
 from shared.errors import ChatqError, error_body
 from shared.jobs import ChatRequest, JobStatus
@@ -62,7 +69,7 @@ async def chat_completions(
     result = await client.result(job_id, fresh=True)
     if result.status is not JobStatus.done:
         return error_response(error_for_result(result), headers)
-    return JSONResponse(completion(result, created), headers=headers)
+    return FastJSONResponse(completion(result, created), headers=headers)
 
 
 @dataclass(frozen=True)

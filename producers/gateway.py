@@ -19,6 +19,7 @@ from producers.errors import ERROR_RESPONSES, install_error_handlers
 from producers.files import FileStore
 from producers.limits import BodyGuard
 from producers.metrics_route import build_registry
+from producers.openai_format import FastJSONResponse
 from producers.request_ids import RequestIds
 from shared.logs import configure_logging
 from shared.redis_clients import sync_client
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="OpenAI-compatible chat completions, served through a Celery queue on Redis.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        default_response_class=FastJSONResponse,
     )
     app.add_middleware(RequestIds)
     app.add_middleware(

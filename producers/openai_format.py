@@ -6,10 +6,12 @@ caller's model name, and drops the ``usage`` a chunk carries unless the caller a
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
+
+import orjson
+from fastapi.responses import JSONResponse
 
 from shared.completion import Completion, chunks_of, text_completion
 from shared.jobs import ChatResult
@@ -61,7 +63,15 @@ class ChunkServer:
 
 
 def sse(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return f"data: {orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode()}\n\n"
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSON response encoded by orjson: the same bytes as Starlette's (UTF-8, compact),
+    several times faster to make."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
 def model_list(models: list[str], created: int | None = None) -> dict[str, Any]:
