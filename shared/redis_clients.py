@@ -7,6 +7,8 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.connection
+import redis.connection
 
 # redis-py (6 and later) caps a client's connection pool at 100 and raises "Too many
 # connections" past it; a worker running hundreds of jobs in threads, or a gateway holding
@@ -19,6 +21,21 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": SOCKET_TIMEOUT_S,
     "max_connections": REDIS_MAX_CONNECTIONS,
 }
+
+
+def _unwrap_deprecation_checks() -> None:
+    """redis-py wraps ``ConnectionPool.get_connection`` in a check for deprecated arguments
+    that inspects its arguments on every command: 2-4% of a worker's and the gateway's CPU
+    (py-spy). chatq never passes those arguments, so the pools call the function itself."""
+    for module in (redis.connection, redis.asyncio.connection):
+        for pool in vars(module).values():
+            if isinstance(pool, type) and "get_connection" in vars(pool):
+                inner = getattr(pool.get_connection, "__wrapped__", None)
+                if inner is not None:
+                    pool.get_connection = inner  # type: ignore[method-assign]
+
+
+_unwrap_deprecation_checks()
 
 
 def sync_client(url: str, **options: Any) -> redis.Redis:

@@ -10,11 +10,12 @@ The worker is plain Celery, and any Celery client may still send ``chatq.chat`` 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import socket
 import uuid
 from typing import Any
+
+import orjson
 
 from shared.celery_config import TASK_CHAT, chat_argsrepr
 
@@ -28,7 +29,7 @@ def chat_message(job: dict[str, Any], queue: str) -> str:
     ``ChatJob`` as JSON): its task id is the job id, and it keeps no result."""
     job_id = job["id"]
     argsrepr = chat_argsrepr(job)
-    body = json.dumps([[job], {}, _EMBED]).encode()
+    body = orjson.dumps([[job], {}, _EMBED])
     envelope = {
         "body": base64.b64encode(body).decode(),
         "content-encoding": "utf-8",
@@ -64,4 +65,4 @@ def chat_message(job: dict[str, Any], queue: str) -> str:
             "delivery_tag": str(uuid.uuid4()),
         },
     }
-    return json.dumps(envelope)
+    return orjson.dumps(envelope).decode()

@@ -1,5 +1,6 @@
-"""Two fixes to kombu's Redis transport: a bug that kills workers when Redis restarts, and a
-client built anew for every message (``_shared_sync_client`` below).
+"""Fixes to kombu's Redis transport: a bug that kills workers when Redis restarts, a client
+built anew for every message (``_shared_sync_client``), and slow JSON decoding
+(``_fast_loads``).
 
 After the broker connection drops, a closed channel may still be used: Celery's close gives
 back the channel's unacknowledged messages, and tasks that finish acknowledge their messages
@@ -15,7 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+from kombu import serialization as kombu_serialization
 from kombu.transport import redis as kombu_redis
+from kombu.utils import json as kombu_json
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 _connparams = kombu_redis.Channel._connparams
@@ -49,3 +53,30 @@ def _shared_sync_client(self: kombu_redis.Channel, asynchronous: bool = False) -
 
 
 kombu_redis.Channel._create_client = _shared_sync_client  # type: ignore[method-assign]
+
+
+_kombu_loads = kombu_json.loads
+
+
+def _fast_loads(s: Any, *args: Any, **kwargs: Any) -> Any:
+    """kombu's JSON decoding, by orjson where the text has no ``__type__`` marker (kombu's
+    encoding of dates, UUIDs and decimals, which its object hook turns back into objects):
+    the hook, called for every object, made decoding a message 3.5% of a worker's CPU."""
+    data = s.tobytes() if isinstance(s, memoryview) else s
+    marker = b'"__type__"' if isinstance(data, (bytes, bytearray)) else '"__type__"'
+    if marker not in data:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # what orjson does not take (integers past 64 bits): kombu's own way
+    return _kombu_loads(s, *args, **kwargs)
+
+
+kombu_redis.loads = _fast_loads  # the envelope of a message taken off a queue
+kombu_serialization.registry.register(  # a message's body
+    "json",
+    kombu_json.dumps,
+    _fast_loads,
+    content_type="application/json",
+    content_encoding="utf-8",
+)

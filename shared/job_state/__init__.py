@@ -9,12 +9,12 @@ deferred set, dead letters, and the shared answers of identical requests.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
+import orjson
 from pydantic import BaseModel
 
 from shared import keys
@@ -225,7 +225,7 @@ class JobCommands:
         """Records a newly accepted job and (if ``send``) queues its message, in one step;
         replies 1, or 0 if its id was taken (then nothing is sent)."""
         body = job.model_dump(mode="json", exclude_none=True)
-        fields = queued_fields(job, queue, payload=json.dumps(body))
+        fields = queued_fields(job, queue, payload=orjson.dumps(body).decode())
         message = chat_message(body, queue) if send else ""
         check_at = self.clock() + self.lost_job_check_s
         return ScriptCall(
