@@ -78,9 +78,10 @@ class Settings(BaseSettings):
     job_lease_s: float = Field(30.0, gt=0)
     visibility_timeout_s: int = Field(300, ge=1)
     # A job still queued this long after it was sent (or still running this long after its
-    # claim lapsed) is checked: if its message is in no queue and held by no worker (lost with
-    # a worker killed between taking it and recording it), a worker sends it again.
-    lost_job_check_s: float = Field(60.0, gt=0)
+    # claim lapsed) is checked: if its message is in no queue (lost with a worker killed
+    # between taking it and claiming the job), a worker sends it again. The lease's length by
+    # default, so that a dead worker's jobs come back within one bound, claimed or not.
+    lost_job_check_s: float = Field(30.0, gt=0)
     shutdown_grace_s: float = Field(30.0, ge=0)
     # A job whose provider slot is further off than this goes back to the queue until then,
     # rather than hold a worker thread.

@@ -27,7 +27,7 @@ from shared.settings import Settings
 from shared.task_messages import chat_message
 
 DEFAULT_LEASE_S = 30.0  # a worker's claim on a job lapses this long after its last renewal
-DEFAULT_LOST_JOB_CHECK_S = 60.0  # a job not ended is checked for a lost message this often
+DEFAULT_LOST_JOB_CHECK_S = 30.0  # a job not ended is checked for a lost message this often
 
 
 @dataclass(frozen=True)
