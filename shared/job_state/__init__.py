@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict, Unpack
+from typing import Any, Self, TypedDict, Unpack
 
 import orjson
 from pydantic import BaseModel
@@ -411,7 +411,7 @@ class StoreBase:
         raise NotImplementedError
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: Any = None) -> Any:
+    def from_settings(cls, settings: Settings, redis: Any = None) -> Self:
         return cls(
             redis or cls.connect(settings.effective_redis_url),
             result_ttl_s=settings.result_ttl_s,
