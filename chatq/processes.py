@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -48,10 +49,12 @@ def spawn(
     address: str = "",
     quiet: bool = False,
     log_file: Path | None = None,
+    death_signal: int = signal.SIGTERM,
 ) -> Part:
     """Starts ``command`` in a new session, so that stopping it stops all it started.
 
     Its output goes to ``log_file`` if given, nowhere if ``quiet``, else to this terminal.
+    On Linux it gets ``death_signal`` when the process that started it ends.
     """
     output: int | IO[bytes] | None = subprocess.DEVNULL if quiet else None
     if log_file is not None:
@@ -63,7 +66,9 @@ def spawn(
         start_new_session=True,
         stdout=output,
         stderr=output,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        preexec_fn=functools.partial(_die_with_parent, death_signal)
+        if sys.platform == "linux"
+        else None,
     )
     if log_file is not None and output is not None and not isinstance(output, int):
         output.close()  # the child holds its own copy
@@ -73,11 +78,11 @@ def spawn(
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before it starts: Linux sends it SIGTERM when the process that
-    started it ends, however that ends (SIGKILL too), so no part outlives its stack."""
+def _die_with_parent(death_signal: int) -> None:
+    """Runs in the child before it starts: Linux sends it ``death_signal`` when the process
+    that started it ends, however that ends (SIGKILL too), so no part outlives its stack."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(PR_SET_PDEATHSIG, death_signal)
 
 
 def stop(parts: Sequence[Part], grace: float = STOP_GRACE_S) -> None:
