@@ -53,39 +53,28 @@ def measure_gateway(options: GatewayOptions, console: Console) -> dict[str, Any]
             parts.append(gateway)
             if options.flower:
                 parts.append(start_flower(free_port(), without_metrics_dir(stack.env)))
-            sim_host, sim_port = _host_port(stack.sim_url)
-            gw_host, gw_port = _host_port(gateway.address)
+
+            def load(url: str, tag: str, seconds: float) -> LoadResult:
+                host, port = _host_port(url)
+                return run_load(
+                    host,
+                    port,
+                    "/v1/chat/completions",
+                    _body(tag),
+                    connections=options.connections,
+                    seconds=seconds,
+                )
+
             with console.status(f"Straight to the simulator, {options.connections} connections..."):
-                direct = run_load(
-                    sim_host,
-                    sim_port,
-                    "/v1/chat/completions",
-                    _body("direct"),
-                    connections=options.connections,
-                    seconds=options.seconds,
-                )
+                direct = load(stack.sim_url, "direct", options.seconds)
             with console.status("Warming the gateway up..."):
-                run_load(
-                    gw_host,
-                    gw_port,
-                    "/v1/chat/completions",
-                    _body("warm"),
-                    connections=options.connections,
-                    seconds=options.warmup_s,
-                )
+                load(gateway.address, "warm", options.warmup_s)
             watched = {"gateway": gateway, "worker": stack.workers[0], **_flower(parts)}
             redis = sync_client(stack.settings.effective_redis_url)
             before_cpu = {name: cpu_seconds(p.process.pid) for name, p in watched.items()}
             before_redis = RedisUsage.of(redis)
             with console.status(f"Through the gateway, {options.connections} connections..."):
-                through = run_load(
-                    gw_host,
-                    gw_port,
-                    "/v1/chat/completions",
-                    _body("gateway"),
-                    connections=options.connections,
-                    seconds=options.seconds,
-                )
+                through = load(gateway.address, "gateway", options.seconds)
             cpu = {
                 name: cpu_seconds(p.process.pid) - before_cpu[name] for name, p in watched.items()
             }

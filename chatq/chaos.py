@@ -18,7 +18,7 @@ from redis import Redis
 
 from chatq.processes import Part, kill
 from producers.client import ChatqClient
-from shared.job_state import JobCommands
+from shared.job_state import JobCommands, pipelined
 from shared.jobs import JobStatus
 from shared.settings import Settings
 from workers.recovery import sweep_interval_s
@@ -154,8 +154,5 @@ def run_chaos(
 
 def _end_events(redis: Redis, job_ids: list[str]) -> list[int]:
     """How many end events each job's stream holds."""
-    with redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            JobCommands.published(job_id).run(pipe, {})
-        streams = pipe.execute()
+    streams = pipelined(redis, (JobCommands.published(job_id) for job_id in job_ids))
     return [sum(1 for _, event in stream if event.get("type") == "end") for stream in streams]

@@ -21,6 +21,7 @@ from shared.job_state import (
     JobRecord,
     StoreBase,
     cancelled_result,
+    pipelined,
     queued_fields,
 )
 from shared.jobs import ChatJob, ChatResult
@@ -149,10 +150,7 @@ class JobStore(StoreBase):
         if len(commands) == 1:
             self.send_command(commands[0])
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for command in commands:
-            command.run(pipe, self.scripts)
-        pipe.execute()
+        pipelined(self.redis, commands)
 
     def finish(self, result: ChatResult, **how: Unpack[Ending]) -> bool:
         """Ends the job with ``result`` unless it already ended: True if this call ended it

@@ -33,7 +33,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from shared import keys, metrics
-from shared.job_state import Command, JobCommands, pending
+from shared.job_state import Command, JobCommands, pending, pipelined
 from shared.jobs import JobStatus
 from shared.redis_clients import sync_client
 from shared.scripts import lua
@@ -78,7 +78,7 @@ class LostJobSweeper:
         report = Sweep(due=len(due))
         if not due:
             return report
-        rows = self._pipeline(pending.sweep_rows(due))
+        rows = pipelined(self.redis, pending.sweep_rows(due))
         ended: list[str] = []
         check_at: dict[str, float] = {}
         suspects: dict[str, tuple[str, str]] = {}
@@ -103,17 +103,11 @@ class LostJobSweeper:
                 continue
             self._send(job_id, queue, payload, metrics.JOBS_RESENT, "its message was lost")
             report.resent += 1
-        self._pipeline(pending.settle(ended, check_at))
+        pipelined(self.redis, pending.settle(ended, check_at))
         return report
 
     def _run(self, command: Command) -> Any:
         return command.run(self.redis, {})
-
-    def _pipeline(self, commands: list[Command]) -> list[Any]:
-        with self.redis.pipeline(transaction=False) as pipe:
-            for command in commands:
-                command.run(pipe, {})
-            return pipe.execute()
 
     def release_deferred(self) -> int:
         """Sends again the deferred jobs that are due; how many. Any worker may call it at

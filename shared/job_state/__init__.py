@@ -42,6 +42,14 @@ class Command:
         return getattr(redis, self.method)(*self.args, **self.kwargs)
 
 
+def pipelined(redis: Any, commands: Iterable[Command]) -> list[Any]:
+    """Sends commands in one round trip (a plain pipeline on a sync client); their replies."""
+    with redis.pipeline(transaction=False) as pipe:
+        for command in commands:
+            command.run(pipe, {})
+        return list(pipe.execute())
+
+
 @dataclass(frozen=True)
 class Claimed:
     """The job is this worker's now, on its ``attempt``-th run."""
