@@ -104,6 +104,7 @@ def worker_processes(up: subprocess.Popen[bytes], name: str) -> list[psutil.Proc
 
 def test_a_dead_worker_is_restarted_while_the_rest_keep_serving(tmp_path):
     up, ports = start_up(tmp_path, "--workers", "2")
+    seen = OutputSoFar(up)
     chat_url = f"http://127.0.0.1:{ports['port']}/v1/chat/completions"
     try:
         [victim] = worker_processes(up, "worker2@")
@@ -119,18 +120,38 @@ def test_a_dead_worker_is_restarted_while_the_rest_keep_serving(tmp_path):
         eventually(
             lambda: _answers_ping(ports, "worker2@"), timeout=10 - (time.monotonic() - killed_at)
         )
+        # The supervisor says so once its own readiness check passes, after the ping.
+        eventually(lambda: True if "restarted (pid" in seen.read() else None, timeout=30)
         children = psutil.Process(up.pid).children(recursive=True)
         up.send_signal(signal.SIGINT)
         assert up.wait(timeout=30) == 0
     finally:
         if up.poll() is None:
             up.kill()
-    output = up.stdout.read().decode()
+    output = seen.read()
     assert "stopped (exit code -9); restarting it in 1 s." in output
     assert "worker worker2@" in output and "restarted (pid" in output
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, [p.cmdline() for p in alive]  # Flower included
     assert not any(port_in_use(p) for p in ports.values())
+
+
+class OutputSoFar:
+    """What a child has written to its stdout pipe so far, read without blocking."""
+
+    def __init__(self, process: subprocess.Popen[bytes]):
+        assert process.stdout is not None
+        self.fd = process.stdout.fileno()
+        os.set_blocking(self.fd, False)
+        self.data = b""
+
+    def read(self) -> str:
+        try:
+            while chunk := os.read(self.fd, 65536):
+                self.data += chunk
+        except BlockingIOError:
+            pass
+        return self.data.decode(errors="replace")
 
 
 def _answers_ping(ports: dict[str, int], name: str) -> bool | None:
