@@ -50,11 +50,13 @@ def spawn(
     quiet: bool = False,
     log_file: Path | None = None,
     death_signal: int = signal.SIGTERM,
+    niceness: int = 0,
 ) -> Part:
     """Starts ``command`` in a new session, so that stopping it stops all it started.
 
     Its output goes to ``log_file`` if given, nowhere if ``quiet``, else to this terminal.
-    On Linux it gets ``death_signal`` when the process that started it ends.
+    On Linux it gets ``death_signal`` when the process that started it ends. A negative
+    ``niceness`` gives it the CPU before other processes where this process may (as root).
     """
     output: int | IO[bytes] | None = subprocess.DEVNULL if quiet else None
     if log_file is not None:
@@ -66,7 +68,7 @@ def spawn(
         start_new_session=True,
         stdout=output,
         stderr=output,
-        preexec_fn=functools.partial(_die_with_parent, death_signal)
+        preexec_fn=functools.partial(_prepare_child, death_signal, niceness)
         if sys.platform == "linux"
         else None,
     )
@@ -78,11 +80,14 @@ def spawn(
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent(death_signal: int) -> None:
+def _prepare_child(death_signal: int, niceness: int) -> None:
     """Runs in the child before it starts: Linux sends it ``death_signal`` when the process
     that started it ends, however that ends (SIGKILL too), so no part outlives its stack."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, death_signal)
+    if niceness:
+        with contextlib.suppress(PermissionError):
+            os.nice(niceness)
 
 
 def stop(parts: Sequence[Part], grace: float = STOP_GRACE_S) -> None:

@@ -26,7 +26,9 @@ def start_redis(port: int, data_dir: Path, *, persist: bool) -> Part:
     )
 
 
-def start_simulator(port: int, args: Sequence[str] = (), *, log_dir: Path | None = None) -> Part:
+def start_simulator(
+    port: int, args: Sequence[str] = (), *, log_dir: Path | None = None, niceness: int = 0
+) -> Part:
     command = python_module_command("simulator", "--port", str(port), *args)
     part = spawn(
         "simulator",
@@ -34,6 +36,7 @@ def start_simulator(port: int, args: Sequence[str] = (), *, log_dir: Path | None
         address=f"http://127.0.0.1:{port}/v1",
         quiet=True,
         log_file=_log(log_dir, "simulator"),
+        niceness=niceness,
     )
     return _ready(part, http_ok(f"http://127.0.0.1:{port}/health"), "the provider simulator")
 

@@ -144,6 +144,7 @@ class DeploymentRegistry:
         self._install(load_deployments(self.path) if self.path else default_deployments(settings))
         if self.path:
             self._mtime = self.path.stat().st_mtime
+            self._checked = self.clock()
 
     def _install(self, deployments: list[Deployment]) -> None:
         by_alias: dict[str, list[Deployment]] = {}
@@ -156,8 +157,9 @@ class DeploymentRegistry:
     def _maybe_reload(self) -> None:
         if self.path is None or self.clock() - self._checked < RELOAD_CHECK_S:
             return
-        with self._lock:
-            self._checked = self.clock()
+        with self._lock:  # a thread arriving mid-reload waits for it, never uses the old set
+            if self.clock() - self._checked < RELOAD_CHECK_S:
+                return
             try:
                 mtime = self.path.stat().st_mtime
                 if mtime != self._mtime:
@@ -166,6 +168,8 @@ class DeploymentRegistry:
             except (OSError, ChatqError) as exc:  # keep serving with what was loaded
                 if self.on_error:
                     self.on_error(exc)
+            finally:
+                self._checked = self.clock()
 
     def aliases(self) -> list[str]:
         self._maybe_reload()
