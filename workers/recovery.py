@@ -2,7 +2,8 @@
 until their provider slot, and jobs whose queue message was lost.
 
 - A claimed job's claim lapses when its worker stops renewing it (it died: SIGKILL, OOM, a
-  lost host). Its check in ``chatq:pending`` falls due then, and one live worker sends the
+  lost host). Its check in ``chatq:pending`` (moved to the claim's end by each renewal, or by
+  a sweep that finds the claim alive) falls due then, and one live worker sends the
   job again from the payload kept in its record, at once, not after kombu's visibility
   timeout. The dead worker's own message, restored later, finds the job ended or running,
   and is skipped.

@@ -273,8 +273,8 @@ class JobCommands:
         args = [self.clock(), self.result_ttl_s, job.request.model, job.created_at]
         return ScriptCall(
             lua("shared.job_state", "start_job.lua"),
-            [keys.job_key(job.id), keys.PENDING],
-            [*args, lease_s, worker, job.id],
+            [keys.job_key(job.id)],
+            [*args, lease_s, worker],
         )
 
     @staticmethod

@@ -1,6 +1,7 @@
 -- Claims a job for one worker unless it ended or another worker's claim is still alive.
+-- The job's check in the pending set stays where it is: a sweep that finds the claim alive
+-- moves the check to when it would lapse, so a job that ends first costs nothing there.
 -- KEYS[1]  job record hash (keys.job_key)
--- KEYS[2]  pending jobs (zset, keys.PENDING): the job's check moves to when its claim lapses
 -- ARGV[1]  now (Unix seconds)
 -- ARGV[2]  record TTL in seconds: set on a record this claim creates (a job sent straight to
 --          Celery by a non-Python client has none yet); a recorded job's record has no TTL
@@ -8,7 +9,6 @@
 -- ARGV[3]  model, ARGV[4] created_at: written when the record is missing
 -- ARGV[5]  lease length in seconds: the claim lapses unless renewed (keeps the worker alive)
 -- ARGV[6]  the claiming worker's node name (worker1@host), kept on the record
--- ARGV[7]  the job id
 -- Returns {'ended', status} | {'busy', seconds left on the other claim} | {'claimed', attempt}.
 local now = tonumber(ARGV[1])
 local record = redis.call('HMGET', KEYS[1], 'status', 'lease_until', 'attempts')
@@ -30,5 +30,4 @@ if not status then
   redis.call('HSET', KEYS[1], 'model', ARGV[3], 'created_at', ARGV[4])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
-redis.call('ZADD', KEYS[2], 'XX', lease_until, ARGV[7])
 return {'claimed', attempts}

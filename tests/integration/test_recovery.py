@@ -89,7 +89,11 @@ def claim(client: ChatqClient, job_id: str, *, lease_s: float = 30) -> float:
 def test_a_claimed_job_is_checked_when_its_claim_would_lapse(client: ChatqClient):
     redis = client.store.redis
     job_id = client.submit("hello", max_tokens=4)
-    lease_until = claim(client, job_id)
+    check_at = redis.zscore(keys.PENDING, job_id)
+    lease_until = claim(client, job_id, lease_s=CHECK_AFTER_S * 2)
+    assert redis.zscore(keys.PENDING, job_id) == check_at  # the claim costs the set nothing...
+    report = sweep_at(client, check_at + 0.1)  # ...the sweep finds it alive, checks it later
+    assert (report.due, report.running, report.reclaimed) == (1, 1, 0)
     assert redis.zscore(keys.PENDING, job_id) == pytest.approx(lease_until)
     client.store.renew_leases([job_id], lease_s=60)  # its worker is alive: checked later
     renewed = float(redis.hget(keys.job_key(job_id), "lease_until"))
@@ -103,7 +107,8 @@ def test_a_job_whose_worker_died_is_sent_again_as_soon_as_its_claim_lapses(clien
     job_id = client.submit("hello", max_tokens=4)
     redis.rpop(QUEUE)  # held by a worker that is about to die
     lease_until = claim(client, job_id)
-    assert sweep_at(client, lease_until - 1).due == 0  # its claim is still alive
+    early = sweep_at(client, lease_until - 1)  # its claim is still alive: checked at its end
+    assert (early.due, early.running, early.reclaimed) == (1, 1, 0)
     report = sweep_at(client, lease_until + 0.5)
     assert (report.due, report.reclaimed, report.waiting) == (1, 1, 0)
     assert task_ids(redis) == [job_id]  # not left for kombu's visibility timeout
