@@ -25,6 +25,7 @@ from shared.errors import (
 from shared.settings import ProviderTimeouts
 from workers.provider_errors import ProviderSaid, provider_error
 from workers.rate_headers import exhausted_for, retry_after_seconds
+from workers.request_sent import POOL_CLASSES
 from workers.sse import iter_sse_data
 from workers.streamed_answer import StreamedAnswer
 from workers.ws_transport import stream_chunks
@@ -82,6 +83,7 @@ class ProviderClient:
         self.timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
         self.pool_size = pool_size
         self.direct = urllib3.PoolManager(num_pools=8, maxsize=pool_size, retries=False)
+        self.direct.pool_classes_by_scheme = POOL_CLASSES  # tell when a request is sent
         self._via: dict[str, urllib3.PoolManager] = {}  # URL -> the manager that reaches it
         self._pools: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}  # direct URLs
 
@@ -154,6 +156,7 @@ class ProviderClient:
                 manager = urllib3.ProxyManager(
                     proxy, num_pools=8, maxsize=self.pool_size, retries=False
                 )
+                manager.pool_classes_by_scheme = POOL_CLASSES
             self._via[url] = manager
         return manager
 

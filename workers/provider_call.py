@@ -13,7 +13,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from shared import metrics
 from shared.completion import Completion, Usage
@@ -25,10 +28,13 @@ from shared.tokens import count_prompt_tokens
 from workers.health import DeploymentHealth, NoUsableKey
 from workers.limiter import ClusterLimiter, Deferred, Lease, estimate_tokens
 from workers.provider import Endpoint, ProviderClient, ProviderReply, StreamChunk, StreamState
+from workers.request_sent import when_sent
 from workers.retry import FallBack, GiveUp, backoff_delay, decide
 from workers.streaming import StreamRelay
 
 log = logging.getLogger("chatq.worker")
+
+LATE_SEND_S = 0.005  # a request sent this long after its gate is counted as sent then
 
 DEFAULT_COMPLETION_ESTIMATE = 256  # tokens charged up front when a job sets no limit
 
@@ -159,10 +165,11 @@ class ProviderCalls:
             metrics.LIMITER_WAIT.labels(tries.deployment.name).observe(tries.lease.wait_s)
             if tries.lease.wait_s > 0:
                 self.sleep(tries.lease.wait_s)
-            self._pass_gate(tries.deployment, tries.lease)
+            passed = self._pass_gate(tries.deployment, tries.lease)
             reply: ProviderReply | None = None
             try:
-                reply = self._call_once(job, tries.deployment, relay, choices, expected, index)
+                with when_sent(partial(self._sent, tries.deployment, tries.lease, passed)):
+                    reply = self._call_once(job, tries.deployment, relay, choices, expected, index)
                 if reply.exhausted_for:  # spent, says the provider: slow everyone down now
                     self.limiter.pause(tries.deployment, reply.exhausted_for)
                 return reply.completion
@@ -173,10 +180,21 @@ class ProviderCalls:
                 self.limiter.settle(tries.lease, usage.total_tokens if usage else None)
             self._next_try(job, route, tries, error, choices)
 
-    def _pass_gate(self, deployment: Deployment, lease: Lease) -> None:
-        """Waits, if need be, until the provider's quantum window has room for the call."""
+    def _pass_gate(self, deployment: Deployment, lease: Lease) -> float:
+        """Waits, if need be, until the provider's quantum window has room for the call;
+        when it passed (``time.monotonic``)."""
         while (wait_s := self.limiter.gate(deployment, lease)) > 0:
             self.sleep(wait_s)
+        return time.monotonic()
+
+    def _sent(self, deployment: Deployment, lease: Lease, passed: float) -> None:
+        """A request that left late after its gate is counted as sent when it did leave."""
+        if time.monotonic() - passed < LATE_SEND_S:
+            return
+        try:
+            self.limiter.restamp(deployment, lease)
+        except RedisError as exc:  # the call is out: the gate's first stamp stands
+            log.warning("could not count a late request as sent: %s", exc)
 
     def _next_try(
         self, job: ChatJob, route: Route, tries: _Tries, error: ChatqError, choices: int | None

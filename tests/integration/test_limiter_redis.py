@@ -125,16 +125,29 @@ def test_failures_from_several_processes_cool_a_deployment_down(redis_client):
 def test_the_send_gate_keeps_each_quantum_window_within_its_share(redis_client):
     now = [10_000.0]
     limiter = ClusterLimiter(redis_client, now_ms=lambda: now[0])
-    dep = deployment(rpm=600)  # 10 a second; the gate's window is 1.05 s
+    dep = deployment(rpm=600)  # 10 a second; the gate's window is 1.08 s
     leases = [Lease(dep.name, f"l{i}", 0, 0.0) for i in range(12)]
     for i, lease in enumerate(leases[:10]):
         now[0] = 10_000 + i * 10  # ten calls sent close together (late wakers bunching up)
         assert limiter.gate(dep, lease) == 0
     wait = limiter.gate(dep, leases[10])
-    assert wait == pytest.approx((10_000 + 1050 - now[0]) / 1000)  # until the first leaves
-    now[0] = 10_000 + 1050
+    assert wait == pytest.approx((10_000 + 1080 - now[0]) / 1000)  # until the first leaves
+    now[0] = 10_000 + 1080
     assert limiter.gate(dep, leases[10]) == 0
     assert limiter.gate(dep, leases[11]) > 0
+
+
+def test_a_call_sent_late_is_counted_from_when_it_left(redis_client):
+    now = [10_000.0]
+    limiter = ClusterLimiter(redis_client, now_ms=lambda: now[0])
+    dep = deployment(rpm=60, tpm=60_000)  # one call a second
+    first, second = Lease(dep.name, "a", 30, 0.0), Lease(dep.name, "b", 30, 0.0)
+    assert limiter.gate(dep, first) == 0
+    now[0] = 10_060  # its request only left now
+    assert limiter.restamp(dep, first)
+    now[0] = 10_000 + 1080  # the gate's own stamp has left the window, the real send not
+    assert limiter.gate(dep, second) == pytest.approx(0.06)
+    assert not limiter.restamp(deployment(), first)  # no gate: nothing to move
 
 
 def test_the_send_gate_counts_tokens_too_and_leaves_unlimited_deployments_alone(redis_client):
@@ -142,7 +155,7 @@ def test_the_send_gate_counts_tokens_too_and_leaves_unlimited_deployments_alone(
     limiter = ClusterLimiter(redis_client, now_ms=lambda: now[0])
     dep = deployment(tpm=6000)  # 100 tokens a second
     assert limiter.gate(dep, Lease(dep.name, "a", 60, 0.0)) == 0
-    assert limiter.gate(dep, Lease(dep.name, "b", 60, 0.0)) == pytest.approx(1.05)
+    assert limiter.gate(dep, Lease(dep.name, "b", 60, 0.0)) == pytest.approx(1.08)
     assert limiter.gate(dep, Lease(dep.name, "c", 40, 0.0)) == 0
     assert limiter.gate(deployment(), Lease("x", "", 10**6, 0.0)) == 0
     assert limiter.gate(deployment(rpm=600, quantum_s=0), Lease("y", "d", 0, 0.0)) == 0

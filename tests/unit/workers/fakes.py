@@ -104,6 +104,9 @@ class FakeLimiter:
     def gate(self, deployment: Deployment, lease: Lease) -> float:
         return 0.0
 
+    def restamp(self, deployment: Deployment, lease: Lease) -> bool:
+        return False
+
     def pause(self, deployment: Deployment, seconds: float) -> None:
         self.pauses.append(seconds)
 

@@ -1,0 +1,67 @@
+"""A provider request tells when it has been written, before its answer is read."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from shared.settings import ProviderTimeouts
+from workers.provider import Endpoint, ProviderClient
+from workers.request_sent import when_sent
+
+ANSWER = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 0,
+    "model": "m",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+    ],
+}
+
+
+@pytest.fixture()
+def provider() -> Iterator[tuple[str, threading.Event]]:
+    told = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            told.wait(5)  # answers only once the sender has been told its request left
+            body = json.dumps(ANSWER).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1", told
+    server.shutdown()
+
+
+def test_the_callback_runs_once_after_the_request_is_written(provider):
+    url, told = provider
+    client = ProviderClient(timeouts=ProviderTimeouts(connect=2, read=10))
+    calls: list[int] = []
+
+    def sent() -> None:
+        calls.append(1)
+        told.set()
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+    with when_sent(sent):
+        reply = client.complete(Endpoint(url), body, job_id="job-1")
+        assert reply.completion.first.message.content == "hi"
+        client.complete(Endpoint(url), body, job_id="job-2")  # told about the first only
+    assert calls == [1]
+    client.complete(Endpoint(url), body, job_id="job-3")
+    assert calls == [1]
