@@ -10,6 +10,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging
 
+import workers.batched_pop
 import workers.chat_message_acks
 import workers.kombu_fixes  # noqa: F401
 from shared.celery_config import celery_config
