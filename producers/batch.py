@@ -28,6 +28,7 @@ from producers.openai_format import completion
 from shared import keys
 from shared.errors import ChatqError, error_body, http_status_and_type
 from shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
+from shared.scripts import lua
 
 CHAT_URL = "/v1/chat/completions"
 DEFAULT_WINDOW = 500
@@ -198,13 +199,8 @@ class BatchRunner:
     def run(self) -> Progress:
         written, bad_lines = already_written(self.output_path, self.error_path)
         progress = Progress(total=_count_lines(self.input_path))
-        self.redis.hset(
-            self.record,
-            mapping={
-                "status": "cancelling" if self._cancelled() else "in_progress",
-                "input": str(self.input_path),
-                "total": progress.total,
-            },
+        self.redis.register_script(lua("producers", "batch_start.lua"))(
+            keys=[self.record], args=[str(self.input_path), progress.total]
         )
         pending: deque[Request] = deque()
         with self.output_path.open("a") as out, self.error_path.open("a") as errors:
