@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ class Part:
     process: subprocess.Popen[bytes]
     address: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    log_file: Path | None = None
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -74,7 +76,7 @@ def spawn(
     )
     if log_file is not None and output is not None and not isinstance(output, int):
         output.close()  # the child holds its own copy
-    return Part(name, process, address)
+    return Part(name, process, address, log_file=log_file)
 
 
 PR_SET_PDEATHSIG = 1
@@ -121,7 +123,10 @@ def wait_until(
     deadline = time.monotonic() + timeout
     while not check():
         if part is not None and not part.alive():
-            raise ChatqError(f"{what} exited with code {part.process.returncode} while starting")
+            raise ChatqError(
+                f"{what} exited with code {part.process.returncode} while starting"
+                + _log_tail(part.log_file)
+            )
         if time.monotonic() > deadline:
             raise ChatqError(f"{what} was not ready within {timeout:g} s")
         time.sleep(0.1)
@@ -137,10 +142,44 @@ def http_ok(url: str) -> Callable[[], bool]:
     return check
 
 
+LOG_TAIL_LINES = 5
+
+
+def _log_tail(log_file: Path | None) -> str:
+    """The last lines a process wrote, to say why it stopped."""
+    if log_file is None or not log_file.exists():
+        return ""
+    lines = log_file.read_text(errors="replace").strip().splitlines()[-LOG_TAIL_LINES:]
+    return "".join(f"\n  {line}" for line in lines) + f"\n(its log: {log_file})"
+
+
+EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_FREE_PORT = 10_000
+
+
 def free_port() -> int:
+    """A port nothing listens on, below the ephemeral range where it can be had.
+
+    The kernel gives outgoing connections their local port from that range, and one of them
+    can take a port chosen there before the process it was chosen for binds it.
+    """
+    first_ephemeral = _first_ephemeral_port()
+    for _ in range(100):
+        port = random.randrange(LOWEST_FREE_PORT, first_ephemeral)
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", port))
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        first = int(EPHEMERAL_PORTS_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32_768
+    return max(first, LOWEST_FREE_PORT + 1_000)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,13 @@ import openai
 import pytest
 import requests
 
+from chatq.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
     {"role": "user", "content": "Why queue chat jobs?"},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
