@@ -13,6 +13,7 @@ from producers.client import ChatqClient
 from producers.jobs import Messages, raise_for_result
 from producers.sdk_base import ClientBase, text_of
 from shared.async_store import AsyncJobStore
+from shared.end_notices import EndNotices
 from shared.jobs import ChatJob, ChatResult, JobStatus
 from shared.protocol import Event
 from shared.settings import Settings, get_settings
@@ -26,18 +27,44 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
         super().__init__(settings or get_settings())
         self.store = AsyncJobStore.from_settings(self.settings, redis)
         self._sync: ChatqClient | None = None
+        self._ends: EndNotices | None = None
 
-    async def _send(self, job: ChatJob, queue: str, *, resend_queued: bool) -> str:
+    async def submit_awaited(self, messages: Messages | None = None, **fields: Any) -> str:
+        """``submit``, for a caller that awaits the job's end next (``result``): the end is
+        published to this process instead of the job's stream, and the wait costs Redis
+        nothing."""
+        job, queue = self.prepare(messages, **fields)
+        return await self._send(job, queue, resend_queued=False, awaited=True)
+
+    async def _send(
+        self, job: ChatJob, queue: str, *, resend_queued: bool, awaited: bool = False
+    ) -> str:
         if job.webhook_url:  # resolving its host may take a while: not in the event loop
             await asyncio.to_thread(jobs.check_webhook, job.webhook_url, self.settings)
         if job.request.session_id is not None or job.request.user is not None:
             job = await asyncio.to_thread(self._history().with_history, job, job.tenant)
-        with jobs.queue_errors(self.settings):
-            if await self.store.create(job, queue):  # recorded and queued in one step
-                jobs.count_submitted(job)
-            elif resend_queued and (await self.store.get(job.id)).status is JobStatus.queued:
-                await self.store.send(job.model_dump(mode="json", exclude_none=True), queue)
+        ends = self._end_notices() if awaited else None
+        if ends is not None:
+            ends.expect(job.id)
+        created = False
+        try:
+            with jobs.queue_errors(self.settings):
+                created = await self.store.create(
+                    job, queue, reply_to=ends.channel if ends is not None else None
+                )
+                if created:  # recorded and queued in one step
+                    jobs.count_submitted(job)
+                elif resend_queued and (await self.store.get(job.id)).status is JobStatus.queued:
+                    await self.store.send(job.model_dump(mode="json", exclude_none=True), queue)
+        finally:
+            if ends is not None and not created:  # another submission's job: not ours
+                ends.forget(job.id)
         return job.id
+
+    def _end_notices(self) -> EndNotices:
+        if self._ends is None:
+            self._ends = EndNotices(self.store, self.settings.effective_redis_url)
+        return self._ends
 
     def _history(self) -> ChatqClient:
         """A synchronous client for sessions, whose compaction waits on a summary job."""
@@ -45,19 +72,20 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
             self._sync = ChatqClient(self.settings)
         return self._sync
 
-    async def result(
-        self, job_id: str, timeout: float | None = None, *, fresh: bool = False
-    ) -> ChatResult:
-        """Waits for the job to end. ``fresh``: this caller submitted it just now (one Redis
-        command fewer: its end is read from its event stream, not its record)."""
-        return await self.store.wait(
-            job_id, timeout=timeout or self.settings.wait_timeout_s, fresh=fresh
-        )
+    async def result(self, job_id: str, timeout: float | None = None) -> ChatResult:
+        """Waits for the job to end."""
+        timeout = timeout or self.settings.wait_timeout_s
+        if self._ends is not None and self._ends.expects(job_id):
+            return await self._ends.wait(job_id, timeout=timeout)
+        return await self.store.wait(job_id, timeout=timeout)
 
-    async def events(self, job_id: str, timeout: float | None = None) -> AsyncIterator[Event]:
-        """Raw protocol events (deltas, then the end event) from the first."""
+    async def events(
+        self, job_id: str, timeout: float | None = None, *, fresh: bool = False
+    ) -> AsyncIterator[Event]:
+        """Raw protocol events (deltas, then the end event) from the first. ``fresh``: this
+        caller submitted the job just now with ``submit`` (its end is in its stream)."""
         async for event in self.store.events(
-            job_id, timeout=timeout or self.settings.wait_timeout_s
+            job_id, timeout=timeout or self.settings.wait_timeout_s, watch=not fresh
         ):
             yield event
 
@@ -85,5 +113,7 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
     async def aclose(self) -> None:
         if self._sync is not None:
             self._sync.close()
+        if self._ends is not None:
+            await self._ends.aclose()
         await self.store.redis.aclose()
         self.celery.close()

@@ -51,7 +51,8 @@ async def chat_completions(
 ) -> JSONResponse | StreamingResponse:
     if (session := request.headers.get("x-session-id")) and body.session_id is None:
         body.session_id = session
-    job_id = await client.submit(request=body, tenant=who.tenant, privacy=who.privacy)
+    submit = client.submit if body.stream else client.submit_awaited
+    job_id = await submit(request=body, tenant=who.tenant, privacy=who.privacy)
     log.info("job %s submitted (model %s, stream=%s)", job_id, body.model, body.stream)
     created = int(time.time())
     headers = {"X-Chatq-Job-Id": job_id}
@@ -66,7 +67,7 @@ async def chat_completions(
         return StreamingResponse(
             sse_lines(_after(first, events)), media_type="text/event-stream", headers=headers
         )
-    result = await client.result(job_id, fresh=True)
+    result = await client.result(job_id)
     if result.status is not JobStatus.done:
         return error_response(error_for_result(result), headers)
     return FastJSONResponse(completion(result, created), headers=headers)
@@ -110,7 +111,7 @@ async def chunks(
     (cached, or of a job that did not ask to stream) is replayed as chunks at its end."""
     streamed = False
     try:
-        async for event in client.events(job_id):
+        async for event in client.events(job_id, fresh=True):
             if isinstance(event, DeltaEvent):
                 streamed = True
                 yield server.serve(event.chunk)

@@ -41,7 +41,32 @@ class ClientBase(Generic[Submitted]):
         a crashed sender. That is safe, as a job runs once however many of its messages
         arrive. Invalid arguments raise ``InvalidJob`` before anything is sent.
         """
-        job, queue = prepare_job(
+        job, queue = self.prepare(
+            messages,
+            model=model,
+            request=request,
+            job_id=job_id,
+            tenant=tenant,
+            webhook_url=webhook_url,
+            privacy=privacy,
+            **params,
+        )
+        return self._send(job, queue, resend_queued=resend_queued)
+
+    def prepare(
+        self,
+        messages: Messages | None = None,
+        *,
+        model: str | None = None,
+        request: ChatRequest | None = None,
+        job_id: str | None = None,
+        tenant: str | None = None,
+        webhook_url: str | None = None,
+        privacy: bool = True,
+        **params: Any,
+    ) -> tuple[ChatJob, str]:
+        """The validated job ``submit`` would send, and its queue."""
+        return prepare_job(
             self.settings,
             self.deployments,
             messages,
@@ -53,7 +78,6 @@ class ClientBase(Generic[Submitted]):
             webhook_url=webhook_url,
             privacy=privacy,
         )
-        return self._send(job, queue, resend_queued=resend_queued)
 
     def _send(self, job: ChatJob, queue: str, *, resend_queued: bool) -> Submitted:
         """Records and queues a validated job; its id."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.job_state import JobRecord, StoreBase
+from shared.job_state import JobRecord, StoreBase, not_found
 from shared.jobs import ChatJob, ChatResult
 from shared.protocol import EndEvent, Event
 from shared.redis_clients import async_client
@@ -21,9 +21,10 @@ class AsyncJobStore(StoreBase):
     def connect(url: str) -> Redis:
         return async_client(url)
 
-    async def create(self, job: ChatJob, queue: str) -> bool:
-        """Records a newly accepted job and queues its message; False if its id was taken."""
-        return bool(await self.send_command(self.commands.create(job, queue)))
+    async def create(self, job: ChatJob, queue: str, *, reply_to: str | None = None) -> bool:
+        """Records a newly accepted job and queues its message; False if its id was taken.
+        ``reply_to``: the channel its end is published on (``shared.end_notices``)."""
+        return bool(await self.send_command(self.commands.create(job, queue, reply_to=reply_to)))
 
     async def send(self, job: dict[str, Any], queue: str) -> None:
         """Queues a message for a job already recorded (``job``: the ``ChatJob`` as JSON)."""
@@ -37,19 +38,27 @@ class AsyncJobStore(StoreBase):
         return self.commands.ended(reply, job_id)
 
     async def events(
-        self, job_id: str, *, timeout: float, since: str = "0-0"
+        self, job_id: str, *, timeout: float, since: str = "0-0", watch: bool = True
     ) -> AsyncIterator[Event]:
+        """As ``JobStore.events``."""
+        if watch:
+            watched = self.commands.watched(await self.send_command(self.commands.watch(job_id)))
+            if watched.end_in_record_only and watched.result is not None:
+                yield EndEvent(watched.result)
+                return
         cursor = self.commands.events(job_id, timeout=timeout, since=since)
         while not cursor.ended:
             for event in cursor.take(await self.send_command(cursor.read())):
                 yield event
 
-    async def wait(self, job_id: str, *, timeout: float, fresh: bool = False) -> ChatResult:
-        """The job's result, waiting up to ``timeout`` for it to end. ``fresh``: the job was
-        submitted just now, so its end is in its event stream: the record is not read."""
-        if not fresh and (result := (await self.get(job_id)).final_result) is not None:
+    async def wait(self, job_id: str, *, timeout: float) -> ChatResult:
+        """The job's result, waiting up to ``timeout`` for it to end."""
+        watched = self.commands.watched(await self.send_command(self.commands.watch(job_id)))
+        if watched.status is None:
+            raise not_found(job_id)
+        if (result := watched.final_result) is not None:
             return result
-        async for event in self.events(job_id, timeout=timeout):
+        async for event in self.events(job_id, timeout=timeout, watch=False):
             if isinstance(event, EndEvent):
                 return event.result
         raise AssertionError("unreachable: events() ends with an EndEvent or raises")

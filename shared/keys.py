@@ -1,7 +1,9 @@
 """Every Redis key and channel chatq uses, on one screen.
 
 chatq:job:{id}         hash    the job record: status, attempts, timings, result (JSON)
-chatq:events:{id}      stream  the job's events, in order: deltas, then one end event
+chatq:events:{id}      stream  the job's events, in order: deltas, then one end event (a job
+                               with a reply channel has it there only when watched)
+chatq:replies:{id}     channel the ends (ChatResult JSON) of jobs a gateway process awaits
 chatq:dep:{name}:rpm        string  requests GCRA theoretical arrival time (ms), all workers
 chatq:dep:{name}:tpm        string  tokens GCRA theoretical arrival time (ms)
 chatq:dep:{name}:inflight   zset    calls in flight: lease id -> lease expiry (ms)
@@ -73,6 +75,11 @@ def job_key(job_id: str) -> str:
 
 def events_key(job_id: str) -> str:
     return f"{PREFIX}:events:{job_id}"
+
+
+def reply_channel(process_id: str) -> str:
+    """The pub/sub channel a process receives the ends of the jobs it awaits on."""
+    return f"{PREFIX}:replies:{process_id}"
 
 
 def deployment_key(name: str, part: str) -> str:

@@ -21,6 +21,7 @@ from shared.job_state import (
     JobRecord,
     StoreBase,
     cancelled_result,
+    not_found,
     pipelined,
     queued_fields,
 )
@@ -72,17 +73,28 @@ class JobStore(StoreBase):
         """Cancels a job that has not ended. False if it had already ended."""
         return self.commands.ended(self.send_command(self.commands.cancel(job_id, reason)), job_id)
 
-    def events(self, job_id: str, *, timeout: float, since: str = "0-0") -> Iterator[Event]:
-        """Every event of a job from ``since`` on, ending with its end event."""
+    def events(
+        self, job_id: str, *, timeout: float, since: str = "0-0", watch: bool = True
+    ) -> Iterator[Event]:
+        """Every event of a job from ``since`` on, ending with its end event. ``watch``
+        first, unless the job is known to end in its stream (no reply channel)."""
+        if watch:
+            watched = self.commands.watched(self.send_command(self.commands.watch(job_id)))
+            if watched.end_in_record_only and watched.result is not None:
+                yield EndEvent(watched.result)
+                return
         cursor = self.commands.events(job_id, timeout=timeout, since=since)
         while not cursor.ended:
             yield from cursor.take(self.send_command(cursor.read()))
 
     def wait(self, job_id: str, *, timeout: float) -> ChatResult:
         """The job's result, waiting up to ``timeout`` seconds for it to end."""
-        if (result := self.get(job_id).final_result) is not None:
+        watched = self.commands.watched(self.send_command(self.commands.watch(job_id)))
+        if watched.status is None:
+            raise not_found(job_id)
+        if (result := watched.final_result) is not None:
             return result
-        for event in self.events(job_id, timeout=timeout):
+        for event in self.events(job_id, timeout=timeout, watch=False):
             if isinstance(event, EndEvent):
                 return event.result
         raise AssertionError("unreachable: events() ends with an EndEvent or raises")

@@ -50,6 +50,14 @@ def pipelined(redis: Any, commands: Iterable[Command]) -> list[Any]:
         return list(pipe.execute())
 
 
+async def pipelined_async(redis: Any, commands: Iterable[Command]) -> list[Any]:
+    """``pipelined`` on an asyncio client."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for command in commands:
+            command.run(pipe, {})
+        return list(await pipe.execute())
+
+
 @dataclass(frozen=True)
 class Claimed:
     """The job is this worker's now, on its ``attempt``-th run."""
@@ -72,6 +80,19 @@ class Busy:
 
 
 Claim = Claimed | AlreadyEnded | Busy
+
+
+@dataclass(frozen=True)
+class Watched:
+    """A job as a reader of its events finds it first (``watch_job.lua``)."""
+
+    status: JobStatus | None  # None: no such job
+    result: ChatResult | None  # once it has ended
+    end_in_record_only: bool  # it ended with its end published, not in its stream
+
+    @property
+    def final_result(self) -> ChatResult | None:
+        return self.result if self.status is not None and self.status.is_terminal else None
 
 
 class JobRecord(BaseModel):
@@ -122,9 +143,12 @@ def _float(value: str | None) -> float | None:
     return float(value) if value else None
 
 
-def queued_fields(job: ChatJob, queue: str, *, payload: str | None = None) -> dict[str, Any]:
+def queued_fields(
+    job: ChatJob, queue: str, *, payload: str | None = None, reply_to: str | None = None
+) -> dict[str, Any]:
     """The record of a job just accepted into ``queue``, with its message's payload (emptied
-    when the job ends) for sending it again should that message be lost."""
+    when the job ends) for sending it again should that message be lost, and the channel its
+    end is published on if its submitter awaits it there (``reply_to``)."""
     fields: dict[str, Any] = {
         "status": JobStatus.queued.value,
         "model": job.request.model,
@@ -136,6 +160,8 @@ def queued_fields(job: ChatJob, queue: str, *, payload: str | None = None) -> di
         fields["tenant"] = job.tenant
     if job.webhook_url is not None:
         fields["webhook_url"] = job.webhook_url
+    if reply_to is not None:
+        fields["reply_to"] = reply_to
     return fields
 
 
@@ -229,11 +255,14 @@ class JobCommands:
 
     # -- producer side -------------------------------------------------------------------------
 
-    def create(self, job: ChatJob, queue: str, *, send: bool = True) -> ScriptCall:
+    def create(
+        self, job: ChatJob, queue: str, *, send: bool = True, reply_to: str | None = None
+    ) -> ScriptCall:
         """Records a newly accepted job and (if ``send``) queues its message, in one step;
-        replies 1, or 0 if its id was taken (then nothing is sent)."""
+        replies 1, or 0 if its id was taken (then nothing is sent). ``reply_to``: the channel
+        its end is published on instead of its stream (``watch`` puts it there as well)."""
         body = job.model_dump(mode="json", exclude_none=True)
-        fields = queued_fields(job, queue, payload=orjson.dumps(body).decode())
+        fields = queued_fields(job, queue, payload=orjson.dumps(body).decode(), reply_to=reply_to)
         message = chat_message(body, queue) if send else ""
         check_at = self.clock() + self.lost_job_check_s
         return ScriptCall(
@@ -265,6 +294,21 @@ class JobCommands:
     @staticmethod
     def events(job_id: str, *, timeout: float, since: str = "0-0") -> EventCursor:
         return EventCursor(job_id, timeout=timeout, since=since)
+
+    @staticmethod
+    def watch(job_id: str) -> ScriptCall:
+        """Reads how far the job is, for a reader of its events other than its submitter
+        (read the reply with ``watched``): its end then reaches its stream too."""
+        return ScriptCall(lua("shared.job_state", "watch_job.lua"), [keys.job_key(job_id)], [])
+
+    @staticmethod
+    def watched(reply: Any) -> Watched:
+        status, result, outside = reply
+        return Watched(
+            status=JobStatus(status) if status else None,
+            result=ChatResult.model_validate_json(result) if result else None,
+            end_in_record_only=outside == 1,
+        )
 
     # -- worker side ---------------------------------------------------------------------------
 

@@ -1,5 +1,8 @@
--- Ends a job exactly once: writes its result and appends the end event, unless it already ended.
--- A job that failed for good is also filed as a dead letter, in the same step.
+-- Ends a job exactly once: writes its result and tells its readers, unless it already ended.
+-- The end event goes to the job's stream; a job whose record names a reply channel (its
+-- submitter waits for the result alone) has it published there instead, and in its stream
+-- too only if another reader watches it (watch_job.lua). A job that failed for good is also
+-- filed as a dead letter, in the same step.
 -- KEYS[1]  job record hash (keys.job_key)
 -- KEYS[2]  job events stream (keys.events_key)
 -- KEYS[3]  dead letters: job id -> failed at (zset, keys.DEAD_LETTERS)
@@ -18,7 +21,8 @@
 -- ARGV[10] cache TTL in seconds (0: do not cache)
 -- KEYS[6]  pending jobs (zset): the job leaves it, and its record empties the message payload
 -- Returns 1 if this call ended the job, 0 if it had already ended, -1 if it does not exist.
-local status = redis.call('HGET', KEYS[1], 'status')
+local record = redis.call('HMGET', KEYS[1], 'status', 'reply_to', 'watched')
+local status, reply_to = record[1], record[2]
 if not status and ARGV[6] == '1' then
   return -1
 end
@@ -29,8 +33,13 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'finished_at',
            'payload', '')
 redis.call('ZREM', KEYS[6], ARGV[8])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('XADD', KEYS[2], '*', 'type', 'end', 'result', ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
+if reply_to then
+  redis.call('PUBLISH', reply_to, ARGV[2])
+end
+if not reply_to or record[3] then
+  redis.call('XADD', KEYS[2], '*', 'type', 'end', 'result', ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
 if ARGV[9] == '1' then
   if ARGV[1] == 'done' and tonumber(ARGV[10]) > 0 then
     redis.call('SET', KEYS[5], 'done:' .. ARGV[2], 'EX', ARGV[10])

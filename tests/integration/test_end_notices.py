@@ -1,0 +1,132 @@
+"""Job ends published to the process awaiting them, against a real Redis: none missed, and
+other readers of such a job still see its end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shared.async_store import AsyncJobStore
+from shared.completion import text_completion
+from shared.end_notices import EndNotices
+from shared.errors import JobTimeout
+from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from shared.protocol import EndEvent
+from shared.store import JobStore
+from tests.integration.conftest import eventually
+
+
+@pytest.fixture()
+def store(redis_client) -> JobStore:
+    return JobStore(redis_client, result_ttl_s=60, events_ttl_s=60)
+
+
+def new_job() -> ChatJob:
+    return ChatJob(request=ChatRequest(model="m", messages=[{"role": "user", "content": "hi"}]))
+
+
+def done(job: ChatJob, content: str = "ok") -> ChatResult:
+    return ChatResult(job_id=job.id, status=JobStatus.done, completion=text_completion(content))
+
+
+@contextlib.asynccontextmanager
+async def awaiting(url: str) -> AsyncIterator[tuple[AsyncJobStore, EndNotices]]:
+    """An asyncio store and the end notices of its process, closed afterwards."""
+    store = AsyncJobStore(AsyncJobStore.connect(url), result_ttl_s=60, events_ttl_s=60)
+    ends = EndNotices(store, url)
+    try:
+        yield store, ends
+    finally:
+        await ends.aclose()
+        await store.redis.aclose()
+
+
+async def subscribed(redis, channel: str) -> None:
+    for _ in range(200):
+        if (await redis.pubsub_numsub(channel))[0][1]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"nobody subscribed to {channel}")
+
+
+def test_an_awaited_job_ends_on_its_reply_channel_not_its_stream(store, redis_server):
+    async def scenario() -> ChatResult:
+        async with awaiting(redis_server) as (jobs, ends):
+            job = new_job()
+            ends.expect(job.id)
+            await jobs.create(job, "q", reply_to=ends.channel)
+            await subscribed(jobs.redis, ends.channel)
+            store.start(job)
+            assert store.finish(done(job, "pushed"))
+            return await ends.wait(job.id, timeout=5)
+
+    assert asyncio.run(scenario()).content == "pushed"
+    assert store.redis.keys("chatq:events:*") == []
+
+
+def test_a_job_that_ended_before_the_subscription_is_caught_up(store, redis_server):
+    async def scenario() -> ChatResult:
+        async with awaiting(redis_server) as (jobs, ends):
+            job = new_job()
+            await jobs.create(job, "q", reply_to=ends.channel)
+            store.start(job)
+            store.finish(done(job, "early"))  # nobody listens yet: the notice is lost
+            ends.expect(job.id)  # starts the listener, which reads the record once subscribed
+            return await ends.wait(job.id, timeout=5)
+
+    assert asyncio.run(scenario()).content == "early"
+
+
+def test_ends_missed_while_the_connection_was_down_are_caught_up(store, redis_server):
+    async def scenario() -> ChatResult:
+        async with awaiting(redis_server) as (jobs, ends):
+            job = new_job()
+            ends.expect(job.id)
+            await jobs.create(job, "q", reply_to=ends.channel)
+            await subscribed(jobs.redis, ends.channel)
+            store.redis.client_kill_filter(_type="pubsub")
+            store.start(job)
+            store.finish(done(job, "while away"))  # published to no one
+            return await ends.wait(job.id, timeout=10)
+
+    assert asyncio.run(scenario()).content == "while away"
+
+
+def test_a_wait_that_times_out_reads_the_record_first(store, redis_server):
+    async def scenario() -> None:
+        async with awaiting(redis_server) as (jobs, ends):
+            job = new_job()
+            ends.expect(job.id)
+            await jobs.create(job, "q", reply_to=ends.channel)
+            with pytest.raises(JobTimeout):
+                await ends.wait(job.id, timeout=0.3)
+            assert not ends.expects(job.id)
+
+    asyncio.run(scenario())
+
+
+def test_another_reader_of_an_awaited_job_sees_its_end(store, redis_server):
+    job = new_job()
+    store.send_command(store.commands.create(job, "q", reply_to="chatq:replies:elsewhere"))
+    store.start(job)
+    with ThreadPoolExecutor(1) as pool:
+        events = pool.submit(lambda: list(store.events(job.id, timeout=5)))
+        eventually(lambda: store.redis.hget(f"chatq:job:{job.id}", "watched"))
+        store.finish(done(job, "seen"))
+        (end,) = events.result()
+    assert isinstance(end, EndEvent) and end.result.content == "seen"
+
+
+def test_a_reader_arriving_after_the_end_gets_it_from_the_record(store):
+    job = new_job()
+    store.send_command(store.commands.create(job, "q", reply_to="chatq:replies:elsewhere"))
+    store.start(job)
+    store.finish(done(job, "late"))
+    assert store.redis.exists(f"chatq:events:{job.id}") == 0
+    (end,) = list(store.events(job.id, timeout=1))
+    assert isinstance(end, EndEvent) and end.result.content == "late"
+    assert store.wait(job.id, timeout=1).content == "late"
