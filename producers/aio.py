@@ -34,10 +34,11 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
         published to this process instead of the job's stream, and the wait costs Redis
         nothing."""
         job, queue = self.prepare(messages, **fields)
-        return await self._send(job, queue, resend_queued=False, awaited=True)
+        new_id = fields.get("job_id") is None
+        return await self._send(job, queue, resend_queued=False, new_id=new_id, awaited=True)
 
     async def _send(
-        self, job: ChatJob, queue: str, *, resend_queued: bool, awaited: bool = False
+        self, job: ChatJob, queue: str, *, resend_queued: bool, new_id: bool, awaited: bool = False
     ) -> str:
         if job.webhook_url:  # resolving its host may take a while: not in the event loop
             await asyncio.to_thread(jobs.check_webhook, job.webhook_url, self.settings)
@@ -49,9 +50,8 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
         created = False
         try:
             with jobs.queue_errors(self.settings):
-                created = await self.store.create(
-                    job, queue, reply_to=ends.channel if ends is not None else None
-                )
+                reply_to = ends.channel if ends is not None else None
+                created = await self.store.create(job, queue, reply_to=reply_to, new_id=new_id)
                 if created:  # recorded and queued in one step
                     jobs.count_submitted(job)
                 elif resend_queued and (await self.store.get(job.id)).status is JobStatus.queued:

@@ -46,11 +46,11 @@ class ChatqClient(ClientBase[str]):
             self._summarise,
         )
 
-    def _send(self, job: ChatJob, queue: str, *, resend_queued: bool) -> str:
+    def _send(self, job: ChatJob, queue: str, *, resend_queued: bool, new_id: bool) -> str:
         check_webhook(job.webhook_url, self.settings)
         job = self.with_history(job, job.tenant)
         with queue_errors(self.settings):
-            if self.store.create(job, queue):  # recorded and queued in one step
+            if self.store.create(job, queue, new_id=new_id):  # recorded and queued in one step
                 count_submitted(job)
             elif resend_queued and self.store.get(job.id).status is JobStatus.queued:
                 self.store.send(job.model_dump(mode="json", exclude_none=True), queue)

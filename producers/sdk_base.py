@@ -51,7 +51,7 @@ class ClientBase(Generic[Submitted]):
             privacy=privacy,
             **params,
         )
-        return self._send(job, queue, resend_queued=resend_queued)
+        return self._send(job, queue, resend_queued=resend_queued, new_id=job_id is None)
 
     def prepare(
         self,
@@ -79,8 +79,8 @@ class ClientBase(Generic[Submitted]):
             privacy=privacy,
         )
 
-    def _send(self, job: ChatJob, queue: str, *, resend_queued: bool) -> Submitted:
-        """Records and queues a validated job; its id."""
+    def _send(self, job: ChatJob, queue: str, *, resend_queued: bool, new_id: bool) -> Submitted:
+        """Records and queues a validated job; its id. ``new_id``: its id was generated."""
         raise NotImplementedError
 
 

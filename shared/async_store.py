@@ -21,10 +21,14 @@ class AsyncJobStore(StoreBase):
     def connect(url: str) -> Redis:
         return async_client(url)
 
-    async def create(self, job: ChatJob, queue: str, *, reply_to: str | None = None) -> bool:
+    async def create(
+        self, job: ChatJob, queue: str, *, reply_to: str | None = None, new_id: bool = False
+    ) -> bool:
         """Records a newly accepted job and queues its message; False if its id was taken.
-        ``reply_to``: the channel its end is published on (``shared.end_notices``)."""
-        return bool(await self.send_command(self.commands.create(job, queue, reply_to=reply_to)))
+        ``reply_to``: the channel its end is published on (``shared.end_notices``);
+        ``new_id``: the id was generated for this job."""
+        call = self.commands.create(job, queue, reply_to=reply_to, new_id=new_id)
+        return bool(await self.send_command(call))
 
     async def send(self, job: dict[str, Any], queue: str) -> None:
         """Queues a message for a job already recorded (``job``: the ``ChatJob`` as JSON)."""

@@ -13,9 +13,9 @@ chatq:dep:{name}:failures   string  recent failures (expires after the failure w
 chatq:dep:{name}:cooldown   string  cooled-down-until (ms): skipped while set
 chatq:dep:{name}:bad_keys   set     fingerprints of API keys the provider refused
 chatq:dep:{name}:stats      hash    failures, rate_limited, cooldowns
-chatq:answer:{key}     string  identical requests' answer: 'lead:<job id>' while the leading
-                               job's call is in flight (expires with its lease), then
-                               'done:<ChatResult JSON>', cached until the cache TTL
+chatq:answer:{key}     string  identical requests' answer: the id of the job leading their
+                               call; once it is done, its record is their cached answer
+                               (expires with the cache TTL, or the lease if not cached)
 chatq:cache:stats      hash    cache_hits, coalesced, tokens_saved
 chatq:batch:{id}       hash    a bulk batch's progress: status, total, done, failed, invalid; cancel
 chatq:batch:{id}:driver string the gateway process running an HTTP batch (lease, renewed)

@@ -56,10 +56,10 @@ class JobStore(StoreBase):
 
     # -- producer side -------------------------------------------------------------------------
 
-    def create(self, job: ChatJob, queue: str) -> bool:
+    def create(self, job: ChatJob, queue: str, *, new_id: bool = False) -> bool:
         """Records a newly accepted job and queues its message, in one step; False if its id
-        was taken (then nothing is sent)."""
-        return bool(self.send_command(self.commands.create(job, queue)))
+        was taken (then nothing is sent). ``new_id``: the id was generated for this job."""
+        return bool(self.send_command(self.commands.create(job, queue, new_id=new_id)))
 
     def send(self, job: dict[str, Any], queue: str) -> None:
         """Queues a message for a job already recorded (``job`` is the ``ChatJob`` as JSON):

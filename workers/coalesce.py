@@ -21,7 +21,7 @@ from typing import Any, Literal
 from redis import Redis
 
 from shared.job_state import answers
-from shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult, JobStatus
+from shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult
 from shared.scripts import ScriptCall
 
 KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
@@ -29,7 +29,7 @@ KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
 # removed from Redis (its user erased) is served from memory for at most this long.
 LRU_TTL_S = 30.0
 # Part of every key: raised when a cached answer's shape changes, so old entries go unread.
-ANSWER_FORMAT = 3
+ANSWER_FORMAT = 4
 
 
 def request_key(request: ChatRequest) -> str | None:
@@ -94,8 +94,10 @@ class Coalescer:
         return self.decision(key, call.run(self.redis, self._scripts))
 
     def join_call(self, key: str, job_id: str, *, use_cache: bool) -> ScriptCall:
-        """The Redis part of ``join`` as a script call (read its reply with ``decision``)."""
-        return answers.join(key, job_id, lease_ms=self.lease_ms, use_cache=use_cache)
+        """The Redis part of ``join`` as a script call (read its reply with ``decision``).
+        A lead that caches its answer lasts as long as the cache keeps it."""
+        lead_ms = max(self.lease_ms, self.cache_ttl_s * 1000) if use_cache else self.lease_ms
+        return answers.join(key, job_id, lead_ms=lead_ms, use_cache=use_cache, now=time.time())
 
     def decision(self, key: str, reply: Any) -> Decision:
         kind, value = reply
@@ -116,15 +118,11 @@ class Coalescer:
         """Keeps a leader's answer in this process's LRU (Redis gets it as the job ends)."""
         self._lru_put(key, result)
 
-    def done(self, key: str, job_id: str, result: ChatResult | None) -> None:
-        """Frees the key; caches ``result`` if it is a finished answer. (A job that ends
-        normally does both in its finishing step; this is for the other ways out.)"""
-        cacheable = result is not None and result.status is JobStatus.done
-        answer = result.to_json() if cacheable and result else ""
-        call = answers.done(key, job_id, answer=answer, cache_ttl_s=self.cache_ttl_s)
-        call.run(self.redis, self._scripts)
-        if cacheable and result is not None:
-            self._lru_put(key, result)
+    def free(self, key: str, job_id: str) -> None:
+        """Frees the key a job led without an answer to share. (A job that ends normally
+        frees it or leaves its answer cached in its finishing step; this is for the other
+        ways out.)"""
+        answers.free(key, job_id).run(self.redis, self._scripts)
 
     def record_saving(self, tokens: int) -> None:
         if tokens:

@@ -57,11 +57,11 @@ class SharedAnswers:
                 claimed = self.lifecycle.claimed(job, reply)
             except Deferred:
                 if decision.kind == "lead":
-                    self.coalescer.done(key, job.id, None)
+                    self.coalescer.free(key, job.id)
                 raise
             if claimed is None:
                 if decision.kind == "lead":
-                    self.coalescer.done(key, job.id, None)
+                    self.coalescer.free(key, job.id)
                 return None
         if decision.kind == "lead":  # ending the job frees the key and caches the answer
             return self._lead(job, key, claimed, own_call)
@@ -98,10 +98,10 @@ class SharedAnswers:
             result = own_call(job, claimed, key)
         except BaseException:
             self.lifecycle.release(job.id)  # first: freeing the key may fail too
-            self.coalescer.done(key, job.id, None)
+            self.coalescer.free(key, job.id)
             raise
         if result is None:
-            self.coalescer.done(key, job.id, None)
+            self.coalescer.free(key, job.id)
         return result
 
     def _join(self, key: str, job: ChatJob) -> tuple[Decision, Any]:

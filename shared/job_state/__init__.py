@@ -192,7 +192,7 @@ class Ending(TypedDict, total=False):
     must_exist: bool  # the record must exist (a cancel): a missing job raises JobNotFound
     dead_letter: ChatJob | None  # a failed job given here is filed as a dead letter
     share_key: str | None  # the key of the call it led for identical requests: freed, or...
-    cache_ttl_s: int  # ...if done and this is > 0, its answer is cached there this long
+    cache_ttl_s: int  # ...if done and this is > 0, its record is their cached answer
 
 
 class EventCursor:
@@ -256,11 +256,18 @@ class JobCommands:
     # -- producer side -------------------------------------------------------------------------
 
     def create(
-        self, job: ChatJob, queue: str, *, send: bool = True, reply_to: str | None = None
+        self,
+        job: ChatJob,
+        queue: str,
+        *,
+        send: bool = True,
+        reply_to: str | None = None,
+        new_id: bool = False,
     ) -> ScriptCall:
         """Records a newly accepted job and (if ``send``) queues its message, in one step;
         replies 1, or 0 if its id was taken (then nothing is sent). ``reply_to``: the channel
-        its end is published on instead of its stream (``watch`` puts it there as well)."""
+        its end is published on instead of its stream (``watch`` puts it there as well).
+        ``new_id``: the id was generated for this job, so it is not looked up."""
         body = job.model_dump(mode="json", exclude_none=True)
         fields = queued_fields(job, queue, payload=orjson.dumps(body).decode(), reply_to=reply_to)
         message = chat_message(body, queue) if send else ""
@@ -268,7 +275,13 @@ class JobCommands:
         return ScriptCall(
             lua("shared.job_state", "create_job.lua"),
             [keys.job_key(job.id), keys.PENDING, queue],
-            [check_at, job.id, message, *(x for pair in fields.items() for x in pair)],
+            [
+                check_at,
+                job.id,
+                message,
+                "1" if new_id else "0",
+                *(x for pair in fields.items() for x in pair),
+            ],
         )
 
     @staticmethod
@@ -391,11 +404,12 @@ class JobCommands:
             keys.answer_key(share_key or job_id),  # unused unless the job led a shared call
             keys.PENDING,
         ]
+        record_ttl_s = max(self.result_ttl_s, cache_ttl_s) if share_key else self.result_ttl_s
         args = [
             result.status.value,
             result.to_json(),
             now,
-            self.result_ttl_s,
+            record_ttl_s,  # a cached answer lives in its leader's record
             self.events_ttl_s,
             "1" if must_exist else "0",
             letter,

@@ -8,12 +8,13 @@
 -- ARGV[1]  when to check the job (Unix seconds)
 -- ARGV[2]  the job id
 -- ARGV[3]  the job's Celery message (shared.task_messages), or '' to record it only
--- ARGV[4..] field, value, field, value... of the queued record
+-- ARGV[4]  '1' if the id was made just now for this job (a random UUID: none can have it)
+-- ARGV[5..] field, value, field, value... of the queued record
 -- Returns 1 if the job was created (and queued), 0 if its id was taken.
-if redis.call('EXISTS', KEYS[1]) == 1 then
+if ARGV[4] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('LPUSH', KEYS[3], ARGV[3])

@@ -15,9 +15,10 @@
 -- ARGV[6]  '1' if the record must already exist (cancel), '0' otherwise
 -- ARGV[7]  dead letter JSON to file if the status is failed, or ''
 -- ARGV[8]  the job id (the dead letter's name)
--- KEYS[5]  identical requests' shared answer (string): 'lead:<job id>' or 'done:<answer>'
--- ARGV[9]  '1' if this job led a shared call: cache the answer in KEYS[5] if done (and
---          ARGV[10] > 0), else free KEYS[5]
+-- KEYS[5]  identical requests' shared answer (string): the id of the job leading their call
+-- ARGV[9]  '1' if this job led a shared call: done with ARGV[10] > 0, its record is the
+--          cached answer KEYS[5] points to (and ARGV[4] covers the cache TTL); else KEYS[5]
+--          is freed
 -- ARGV[10] cache TTL in seconds (0: do not cache)
 -- KEYS[6]  pending jobs (zset): the job leaves it, and its record empties the message payload
 -- Returns 1 if this call ended the job, 0 if it had already ended, -1 if it does not exist.
@@ -40,12 +41,9 @@ if not reply_to or record[3] then
   redis.call('XADD', KEYS[2], '*', 'type', 'end', 'result', ARGV[2])
   redis.call('EXPIRE', KEYS[2], ARGV[5])
 end
-if ARGV[9] == '1' then
-  if ARGV[1] == 'done' and tonumber(ARGV[10]) > 0 then
-    redis.call('SET', KEYS[5], 'done:' .. ARGV[2], 'EX', ARGV[10])
-  elseif redis.call('GET', KEYS[5]) == 'lead:' .. ARGV[8] then
-    redis.call('DEL', KEYS[5])
-  end
+if ARGV[9] == '1' and not (ARGV[1] == 'done' and tonumber(ARGV[10]) > 0)
+    and redis.call('GET', KEYS[5]) == ARGV[8] then
+  redis.call('DEL', KEYS[5])
 end
 if ARGV[1] == 'failed' and ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[8])
