@@ -124,7 +124,8 @@ class BodyGuard:
             if body_read:  # later calls wait for a disconnect, however long a stream lasts
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):  # no task per read, as wait_for
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(
                     408,

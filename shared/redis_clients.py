@@ -3,6 +3,8 @@ options, so a setting fixed here holds for the gateway, the workers and the CLI 
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from typing import Any
 
 import redis
@@ -36,6 +38,39 @@ def _unwrap_deprecation_checks() -> None:
 
 
 _unwrap_deprecation_checks()
+
+
+def _time_writes_without_a_task() -> None:
+    """redis-py's asyncio connections time each write with ``asyncio.wait_for``, which on
+    Python 3.11 makes a task per command: 65 us of the gateway's CPU per command, a third of
+    what sending one costs. The write is timed with ``asyncio.timeout`` instead, with the
+    same outcome: a write that stalls past the socket timeout drops the connection and
+    raises redis-py's ``TimeoutError``."""
+    connection = redis.asyncio.connection.AbstractConnection
+    send = connection.send_packed_command
+
+    async def send_packed_command(self: Any, command: Any, check_health: bool = True) -> None:
+        timeout = self.socket_timeout
+        if not timeout:
+            return await send(self, command, check_health)
+        self.socket_timeout = None  # redis-py writes at once, untimed; timed here
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                await send(self, command, check_health)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            # cut off mid-write, redis-py has dropped the connection
+            raise redis.exceptions.TimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = timeout
+
+    connection.send_packed_command = send_packed_command  # type: ignore[method-assign]
+
+
+if sys.version_info < (3, 12):  # from 3.12, wait_for is asyncio.timeout
+    _time_writes_without_a_task()
 
 
 def sync_client(url: str, **options: Any) -> redis.Redis:

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from redis import Redis
 
 from shared import keys
+from shared.job_state import check_time
 from shared.jobs import ChatJob, JobError
 from shared.scripts import lua
 from shared.store import DEFAULT_LOST_JOB_CHECK_S, DeadLetterEntry
@@ -88,7 +89,7 @@ class DeadLetters:
         job = DeadLetterEntry.model_validate_json(raw).job
         with self.redis.pipeline(transaction=False) as pipe:  # pending again, like a new job
             pipe.hset(keys.job_key(job_id), "payload", job.model_dump_json(exclude_none=True))
-            pipe.zadd(keys.PENDING, {job_id: self.clock() + self.lost_job_check_s})
+            pipe.zadd(keys.PENDING, {job_id: check_time(self.clock() + self.lost_job_check_s)})
             pipe.execute()
         return job
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shared import keys
-from shared.job_state import Command
+from shared.job_state import Command, check_time
 
 SWEEP_FIELDS = ("status", "lease_until", "queue", "payload")
 RESEND_FIELDS = ("status", "queue", "payload")
@@ -28,7 +28,8 @@ def settle(ended: list[str], check_at: dict[str, float]) -> list[Command]:
     meanwhile left the set and stays out)."""
     commands = [Command("zrem", (keys.PENDING, *ended))] if ended else []
     if check_at:
-        commands.append(Command("zadd", (keys.PENDING, check_at), {"xx": True}))
+        scores = {job_id: check_time(at) for job_id, at in check_at.items()}
+        commands.append(Command("zadd", (keys.PENDING, scores), {"xx": True}))
     return commands
 
 
