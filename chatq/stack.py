@@ -10,19 +10,45 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatq.processes import Part, http_ok, python_module_command, spawn, stop, wait_until
-from chatq.redis_server import redis_answers, redis_command
+from chatq.redis_server import redis_answers, redis_command, sentinel_command
 from producers.jobs import producer_app
 from shared.settings import Settings
 
 READY_TIMEOUT_S = 60.0
 
 
-def start_redis(port: int, data_dir: Path, *, persist: bool) -> Part:
+def start_redis(port: int, data_dir: Path, *, persist: bool, replica_of: int | None = None) -> Part:
     data_dir.mkdir(parents=True, exist_ok=True)
-    part = spawn("redis", redis_command(port, data_dir, persist=persist))
+    part = spawn("redis", redis_command(port, data_dir, persist=persist, replica_of=replica_of))
     part.address = f"redis://127.0.0.1:{port}/0"
     return _ready(
         part, lambda: redis_answers(part.address), f"Redis (log: {data_dir / 'redis.log'})"
+    )
+
+
+def start_sentinel(
+    port: int,
+    data_dir: Path,
+    *,
+    master: str,
+    master_port: int,
+    quorum: int = 2,
+    down_after_ms: int = 1000,
+) -> Part:
+    """A Redis Sentinel watching the master on ``master_port`` under the name ``master``."""
+    command = sentinel_command(
+        port,
+        data_dir,
+        master=master,
+        master_port=master_port,
+        quorum=quorum,
+        down_after_ms=down_after_ms,
+    )
+    part = spawn("sentinel", command, address=f"127.0.0.1:{port}")
+    return _ready(
+        part,
+        lambda: redis_answers(f"redis://127.0.0.1:{port}"),
+        f"Redis Sentinel (log: {data_dir / 'sentinel.log'})",
     )
 
 

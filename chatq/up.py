@@ -27,6 +27,7 @@ from chatq.stack import (
 )
 from chatq.supervisor import Supervisor
 from shared.errors import ChatqError
+from shared.redis_clients import redact
 from shared.settings import Settings, get_settings
 
 
@@ -100,7 +101,7 @@ def _start(
         supervisor.watch(part, start)
         return part
 
-    if settings.redis_url is None:
+    if settings.redis_url is None and settings.redis_sentinels is None:
         if port_in_use(options.redis_port):
             raise ChatqError(
                 f"Port {options.redis_port} is taken, so the embedded Redis cannot start there. "
@@ -113,9 +114,9 @@ def _start(
         env["CHATQ_REDIS_URL"] = redis.address
         rows.append(("Redis (embedded)", redis.address))
     else:
-        wait_for_redis(settings.redis_url)
-        env["CHATQ_REDIS_URL"] = settings.redis_url
-        rows.append(("Redis", _hide_password(settings.redis_url)))
+        wait_for_redis(settings.effective_redis_url)
+        env["CHATQ_REDIS_URL"] = settings.effective_redis_url
+        rows.append(("Redis", redact(settings.effective_redis_url)))
     if settings.provider_base_url is None:
         sim = run(
             "the provider simulator",
@@ -182,10 +183,3 @@ def _demo(settings: Settings, env: dict[str, str], prompt: str) -> None:
     demo_settings = settings.model_copy(update={"redis_url": env["CHATQ_REDIS_URL"]})
     with ChatqClient(demo_settings) as client:
         stream_chat(client, prompt)
-
-
-def _hide_password(url: str) -> str:
-    if "@" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"

@@ -32,6 +32,7 @@ from shared.errors import (
 from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from shared.logs import request_id_var
 from shared.outage import REDIS_DOWN
+from shared.redis_clients import redact
 from shared.settings import Settings
 from shared.webhook_targets import resolve_target, webhook_policy
 
@@ -109,7 +110,7 @@ def queue_errors(settings: Settings) -> Iterator[None]:
     try:
         yield
     except (*REDIS_DOWN, OperationalError) as exc:
-        where = settings.effective_redis_url.rsplit("@", 1)[-1]
+        where = redact(settings.effective_redis_url)
         raise QueueUnavailable(
             f"The job queue (Redis at {where}) cannot be reached: {exc}. The job was not "
             "enqueued; retry shortly."

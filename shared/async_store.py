@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.job_state import JobRecord, StoreBase, not_found
+from shared.job_state import JobRecord, StoreBase, not_found, pipelined_async
 from shared.jobs import ChatJob, ChatResult
 from shared.protocol import EndEvent, Event
 from shared.redis_clients import async_client
@@ -28,7 +28,11 @@ class AsyncJobStore(StoreBase):
         ``reply_to``: the channel its end is published on (``shared.end_notices``);
         ``new_id``: the id was generated for this job."""
         call = self.commands.create(job, queue, reply_to=reply_to, new_id=new_id)
-        return bool(await self.send_command(call))
+        if self.durability is None:
+            return bool(await self.send_command(call))
+        created, replicas = await pipelined_async(self.redis, [call, self.durability.wait()])
+        self.durability.check(job.id, replicas)
+        return bool(created)
 
     async def send(self, job: dict[str, Any], queue: str) -> None:
         """Queues a message for a job already recorded (``job``: the ``ChatJob`` as JSON)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from shared.jobs import Priority
+from shared.redis_clients import SentinelTarget
 from shared.settings import Settings
 
 TASK_CHAT = "chatq.chat"
@@ -44,9 +45,13 @@ def queue_for(priority: Priority, settings: Settings) -> str:
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings for this deployment, built from the one settings object."""
     url = settings.effective_redis_url
+    transport: dict[str, Any] = {}
+    if (sentinel := SentinelTarget.parse(url)) is not None:
+        url, transport = sentinel.celery_broker()
     return {
         "broker_url": url,
         "result_backend": url,
+        "result_backend_transport_options": transport,
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
@@ -68,6 +73,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "unacked_mutex_expire": max(5, min(60, settings.visibility_timeout_s // 2)),
             # Interactive first: a worker takes a bulk job only when no chat is waiting.
             "queue_order_strategy": "priority",
+            **transport,  # the master's name, behind Sentinel
         },
         "redis_max_connections": BROKER_MAX_CONNECTIONS,
         "result_expires": settings.result_ttl_s,

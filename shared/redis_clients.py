@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio
 import redis.asyncio.connection
+import redis.asyncio.sentinel
 import redis.connection
+import redis.sentinel
 
 # redis-py (6 and later) caps a client's connection pool at 100 and raises "Too many
 # connections" past it; a worker running hundreds of jobs in threads, or a gateway holding
@@ -74,10 +78,115 @@ if sys.version_info < (3, 12):  # from 3.12, wait_for is asyncio.timeout
 
 
 def sync_client(url: str, **options: Any) -> redis.Redis:
-    """A client for ``url`` (``Settings.effective_redis_url``); ``options`` override ours."""
+    """A client for ``url`` (``Settings.effective_redis_url``); ``options`` override ours.
+    A ``redis+sentinel://`` URL gives a client of the master its sentinels name, which
+    follows a failover by itself."""
+    if (target := SentinelTarget.parse(url)) is not None:
+        return target.master(redis.sentinel.Sentinel, {**CLIENT_OPTIONS, **options})
     return redis.Redis.from_url(url, **{**CLIENT_OPTIONS, **options})
 
 
 def async_client(url: str, **options: Any) -> redis.asyncio.Redis:
     """The asyncio client for ``url``, with the same options."""
+    if (target := SentinelTarget.parse(url)) is not None:
+        return target.master(redis.asyncio.sentinel.Sentinel, {**CLIENT_OPTIONS, **options})
     return redis.asyncio.Redis.from_url(url, **{**CLIENT_OPTIONS, **options})
+
+
+SENTINEL_SCHEME = "redis+sentinel"
+SENTINEL_TIMEOUT_S = 1.0  # a sentinel that does not answer within this is skipped
+
+
+@dataclass(frozen=True)
+class SentinelTarget:
+    """A Redis master found through Redis Sentinel, written as one URL:
+    ``redis+sentinel://[[user]:password@]host:port[,host:port...]/master[/db]`` with
+    ``?sentinel_password=...`` if the sentinels want one. The password is the master's."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master_name: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> SentinelTarget | None:
+        """The target of a ``redis+sentinel://`` URL; None for any other URL."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme != SENTINEL_SCHEME:
+            return None
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        username, _, password = userinfo.partition(":")
+        path = [p for p in parts.path.split("/") if p]
+        if not path or not hosts:
+            raise ValueError(
+                f"A Sentinel URL names its sentinels and master: "
+                f"{SENTINEL_SCHEME}://host:port,host:port/master[/db], not {redact(url)!r}"
+            )
+        query = urllib.parse.parse_qs(parts.query)
+        return cls(
+            sentinels=sentinel_addresses(hosts),
+            master_name=path[0],
+            db=int(path[1]) if len(path) > 1 else 0,
+            username=urllib.parse.unquote(username) or None,
+            password=urllib.parse.unquote(password) or None,
+            sentinel_password=(query.get("sentinel_password") or [None])[0],
+        )
+
+    def url(self) -> str:
+        auth = ""
+        if self.password is not None:
+            user = urllib.parse.quote(self.username or "", safe="")
+            auth = f"{user}:{urllib.parse.quote(self.password, safe='')}@"
+        hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
+        query = ""
+        if self.sentinel_password is not None:
+            query = "?" + urllib.parse.urlencode({"sentinel_password": self.sentinel_password})
+        return f"{SENTINEL_SCHEME}://{auth}{hosts}/{self.master_name}/{self.db}{query}"
+
+    def master(self, sentinel_class: Any, options: dict[str, Any]) -> Any:
+        """A client of the current master, by ``sentinel_class`` (sync or asyncio)."""
+        sentinel_options = {
+            "socket_timeout": SENTINEL_TIMEOUT_S,
+            "socket_connect_timeout": SENTINEL_TIMEOUT_S,
+            "password": self.sentinel_password,
+            "decode_responses": True,
+        }
+        sentinel = sentinel_class(list(self.sentinels), sentinel_kwargs=sentinel_options)
+        return sentinel.master_for(
+            self.master_name,
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            **options,
+        )
+
+    def celery_broker(self) -> tuple[str, dict[str, Any]]:
+        """kombu's form of this target: its broker URL and transport options."""
+        auth = f":{urllib.parse.quote(self.password, safe='')}@" if self.password else ""
+        url = ";".join(f"sentinel://{auth}{host}:{port}/{self.db}" for host, port in self.sentinels)
+        options: dict[str, Any] = {"master_name": self.master_name}
+        if self.sentinel_password is not None:
+            options["sentinel_kwargs"] = {"password": self.sentinel_password}
+        return url, options
+
+
+def sentinel_addresses(listed: str) -> tuple[tuple[str, int], ...]:
+    """``host:port,host:port,...`` as pairs; raises ValueError naming an entry that is not."""
+    addresses = []
+    for entry in (e.strip() for e in listed.split(",")):
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"A sentinel is host:port, not {entry!r}")
+        addresses.append((host, int(port)))
+    return tuple(addresses)
+
+
+def redact(url: str) -> str:
+    """``url`` fit to show: its password and query left out."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))

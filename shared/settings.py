@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared.redis_clients import SentinelTarget, sentinel_addresses
+
 DEFAULT_REDIS_PORT = 6379
 DEFAULT_SIM_PORT = 8400
 DEFAULT_MODELS = ("sim-mini", "sim-large")
@@ -38,6 +40,17 @@ class Settings(BaseSettings):
 
     # Redis: unset means the embedded server that `chatq up` starts.
     redis_url: str | None = None
+    # Redis behind Sentinel, instead of redis_url: the sentinels (host:port,host:port,...),
+    # the master's name, its password and database, and the sentinels' own password.
+    redis_sentinels: str | None = None
+    redis_master: str = "mymaster"
+    redis_password: SecretStr | None = None
+    redis_sentinel_password: SecretStr | None = None
+    redis_db: int = Field(0, ge=0)
+    # Accepted means durable: a job is answered only once this many replicas have it (WAIT;
+    # 0 answers once the master has it, as Redis replicates asynchronously).
+    redis_wait_replicas: int = Field(0, ge=0)
+    redis_wait_timeout_ms: int = Field(1000, gt=0)
     embedded_redis_port: int = DEFAULT_REDIS_PORT
     data_dir: Path = Path(".chatq")
 
@@ -160,6 +173,13 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _check_sentinels(cls, value: str | None) -> str | None:
+        if value is not None:
+            sentinel_addresses(value)  # raises, saying which address is not host:port
+        return value
+
     @field_validator("models", "hooks", "webhook_allow_hosts", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
@@ -169,6 +189,14 @@ class Settings(BaseSettings):
 
     @property
     def effective_redis_url(self) -> str:
+        if self.redis_sentinels:
+            return SentinelTarget(
+                sentinels=sentinel_addresses(self.redis_sentinels),
+                master_name=self.redis_master,
+                db=self.redis_db,
+                password=_secret(self.redis_password),
+                sentinel_password=_secret(self.redis_sentinel_password),
+            ).url()
         return self.redis_url or f"redis://127.0.0.1:{self.embedded_redis_port}/0"
 
     @property
@@ -188,3 +216,7 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

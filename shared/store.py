@@ -59,7 +59,12 @@ class JobStore(StoreBase):
     def create(self, job: ChatJob, queue: str, *, new_id: bool = False) -> bool:
         """Records a newly accepted job and queues its message, in one step; False if its id
         was taken (then nothing is sent). ``new_id``: the id was generated for this job."""
-        return bool(self.send_command(self.commands.create(job, queue, new_id=new_id)))
+        call = self.commands.create(job, queue, new_id=new_id)
+        if self.durability is None:
+            return bool(self.send_command(call))
+        created, replicas = pipelined(self.redis, [call, self.durability.wait()])
+        self.durability.check(job.id, replicas)
+        return bool(created)
 
     def send(self, job: dict[str, Any], queue: str) -> None:
         """Queues a message for a job already recorded (``job`` is the ``ChatJob`` as JSON):

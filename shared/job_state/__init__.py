@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel
 
 from shared import keys
-from shared.errors import JobNotFound, JobTimeout
+from shared.errors import JobNotFound, JobTimeout, QueueUnavailable
 from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from shared.protocol import EndEvent, Event, decode_event, encode_delta
 from shared.redis_clients import MAX_BLOCK_MS
@@ -43,7 +43,7 @@ class Command:
         return getattr(redis, self.method)(*self.args, **self.kwargs)
 
 
-def pipelined(redis: Any, commands: Iterable[Command]) -> list[Any]:
+def pipelined(redis: Any, commands: Iterable[Command | ScriptCall]) -> list[Any]:
     """Sends commands in one round trip (a plain pipeline on a sync client); their replies."""
     with redis.pipeline(transaction=False) as pipe:
         for command in commands:
@@ -58,12 +58,34 @@ def check_time(at: float) -> int:
     return math.ceil(at)
 
 
-async def pipelined_async(redis: Any, commands: Iterable[Command]) -> list[Any]:
+async def pipelined_async(redis: Any, commands: Iterable[Command | ScriptCall]) -> list[Any]:
     """``pipelined`` on an asyncio client."""
     async with redis.pipeline(transaction=False) as pipe:
         for command in commands:
             command.run(pipe, {})
         return list(await pipe.execute())
+
+
+@dataclass(frozen=True)
+class Durability:
+    """A job is accepted once ``replicas`` replicas of the master have it: its creation is
+    followed by WAIT on the same connection, which costs one round trip to the replicas."""
+
+    replicas: int
+    timeout_ms: int
+
+    def wait(self) -> Command:
+        return Command("execute_command", ("WAIT", self.replicas, self.timeout_ms))
+
+    def check(self, job_id: str, acknowledged: int) -> None:
+        """Raises ``QueueUnavailable`` if fewer replicas than asked have the job."""
+        if acknowledged < self.replicas:
+            raise QueueUnavailable(
+                f"Job '{job_id}' reached the Redis master but {acknowledged} of "
+                f"{self.replicas} replica(s) within {self.timeout_ms} ms "
+                "(CHATQ_REDIS_WAIT_REPLICAS): it may still run. Send it again with the same "
+                "job id, which runs once however often it is sent."
+            )
 
 
 @dataclass(frozen=True)
@@ -470,8 +492,10 @@ class StoreBase:
         events_ttl_s: int,
         lost_job_check_s: float = DEFAULT_LOST_JOB_CHECK_S,
         clock: Callable[[], float] = time.time,
+        durability: Durability | None = None,
     ):
         self.redis = redis
+        self.durability = durability
         self.commands = JobCommands(
             result_ttl_s=result_ttl_s,
             events_ttl_s=events_ttl_s,
@@ -491,6 +515,9 @@ class StoreBase:
             result_ttl_s=settings.result_ttl_s,
             events_ttl_s=settings.events_ttl_s,
             lost_job_check_s=settings.lost_job_check_s,
+            durability=Durability(settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
+            if settings.redis_wait_replicas
+            else None,
         )
 
     def send_command(self, command: Command | ScriptCall) -> Any:

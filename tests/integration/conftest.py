@@ -22,6 +22,7 @@ from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator
 from producers.client import ChatqClient
 from shared import keys
 from shared.jobs import JobStatus
+from shared.redis_clients import sync_client
 from shared.settings import Settings
 
 # Fast retries so fault tests finish quickly; the schedule's shape is unit-tested.
@@ -64,7 +65,7 @@ class Stack:
         return ChatqClient(self.settings)
 
     def settings_redis(self) -> Redis:
-        return Redis.from_url(self.redis_url, decode_responses=True)
+        return sync_client(self.redis_url)
 
     def sim_stats(self) -> dict:
         return requests.get(self.sim_url.removesuffix("/v1") + "/sim/stats", timeout=5).json()
@@ -127,7 +128,7 @@ def start_stack(
     Each stack gets a Redis database of its own, so stacks alive at once never share a queue.
     """
     redis_url = f"{redis_server.rsplit('/', 1)[0]}/{next(_databases) % 16}"
-    Redis.from_url(redis_url).flushdb()
+    sync_client(redis_url).flushdb()
     parts: list[Part] = []
     try:
         sim = start_simulator(

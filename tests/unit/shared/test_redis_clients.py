@@ -1,4 +1,5 @@
-"""The asyncio client's writes, timed without a task each: a stalled write still times out."""
+"""The Redis client factory: writes timed without a task each (a stalled write still times
+out), and Redis behind Sentinel as one URL."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import time
 import pytest
 import redis.exceptions
 
-from shared.redis_clients import async_client
+from shared.celery_config import celery_config
+from shared.redis_clients import SentinelTarget, async_client, redact
+from shared.settings import Settings
 
 
 def test_a_write_to_a_server_that_stopped_reading_times_out():
@@ -44,3 +47,45 @@ def test_the_timeout_is_restored_after_each_write():
         await client.aclose()
 
     asyncio.run(check())
+
+
+def test_a_sentinel_url_names_the_sentinels_master_and_db():
+    url = "redis+sentinel://:s3cret@10.0.0.1:26379,10.0.0.2:26380/jobs/2?sentinel_password=pw"
+    target = SentinelTarget.parse(url)
+    assert target == SentinelTarget(
+        sentinels=(("10.0.0.1", 26379), ("10.0.0.2", 26380)),
+        master_name="jobs",
+        db=2,
+        password="s3cret",
+        sentinel_password="pw",
+    )
+    assert SentinelTarget.parse(target.url()) == target
+    broker, options = target.celery_broker()
+    assert broker == "sentinel://:s3cret@10.0.0.1:26379/2;sentinel://:s3cret@10.0.0.2:26380/2"
+    assert options == {"master_name": "jobs", "sentinel_kwargs": {"password": "pw"}}
+    assert SentinelTarget.parse("redis://127.0.0.1:6379/0") is None
+
+
+def test_a_sentinel_url_without_a_master_says_what_to_write():
+    with pytest.raises(ValueError, match="host:port,host:port/master"):
+        SentinelTarget.parse("redis+sentinel://10.0.0.1:26379")
+    with pytest.raises(ValueError, match="host:port, not 'nohost'"):
+        SentinelTarget.parse("redis+sentinel://nohost/jobs")
+
+
+def test_settings_build_the_sentinel_url_and_passwords_stay_out_of_sight():
+    settings = Settings(
+        _env_file=None,
+        redis_sentinels="10.0.0.1:26379, 10.0.0.2:26379",
+        redis_master="jobs",
+        redis_password="s3cret",
+    )
+    target = SentinelTarget.parse(settings.effective_redis_url)
+    assert target is not None and target.sentinels[1] == ("10.0.0.2", 26379)
+    assert target.password == "s3cret"
+    assert "s3cret" not in redact(settings.effective_redis_url)
+    config = celery_config(settings)
+    assert config["broker_url"].startswith("sentinel://")
+    assert config["broker_transport_options"]["master_name"] == "jobs"
+    with pytest.raises(ValueError, match="host:port"):
+        Settings(_env_file=None, redis_sentinels="10.0.0.1")
