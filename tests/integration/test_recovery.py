@@ -113,7 +113,7 @@ def test_a_job_whose_worker_died_is_sent_again_as_soon_as_its_claim_lapses(clien
     lease_until = claim(client, job_id)
     early = sweep_at(client, lease_until - 1)  # its claim is still alive: checked at its end
     assert (early.due, early.running, early.reclaimed) == (1, 1, 0)
-    report = sweep_at(client, lease_until + 0.5)
+    report = sweep_at(client, lease_until + 1)  # checks fall on whole seconds, rounded up
     assert (report.due, report.reclaimed, report.waiting) == (1, 1, 0)
     assert task_ids(redis) == [job_id]  # not left for kombu's visibility timeout
     again = ChatJob.model_validate_json(redis.hget(keys.job_key(job_id), "payload"))
