@@ -12,7 +12,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -43,6 +44,20 @@ def python_module_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+# The network namespace ``spawn`` starts processes in (``chatq.lab``); None: this one.
+NETWORK_NAMESPACE: ContextVar[str | None] = ContextVar("network_namespace", default=None)
+
+
+@contextlib.contextmanager
+def in_network_namespace(name: str) -> Iterator[None]:
+    """Parts started within run in network namespace ``name`` (``ip netns exec``)."""
+    token = NETWORK_NAMESPACE.set(name)
+    try:
+        yield
+    finally:
+        NETWORK_NAMESPACE.reset(token)
+
+
 def spawn(
     name: str,
     command: Sequence[str],
@@ -60,6 +75,8 @@ def spawn(
     On Linux it gets ``death_signal`` when the process that started it ends. A negative
     ``niceness`` gives it the CPU before other processes where this process may (as root).
     """
+    if (namespace := NETWORK_NAMESPACE.get()) is not None:
+        command = ["ip", "netns", "exec", namespace, *command]
     output: int | IO[bytes] | None = subprocess.DEVNULL if quiet else None
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -25,17 +25,22 @@ def find_redis_server() -> str:
 
 
 def redis_command(
-    port: int, data_dir: Path, *, persist: bool, replica_of: int | None = None
+    port: int,
+    data_dir: Path,
+    *,
+    persist: bool,
+    replica_of: int | None = None,
+    host: str = "127.0.0.1",
 ) -> list[str]:
-    """The command line of an embedded server on 127.0.0.1:``port`` keeping files in data_dir;
-    a replica of the server on port ``replica_of``, if given."""
+    """The command line of an embedded server on ``host``:``port`` keeping files in data_dir;
+    a replica of the server on port ``replica_of`` (same host), if given."""
     data_dir = data_dir.resolve()  # redis-server changes into --dir before opening its files
     command = [
         find_redis_server(),
         "--port",
         str(port),
         "--bind",
-        "127.0.0.1",
+        host,
         "--dir",
         str(data_dir),
         "--save",
@@ -43,7 +48,7 @@ def redis_command(
         "--daemonize",
         "no",
         "--protected-mode",
-        "yes",
+        "yes" if host == "127.0.0.1" else "no",  # elsewhere: an address of a test lab's host
         "--maxclients",
         "10000",
         "--loglevel",
@@ -52,7 +57,7 @@ def redis_command(
         str(data_dir / "redis.log"),
     ]
     if replica_of is not None:
-        command += ["--replicaof", "127.0.0.1", str(replica_of)]
+        command += ["--replicaof", host, str(replica_of)]
     if persist:  # every accepted job survives a restart of the embedded server
         command += ["--appendonly", "yes", "--appendfsync", "everysec"]
     else:

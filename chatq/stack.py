@@ -17,10 +17,18 @@ from shared.settings import Settings
 READY_TIMEOUT_S = 60.0
 
 
-def start_redis(port: int, data_dir: Path, *, persist: bool, replica_of: int | None = None) -> Part:
+def start_redis(
+    port: int,
+    data_dir: Path,
+    *,
+    persist: bool,
+    replica_of: int | None = None,
+    host: str = "127.0.0.1",
+) -> Part:
     data_dir.mkdir(parents=True, exist_ok=True)
-    part = spawn("redis", redis_command(port, data_dir, persist=persist, replica_of=replica_of))
-    part.address = f"redis://127.0.0.1:{port}/0"
+    command = redis_command(port, data_dir, persist=persist, replica_of=replica_of, host=host)
+    part = spawn("redis", command)
+    part.address = f"redis://{host}:{port}/0"
     return _ready(
         part, lambda: redis_answers(part.address), f"Redis (log: {data_dir / 'redis.log'})"
     )
@@ -53,18 +61,23 @@ def start_sentinel(
 
 
 def start_simulator(
-    port: int, args: Sequence[str] = (), *, log_dir: Path | None = None, niceness: int = 0
+    port: int,
+    args: Sequence[str] = (),
+    *,
+    log_dir: Path | None = None,
+    niceness: int = 0,
+    host: str = "127.0.0.1",
 ) -> Part:
-    command = python_module_command("simulator", "--port", str(port), *args)
+    command = python_module_command("simulator", "--host", host, "--port", str(port), *args)
     part = spawn(
         "simulator",
         command,
-        address=f"http://127.0.0.1:{port}/v1",
+        address=f"http://{host}:{port}/v1",
         quiet=True,
         log_file=_log(log_dir, "simulator"),
         niceness=niceness,
     )
-    return _ready(part, http_ok(f"http://127.0.0.1:{port}/health"), "the provider simulator")
+    return _ready(part, http_ok(f"http://{host}:{port}/health"), "the provider simulator")
 
 
 def worker_name(index: int, group: str = "worker", host: str | None = None) -> str:

@@ -1,0 +1,147 @@
+"""chatq across separate hosts (chatq.lab): Redis, the simulator, the gateway and two workers
+each on a network namespace of its own, joined by a switch, and the test on a sixth, the
+client. Links delay 20 ms one way where the kernel has netem."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from chatq.lab import Lab
+from chatq.processes import Part, free_port, stop
+from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator, start_workers
+from producers.client import ChatqClient
+from shared import keys
+from shared.jobs import JobStatus
+from shared.redis_clients import sync_client
+from shared.settings import Settings
+from tests.integration.conftest import PROVIDER_NICENESS, TEST_ENV
+
+HOSTS = ("redis", "sim", "gateway", "w1", "w2", "client")
+WORKER_HOSTS = ("w1", "w2")
+DELAY_MS = 20
+
+WHY_NOT = Lab.unavailable()
+pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no lab here: {WHY_NOT}")
+
+
+@dataclass
+class Cluster:
+    lab: Lab
+    settings: Settings
+    sim_url: str
+    gateway_url: str
+    parts: list[Part]
+
+    def sim_stats(self) -> dict:
+        return requests.get(self.sim_url.removesuffix("/v1") + "/sim/stats", timeout=10).json()
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with Lab(HOSTS, delay_ms=DELAY_MS) as built, built.entered("client"):
+        yield built
+
+
+def start_cluster(lab: Lab, *, sim_args: list[str], env: dict[str, str]) -> Cluster:
+    """The stack of ``chatq up``, one part per host, as a deployment across hosts runs it."""
+    parts: list[Part] = []
+    data = Path(tempfile.mkdtemp(prefix="chatq-lab-"))
+    try:
+        with lab.on("redis"):
+            # a port of its own per cluster: clients of this process keep pools by address
+            address = lab["redis"].address
+            redis = start_redis(free_port(), data / "redis", persist=False, host=address)
+        parts.append(redis)
+        sync_client(redis.address).flushall()
+        with lab.on("sim"):
+            sim = start_simulator(
+                free_port(),
+                ["--log-size", "100000", *sim_args],
+                host=lab["sim"].address,
+                niceness=PROVIDER_NICENESS,
+            )
+        parts.append(sim)
+        child_env = {
+            **TEST_ENV,
+            "CHATQ_REDIS_URL": redis.address,
+            "CHATQ_PROVIDER_BASE_URL": sim.address,
+            "CHATQ_FILES_DIR": str(data / "files"),
+            **metrics_env(data / "metrics"),
+            **env,
+        }
+        settings = Settings(_env_file=None, redis_url=redis.address, provider_base_url=sim.address)
+        for host in WORKER_HOSTS:
+            with lab.on(host):
+                parts += start_workers(1, settings, child_env, host=host)
+        with lab.on("gateway"):  # open, on a network only the lab's hosts are on
+            gateway_env = {**child_env, "CHATQ_ALLOW_OPEN_GATEWAY": "true"}
+            gateway = start_gateway(lab["gateway"].address, free_port(), gateway_env)
+        parts.append(gateway)
+        return Cluster(lab, settings, sim.address, gateway.address, parts)
+    except BaseException:
+        stop(parts)
+        raise
+
+
+@pytest.fixture()
+def cluster(lab: Lab) -> Iterator[Cluster]:
+    running = start_cluster(lab, sim_args=["--ttft-ms", "20"], env={})
+    yield running
+    stop(running.parts)
+
+
+@pytest.fixture()
+def limited(lab: Lab) -> Iterator[Cluster]:
+    running = start_cluster(
+        lab, sim_args=["--rpm", "600", "--quantum-s", "1"], env={"CHATQ_PROVIDER_RPM": "600"}
+    )
+    yield running
+    stop(running.parts)
+
+
+def test_500_jobs_cross_the_network_each_run_once_on_both_worker_hosts(cluster):
+    print(f"lab links: {DELAY_MS if cluster.lab.delayed else 0} ms one way")
+    with ChatqClient(cluster.settings) as client:
+        job_ids = [client.submit(f"Across hosts {i}", max_tokens=5) for i in range(500)]
+        results = [client.result(job_id, timeout=180) for job_id in job_ids]
+        workers = {client.status(job_id).worker.split("@")[1] for job_id in job_ids}
+    assert [r.status for r in results] == [JobStatus.done] * 500
+    assert cluster.sim_stats()["requests"] == 500  # one provider call each: none ran twice
+    redis = sync_client(cluster.settings.effective_redis_url)
+    ends = [
+        sum(1 for _, e in redis.xrange(keys.events_key(job_id)) if e["type"] == "end")
+        for job_id in job_ids
+    ]
+    assert set(ends) == {1}
+    assert workers == set(WORKER_HOSTS)
+
+
+def test_streams_cross_the_network_in_order(cluster):
+    with ChatqClient(cluster.settings) as client:
+        for i in range(20):
+            job_id = client.submit(f"Stream across hosts {i}", max_tokens=40, stream=True)
+            streamed = "".join(client.stream(job_id))
+            assert streamed == client.result(job_id).content != ""
+    body = {
+        "model": "sim-mini",
+        "stream": True,
+        "messages": [{"role": "user", "content": "through the gateway host"}],
+    }
+    reply = requests.post(f"{cluster.gateway_url}/chat/completions", json=body, timeout=30)
+    assert reply.status_code == 200 and reply.text.rstrip().endswith("data: [DONE]")
+
+
+def test_two_worker_hosts_keep_600_rpm_with_no_429(limited):
+    with ChatqClient(limited.settings) as client:
+        job_ids = [client.submit(f"Limited across hosts {i}", max_tokens=5) for i in range(150)]
+        results = [client.result(job_id, timeout=180) for job_id in job_ids]
+    assert [r.status for r in results] == [JobStatus.done] * 150
+    stats = limited.sim_stats()
+    assert stats["rate_limited"] == 0, stats
+    assert stats["requests"] == 150
