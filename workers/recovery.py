@@ -39,6 +39,7 @@ from shared.jobs import JobStatus
 from shared.redis_clients import sync_client
 from shared.scripts import lua
 from shared.settings import get_settings
+from shared.task_messages import chat_message
 
 log = logging.getLogger("chatq.worker")
 
@@ -71,6 +72,7 @@ class LostJobSweeper:
         self.check_after_s = check_after_s
         self.clock = clock
         self._find = redis.register_script(lua("workers", "find_messages.lua"))
+        self._scripts: dict[str, Any] = {}  # job-state scripts registered on ``redis``
 
     def sweep(self) -> Sweep:
         """Checks the pending jobs that are due, and sends again those whose message is lost."""
@@ -112,18 +114,19 @@ class LostJobSweeper:
 
     def release_deferred(self) -> int:
         """Sends again the deferred jobs that are due; how many. Any worker may call it at
-        any time: a job leaves the set once (ZREM), so it is sent once."""
+        any time: a job leaves the set once, as its message joins its queue, so it is sent
+        once."""
         due: list[str] = self._run(pending.due_deferred(self.clock(), DUE_PER_SWEEP))
         sent = 0
         for job_id in due:
-            if not self._run(pending.take_deferred(job_id)):
-                continue  # another worker took it
             status, queue, payload = self._run(pending.resend_row(job_id))
             if status in ENDED or not payload or not queue:
-                continue  # ended meanwhile (cancelled, say)
-            self._run(JobCommands.send(json.loads(payload), queue))
-            metrics.JOBS_UNDEFERRED.labels(queue).inc()
-            sent += 1
+                self._run(pending.take_deferred(job_id))  # ended meanwhile (cancelled, say)
+                continue
+            message = chat_message(json.loads(payload), queue)
+            if pending.undefer(job_id, queue, message).run(self.redis, self._scripts) == 1:
+                metrics.JOBS_UNDEFERRED.labels(queue).inc()
+                sent += 1
         return sent
 
     def _send(self, job_id: str, queue: str, payload: str, counter: Any, why: str) -> None:

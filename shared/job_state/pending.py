@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from shared import keys
 from shared.job_state import Command, check_time
+from shared.scripts import ScriptCall, lua
 
 SWEEP_FIELDS = ("status", "lease_until", "queue", "payload")
 RESEND_FIELDS = ("status", "queue", "payload")
@@ -40,6 +41,16 @@ def due_deferred(now: float, limit: int) -> Command:
 def take_deferred(job_id: str) -> Command:
     """Takes a due job out of the deferred set; replies 0 if another worker took it."""
     return Command("zrem", (keys.DEFERRED, job_id))
+
+
+def undefer(job_id: str, queue: str, message: str) -> ScriptCall:
+    """Moves a due job from the deferred set to its queue as ``message`` (a Celery message,
+    ``shared.task_messages``) in one step; replies as ``undefer_job.lua`` says."""
+    return ScriptCall(
+        lua("shared.job_state", "undefer_job.lua"),
+        [keys.DEFERRED, keys.job_key(job_id), queue],
+        [job_id, message],
+    )
 
 
 def resend_row(job_id: str) -> Command:

@@ -15,7 +15,7 @@ from chatq.processes import stop
 from shared import keys
 from shared.jobs import JobStatus
 from shared.tokens import count_prompt_tokens
-from tests.integration.conftest import ended_count, start_stack
+from tests.integration.conftest import start_stack
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +96,18 @@ def deferring_stack(redis_server):
     stop(running.parts)
 
 
+def snapshot(redis, settings, job_ids: list[str]) -> tuple[int, int, int]:
+    """Jobs in the queue, put aside, and ended, read at one instant (MULTI)."""
+    with redis.pipeline(transaction=True) as pipe:
+        pipe.llen(settings.interactive_queue)
+        pipe.zcard(keys.DEFERRED)
+        for job_id in job_ids:
+            pipe.hget(keys.job_key(job_id), "status")
+        waiting, deferred, *statuses = pipe.execute()
+    ended = sum(JobStatus(s).is_terminal for s in statuses if s)
+    return waiting, deferred, ended
+
+
 def test_a_job_whose_slot_is_far_off_waits_in_redis_not_in_a_worker(deferring_stack):
     redis = deferring_stack.settings_redis()
     held_while_deferred: list[int] = []
@@ -103,9 +115,8 @@ def test_a_job_whose_slot_is_far_off_waits_in_redis_not_in_a_worker(deferring_st
         job_ids = [client.submit(f"later {i}", max_tokens=3) for i in range(8)]
         settled_at = time.monotonic() + 1  # the first burst: taken, booked, put aside
         while not client.store.get(job_ids[-1]).status.is_terminal:
-            waiting = redis.llen(deferring_stack.settings.interactive_queue)
-            deferred = redis.zcard(keys.DEFERRED)
-            held = len(job_ids) - waiting - deferred - ended_count(redis, job_ids)
+            waiting, deferred, ended = snapshot(redis, deferring_stack.settings, job_ids)
+            held = len(job_ids) - waiting - deferred - ended
             if deferred >= 3 and time.monotonic() > settled_at:
                 held_while_deferred.append(held)
             time.sleep(0.05)
