@@ -3,6 +3,8 @@
 A deployment with ``FAILURE_THRESHOLD`` failures within ``FAILURE_WINDOW_S`` is skipped for
 ``COOLDOWN_S`` by every worker, and traffic falls back to the next deployment of its alias.
 API keys the provider refuses (401/403) are retired by fingerprint, never stored in clear.
+This bookkeeping is advice: while Redis cannot be reached it is skipped (no deployment counts
+as cooled down, no key as retired), and the job it was kept for goes on.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from redis import Redis
 
 from shared import keys
 from shared.deployments import Deployment
 from shared.errors import ChatqError
+from shared.outage import REDIS_DOWN
 
 log = logging.getLogger("chatq.worker")
 
@@ -68,13 +72,17 @@ class DeploymentHealth:
         names = [d.name for d in deployments]
         cooled = set()
         if len(deployments) > 1:
-            until = self.redis.mget([keys.deployment_key(n, "cooldown") for n in names])
+            cooldowns = [keys.deployment_key(n, "cooldown") for n in names]
+            until = _advice(lambda: self.redis.mget(cooldowns), [None] * len(names))
             now_ms = self.clock() * 1000
             cooled = {n for n, u in zip(names, until, strict=True) if u and float(u) > now_ms}
         return pick(deployments, cooled, avoid, self.rng)
 
     def record_failure(self, deployment: Deployment) -> bool:
         """Counts a failure; True if it put the deployment into cooldown."""
+        return _advice(lambda: self._record_failure(deployment), False)
+
+    def _record_failure(self, deployment: Deployment) -> bool:
         name = deployment.name
         failures_key = keys.deployment_key(name, "failures")
         pipe = self.redis.pipeline(transaction=False)
@@ -98,13 +106,15 @@ class DeploymentHealth:
         return True
 
     def record_rate_limited(self, deployment: Deployment) -> None:
-        self.redis.hincrby(keys.deployment_key(deployment.name, "stats"), "rate_limited", 1)
+        stats = keys.deployment_key(deployment.name, "stats")
+        _advice(lambda: self.redis.hincrby(stats, "rate_limited", 1), None)
 
     def api_key(self, deployment: Deployment) -> str | None:
         """The next usable key of the deployment, in turn; None if it needs none."""
         if not deployment.api_keys:
             return None
-        retired = self.redis.smembers(keys.deployment_key(deployment.name, "bad_keys"))
+        bad_keys = keys.deployment_key(deployment.name, "bad_keys")
+        retired = _advice(lambda: self.redis.smembers(bad_keys), set())
         usable = [
             k.get_secret_value()
             for k in deployment.api_keys
@@ -126,3 +136,15 @@ class DeploymentHealth:
             deployment.name,
             fingerprint,
         )
+
+
+T = TypeVar("T")
+
+
+def _advice(read_or_write: Callable[[], T], without_redis: T) -> T:
+    """The bookkeeping's reply, or ``without_redis`` while Redis cannot be reached."""
+    try:
+        return read_or_write()
+    except REDIS_DOWN as exc:
+        log.warning("deployment health skipped, redis unreachable: %s", exc)
+        return without_redis

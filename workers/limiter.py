@@ -8,6 +8,7 @@ mirrored by the pure functions below, which the tests check the scripts against.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 import uuid
@@ -18,7 +19,10 @@ from redis import Redis
 
 from shared import keys
 from shared.deployments import Deployment
+from shared.outage import REDIS_DOWN
 from shared.scripts import lua
+
+log = logging.getLogger("chatq.worker")
 
 MINUTE_MS = 60_000.0
 CONCURRENCY_POLL_MS = 25  # how soon to look again when every in-flight slot is taken
@@ -250,13 +254,16 @@ class ClusterLimiter:
         delta_ms = settle_delta_ms(lease, actual_tokens)
         if not lease.holds_slot and delta_ms == 0:
             return
-        self._settle(
-            keys=[
-                keys.deployment_key(lease.deployment, "tpm"),
-                keys.deployment_key(lease.deployment, "inflight"),
-            ],
-            args=[lease.lease_id, delta_ms],
-        )
+        try:
+            self._settle(
+                keys=[
+                    keys.deployment_key(lease.deployment, "tpm"),
+                    keys.deployment_key(lease.deployment, "inflight"),
+                ],
+                args=[lease.lease_id, delta_ms],
+            )
+        except REDIS_DOWN as exc:  # the slot frees itself as its lease ends
+            log.warning("could not settle a call's slot, redis unreachable: %s", exc)
 
     def pause(self, deployment: Deployment, seconds: float) -> None:
         """Holds every worker's calls to ``deployment`` for ``seconds`` (after a 429)."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from shared.completion import chunks_of, text_completion
 from shared.errors import ChatqError
 from shared.jobs import ChatJob, ChatResult, Timings
+from shared.outage import REDIS_DOWN
 from shared.store import Claimed
 from workers.gathered_calls import GatheredCalls
 from workers.hooks import HookChain, Turn
@@ -86,6 +87,14 @@ class ChatRunner:
         except ChatqError as exc:
             log.warning("job %s failed: %s", job.id, exc.message)
             result = failed_result(job, exc, timings, claimed.attempt)
+        except REDIS_DOWN as exc:  # cut off from Redis mid-job: not the job's failure
+            log.warning(
+                "job %s: redis unreachable before its answer (%s); left to run again once "
+                "its claim lapses",
+                job.id,
+                exc,
+            )
+            return None
         except Exception as exc:  # a bug must still end the job, with a reason
             log.exception("job %s failed unexpectedly", job.id)
             internal = ChatqError(f"Internal worker error: {exc}")

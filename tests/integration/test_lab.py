@@ -5,8 +5,10 @@ client. Links delay 20 ms one way where the kernel has netem."""
 from __future__ import annotations
 
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,75 @@ def test_two_worker_hosts_keep_600_rpm_with_no_429(limited):
     stats = limited.sim_stats()
     assert stats["rate_limited"] == 0, stats
     assert stats["requests"] == 150
+
+
+CUT_S = 20.0
+TAKEOVER_BOUND_S = 30.0  # a cut-off host's claims lapse (10 s here), then a sweep sends them on
+
+
+@pytest.fixture()
+def leased(lab: Lab) -> Iterator[Cluster]:
+    running = start_cluster(
+        lab,
+        sim_args=["--ttft-ms", "500"],
+        env={"CHATQ_JOB_LEASE_S": "10", "CHATQ_LOST_JOB_CHECK_S": "10"},
+    )
+    yield running
+    lab.join("w1")
+    stop(running.parts)
+
+
+def test_a_worker_host_cut_off_for_20_s_loses_nothing_and_rejoins(leased):
+    lab = leased.lab
+    with ChatqClient(leased.settings) as client:
+        load = SteadyLoad(client)
+        submitter = threading.Thread(target=load.run, args=(0.05,), daemon=True)
+        submitter.start()
+        time.sleep(5)
+        cut_at = time.time()
+        lab.cut("w1")
+        time.sleep(CUT_S)
+        lab.join("w1")
+        joined_at = time.time()
+        time.sleep(15)  # long enough for w1 to take work again
+        load.stopping.set()
+        submitter.join(timeout=30)
+        results = {job_id: client.result(job_id, timeout=180) for job_id in load.accepted}
+        records = {job_id: client.status(job_id) for job_id in load.accepted}
+    redis = sync_client(leased.settings.effective_redis_url)
+    ends = {
+        job_id: sum(1 for _, e in redis.xrange(keys.events_key(job_id)) if e["type"] == "end")
+        for job_id in results
+    }
+    taken_over = [r for r in records.values() if r.attempts > 1]
+    after_join = [r for r in records.values() if (r.started_at or 0) > joined_at + 5]
+    calls = leased.sim_stats()["requests"]
+    print(
+        f"cut w1 for {CUT_S:g} s under load: {len(results)} jobs, {len(taken_over)} taken over "
+        f"from it, {calls - len(results)} provider calls repeated (a call in flight as its "
+        f"claim lapsed), {sum(r.worker.endswith('@w1') for r in after_join)} of "
+        f"{len(after_join)} jobs started after the join ran on w1"
+    )
+    assert [r.status for r in results.values()].count(JobStatus.done) == len(results)
+    assert set(ends.values()) == {1}, "every job ended exactly once"
+    assert taken_over, "the cut-off host's jobs were finished elsewhere"
+    early = [r for r in taken_over if r.finished_at < joined_at]
+    assert all(r.worker.endswith("@w2") for r in early)
+    assert all(r.finished_at - cut_at <= TAKEOVER_BOUND_S for r in early)
+    assert any(r.worker.endswith("@w1") for r in after_join), "w1 took work again"
+
+
+@dataclass
+class SteadyLoad:
+    """Jobs submitted at a steady rate from a thread."""
+
+    client: ChatqClient
+    accepted: list[str] = field(default_factory=list)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, every_s: float) -> None:
+        n = 0
+        while not self.stopping.is_set():
+            n += 1
+            self.accepted.append(self.client.submit(f"Steady question {n}", max_tokens=4))
+            time.sleep(every_s)
