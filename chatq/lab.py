@@ -2,8 +2,8 @@
 network namespace with an address of its own, linked by a veth pair to a switch (a bridge in
 a namespace of its own). Parts started within ``lab.on(host)`` run on that host; the caller
 enters a host with ``lab.entered(host)``. A host can be cut off (its switch port down: packets
-are dropped, nothing is refused) and joined again. Links delay traffic where the kernel has
-netem (``tc qdisc ... netem``).
+are dropped, nothing is refused) and joined again, or lose its route to one other host. Links
+delay traffic where the kernel has netem (``tc qdisc ... netem``).
 
 Needs root and ``ip``. Every namespace and link is the lab's own, and goes when it closes.
 """
@@ -108,6 +108,17 @@ class Lab:
     def join(self, name: str) -> None:
         """Host ``name`` is back on the network."""
         _ip("-n", self.switch, "link", "set", self.hosts[name].port, "up")
+
+    def isolate(self, name: str, other: str) -> None:
+        """Host ``name`` can no longer reach host ``other`` (as a router that has lost the
+        way would answer: unreachable), while both stay on the network."""
+        _ip("-n", self.hosts[name].namespace, "route", "add", "unreachable", self._at(other))
+
+    def reconnect(self, name: str, other: str) -> None:
+        _ip("-n", self.hosts[name].namespace, "route", "del", "unreachable", self._at(other))
+
+    def _at(self, name: str) -> str:
+        return f"{self.hosts[name].address}/32"
 
     def close(self) -> None:
         """Deletes the lab's namespaces, and with them its links."""

@@ -51,7 +51,8 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
         try:
             with jobs.queue_errors(self.settings):
                 reply_to = ends.channel if ends is not None else None
-                created = await self.store.create(job, queue, reply_to=reply_to, new_id=new_id)
+                async with asyncio.timeout(self._submit_timeout_s):
+                    created = await self.store.create(job, queue, reply_to=reply_to, new_id=new_id)
                 if created:  # recorded and queued in one step
                     jobs.count_submitted(job)
                 elif resend_queued and (await self.store.get(job.id)).status is JobStatus.queued:
@@ -60,6 +61,12 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
             if ends is not None and not created:  # another submission's job: not ours
                 ends.forget(job.id)
         return job.id
+
+    @property
+    def _submit_timeout_s(self) -> float:
+        settings = self.settings
+        waits = settings.redis_wait_timeout_ms / 1000 if settings.redis_wait_replicas else 0
+        return settings.submit_timeout_s + waits
 
     def _end_notices(self) -> EndNotices:
         if self._ends is None:

@@ -115,6 +115,12 @@ def queue_errors(settings: Settings) -> Iterator[None]:
             f"The job queue (Redis at {where}) cannot be reached: {exc}. The job was not "
             "enqueued; retry shortly."
         ) from exc
+    except TimeoutError as exc:  # no answer in CHATQ_SUBMIT_TIMEOUT_S: a partition, say
+        where = redact(settings.effective_redis_url)
+        raise QueueUnavailable(
+            f"The job queue (Redis at {where}) did not answer within "
+            f"{settings.submit_timeout_s:g} s (CHATQ_SUBMIT_TIMEOUT_S); retry shortly."
+        ) from exc
 
 
 def producer_app(settings: Settings) -> Celery:

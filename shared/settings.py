@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # 0 answers once the master has it, as Redis replicates asynchronously).
     redis_wait_replicas: int = Field(0, ge=0)
     redis_wait_timeout_ms: int = Field(1000, gt=0)
+    # The gateway answers 503 to a submission Redis has not taken within this (plus the WAIT
+    # above): an unreachable Redis costs the caller seconds, not the socket timeout's retries.
+    submit_timeout_s: float = Field(3.0, gt=0)
     embedded_redis_port: int = DEFAULT_REDIS_PORT
     data_dir: Path = Path(".chatq")
 

@@ -205,6 +205,32 @@ def test_a_worker_host_cut_off_for_20_s_loses_nothing_and_rejoins(leased):
     assert any(r.worker.endswith("@w1") for r in after_join), "w1 took work again"
 
 
+def test_a_gateway_that_loses_redis_answers_503_and_recovers(cluster):
+    lab = cluster.lab
+    body = {"model": "sim-mini", "messages": [{"role": "user", "content": "are you there?"}]}
+    url = f"{cluster.gateway_url}/chat/completions"
+    assert requests.post(url, json=body, timeout=30).status_code == 200
+    lab.isolate("gateway", "redis")
+    try:
+        started = time.monotonic()
+        refused = requests.post(url, json=body, timeout=60)
+        refused_in = time.monotonic() - started
+    finally:
+        lab.reconnect("gateway", "redis")
+    assert refused.status_code == 503, refused.text
+    assert refused.headers.get("Retry-After")
+    assert refused.json()["error"]["code"] == "queue_unavailable"
+    assert refused_in < 5  # CHATQ_SUBMIT_TIMEOUT_S (3 s), not the socket timeout (10 s)
+    started = time.monotonic()
+    while requests.post(url, json=body, timeout=30).status_code != 200:
+        assert time.monotonic() - started < 30, "the gateway did not recover"
+        time.sleep(0.2)
+    print(
+        f"gateway without Redis: 503 in {refused_in:.2f} s, 200 again "
+        f"{time.monotonic() - started:.2f} s after the route came back"
+    )
+
+
 @dataclass
 class SteadyLoad:
     """Jobs submitted at a steady rate from a thread."""
