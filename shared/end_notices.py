@@ -100,7 +100,12 @@ class EndNotices:
         if message["type"] == "subscribe":  # at first, or after redis-py reconnected
             await self._catch_up()
         elif message["type"] == "message":
-            self._settle(ChatResult.model_validate_json(message["data"]))
+            try:
+                result = ChatResult.model_validate_json(message["data"])
+            except ValueError:  # not an end chatq wrote: one bad message stops no wait
+                log.warning("ignored a message on %s that is not a job's end", self.channel)
+                return
+            self._settle(result)
 
     def _settle(self, result: ChatResult) -> None:
         future = self._awaited.get(result.job_id)

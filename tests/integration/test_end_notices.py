@@ -68,6 +68,21 @@ def test_an_awaited_job_ends_on_its_reply_channel_not_its_stream(store, redis_se
     assert store.redis.keys("chatq:events:*") == []
 
 
+def test_a_stray_message_on_the_channel_stops_no_wait(store, redis_server):
+    async def scenario() -> ChatResult:
+        async with awaiting(redis_server) as (jobs, ends):
+            job = new_job()
+            ends.expect(job.id)
+            await jobs.create(job, "q", reply_to=ends.channel)
+            await subscribed(jobs.redis, ends.channel)
+            store.redis.publish(ends.channel, "not a job's end")
+            store.start(job)
+            store.finish(done(job, "after the noise"))
+            return await ends.wait(job.id, timeout=5)
+
+    assert asyncio.run(scenario()).content == "after the noise"
+
+
 def test_a_job_that_ended_before_the_subscription_is_caught_up(store, redis_server):
     async def scenario() -> ChatResult:
         async with awaiting(redis_server) as (jobs, ends):
