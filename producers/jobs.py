@@ -119,7 +119,8 @@ def queue_errors(settings: Settings) -> Iterator[None]:
         where = redact(settings.effective_redis_url)
         raise QueueUnavailable(
             f"The job queue (Redis at {where}) did not answer within "
-            f"{settings.submit_timeout_s:g} s (CHATQ_SUBMIT_TIMEOUT_S); retry shortly."
+            f"{settings.submit_timeout_s:g} s (CHATQ_SUBMIT_TIMEOUT_S), so the job may or may "
+            "not have been enqueued; retry shortly (with the same job id to run it once)."
         ) from exc
 
 
