@@ -1,29 +1,30 @@
 """Separate hosts on one Linux machine, for tests of chatq over a real network: each host is a
-network namespace with an address of its own, linked by a veth pair to a switch (a bridge in
-a namespace of its own). Parts started within ``lab.on(host)`` run on that host; the caller
-enters a host with ``lab.entered(host)``. A host can be cut off (its switch port down: packets
-are dropped, nothing is refused) and joined again, or lose its route to one other host. Links
-delay traffic where the kernel has netem (``tc qdisc ... netem``).
+network namespace with an address of its own, its link a TUN device that the lab's switch
+(``chatq.lab_switch``, a process) carries packets through, holding each ``delay_ms`` and
+dropping a share ``loss``. Parts started within ``lab.on(host)`` run on that host; the caller
+enters a host with ``lab.entered(host)``. A host can be cut off (packets are dropped, nothing is
+refused) and joined again, or lose its route to one other host.
 
-Needs root and ``ip``. Every namespace and link is the lab's own, and goes when it closes.
+Needs root, ``ip`` and ``/dev/net/tun``. Every namespace and link is the lab's own, and goes
+when it closes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chatq import netns
+from chatq.lab_switch import DEVICE
 from chatq.processes import in_network_namespace
 from shared.errors import ChatqError
 
 SUBNET = "10.213.0"  # host n gets SUBNET.n; nothing outside the lab's namespaces uses it
-CLONE_NEWNET = 0x40000000
 
 
 class LabError(ChatqError):
@@ -35,21 +36,28 @@ class Host:
     name: str
     namespace: str
     address: str
-    port: str  # the switch's end of the host's link
 
 
 class Lab:
-    """Hosts ``names`` on one switch, each link delaying ``delay_ms`` one way."""
+    """Hosts ``names`` on one switch, which holds every packet ``delay_ms`` on its way from any
+    host to any other and drops a share ``loss`` of them."""
 
-    def __init__(self, names: Sequence[str], *, delay_ms: float = 0.0, tag: str | None = None):
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        delay_ms: float = 0.0,
+        loss: float = 0.0,
+        tag: str | None = None,
+    ):
         self.tag = tag or f"cq{os.getpid() % 10_000}"
         self.delay_ms = delay_ms
-        self.delayed = False  # whether the links do delay (netem was there)
-        self.switch = f"{self.tag}-switch"
+        self.loss = loss
         self.hosts = {
-            name: Host(name, f"{self.tag}-{name}", f"{SUBNET}.{n}", f"{self.tag}p{n}")
+            name: Host(name, f"{self.tag}-{name}", f"{SUBNET}.{n}")
             for n, name in enumerate(names, start=1)
         }
+        self._switch: subprocess.Popen[str] | None = None
 
     @staticmethod
     def unavailable() -> str | None:
@@ -60,6 +68,8 @@ class Lab:
             return "the lab needs root, to create network namespaces"
         if shutil.which("ip") is None:
             return "the lab needs the ip command (iproute2)"
+        if not os.path.exists("/dev/net/tun"):
+            return "the lab needs TUN devices (/dev/net/tun)"
         probe = f"cqprobe{os.getpid()}"
         made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
         if made.returncode != 0:
@@ -87,27 +97,18 @@ class Lab:
         """Parts started within run on host ``name``."""
         return in_network_namespace(self.hosts[name].namespace)
 
-    @contextlib.contextmanager
-    def entered(self, name: str) -> Iterator[None]:
+    def entered(self, name: str) -> contextlib.AbstractContextManager[None]:
         """This thread (and the threads and processes it starts) on host ``name``; sockets
         opened meanwhile stay there after."""
-        original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-        try:
-            _setns(f"/var/run/netns/{self.hosts[name].namespace}")
-            try:
-                yield
-            finally:
-                _setns_fd(original)
-        finally:
-            os.close(original)
+        return netns.entered(self.hosts[name].namespace)
 
     def cut(self, name: str) -> None:
         """Host ``name`` drops off the network: its packets go nowhere, none reach it."""
-        _ip("-n", self.switch, "link", "set", self.hosts[name].port, "down")
+        self._tell(f"cut {self.hosts[name].address}")
 
     def join(self, name: str) -> None:
         """Host ``name`` is back on the network."""
-        _ip("-n", self.switch, "link", "set", self.hosts[name].port, "up")
+        self._tell(f"join {self.hosts[name].address}")
 
     def isolate(self, name: str, other: str) -> None:
         """Host ``name`` can no longer reach host ``other`` (as a router that has lost the
@@ -120,73 +121,51 @@ class Lab:
     def _at(self, name: str) -> str:
         return f"{self.hosts[name].address}/32"
 
+    def _tell(self, command: str) -> None:
+        assert self._switch is not None and self._switch.stdin is not None, "the lab is closed"
+        self._switch.stdin.write(command + "\n")
+        self._switch.stdin.flush()
+
     def close(self) -> None:
-        """Deletes the lab's namespaces, and with them its links."""
-        for namespace in [h.namespace for h in self.hosts.values()] + [self.switch]:
-            subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+        """Stops the switch and deletes the lab's namespaces, and with them its links."""
+        if self._switch is not None:
+            self._switch.stdin.close()  # type: ignore[union-attr]
+            try:
+                self._switch.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._switch.kill()
+                self._switch.wait()
+            self._switch = None
+        for host in self.hosts.values():
+            subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True)
 
     def _build(self) -> None:
-        _ip("netns", "add", self.switch)
-        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
-        _ip("-n", self.switch, "link", "set", "br0", "up")
-        for n, host in enumerate(self.hosts.values(), start=1):
+        for host in self.hosts.values():
             _ip("netns", "add", host.namespace)
             _ip("-n", host.namespace, "link", "set", "lo", "up")
-            inner = f"{self.tag}h{n}"
-            _ip("link", "add", inner, "type", "veth", "peer", "name", host.port)
-            _ip("link", "set", inner, "netns", host.namespace)
-            _ip("link", "set", host.port, "netns", self.switch)
-            _ip("-n", host.namespace, "link", "set", inner, "name", "eth0")
-            _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
-            _ip("-n", host.namespace, "link", "set", "eth0", "up")
-            _ip("-n", self.switch, "link", "set", host.port, "master", "br0")
-            _ip("-n", self.switch, "link", "set", host.port, "up")
-        if self.delay_ms:
-            self.delayed = all(self._delay(host) for host in self.hosts.values())
-
-    def _delay(self, host: Host) -> bool:
-        """Half the delay on each end of the host's link: ``delay_ms`` from any host to any
-        other. False if the kernel has no netem."""
-        half = f"{self.delay_ms / 2:g}ms"
-        for namespace, device in ((host.namespace, "eth0"), (self.switch, host.port)):
-            added = subprocess.run(
-                [
-                    "tc",
-                    "-n",
-                    namespace,
-                    "qdisc",
-                    "add",
-                    "dev",
-                    device,
-                    "root",
-                    "netem",
-                    "delay",
-                    half,
-                ],
-                capture_output=True,
-                check=False,
-            )
-            if added.returncode != 0:
-                return False
-        return True
+        self._switch = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chatq.lab_switch",
+                "--delay-ms",
+                f"{self.delay_ms:g}",
+                "--loss",
+                f"{self.loss:g}",
+                *(f"{host.namespace}={host.address}" for host in self.hosts.values()),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self._switch.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+            raise LabError("the lab's switch did not start (see its output above)")
+        for host in self.hosts.values():
+            _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", DEVICE)
+            _ip("-n", host.namespace, "link", "set", DEVICE, "up")
 
 
 def _ip(*args: str) -> None:
     done = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise LabError(f"ip {' '.join(args)}: {done.stderr.strip()}")
-
-
-def _setns(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        _setns_fd(fd)
-    finally:
-        os.close(fd)
-
-
-def _setns_fd(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        error = ctypes.get_errno()
-        raise LabError(f"setns: {os.strerror(error)}")
