@@ -23,6 +23,7 @@ from producers.openai_format import (
     model_list,
     sse,
 )
+from shared import tracing
 from shared.completion import text_completion
 from shared.errors import ChatqError, error_body
 from shared.jobs import ChatRequest, JobStatus
@@ -52,7 +53,8 @@ async def chat_completions(
     if (session := request.headers.get("x-session-id")) and body.session_id is None:
         body.session_id = session
     submit = client.submit if body.stream else client.submit_awaited
-    job_id = await submit(request=body, tenant=who.tenant, privacy=who.privacy)
+    trace = tracing.onward(request.headers.get("traceparent"))
+    job_id = await submit(request=body, tenant=who.tenant, privacy=who.privacy, traceparent=trace)
     log.info("job %s submitted (model %s, stream=%s)", job_id, body.model, body.stream)
     created = int(time.time())
     headers = {"X-Chatq-Job-Id": job_id}

@@ -21,6 +21,8 @@ from producers.limits import BodyGuard
 from producers.metrics_route import build_registry
 from producers.openai_format import FastJSONResponse
 from producers.request_ids import RequestIds
+from producers.request_spans import RequestSpans
+from shared import tracing
 from shared.logs import configure_logging
 from shared.redis_clients import sync_client
 from shared.sessions import SessionStore, UserStore
@@ -74,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_max_bytes=settings.max_file_bytes,
         timeout_s=settings.body_read_timeout_s,
     )
+    if tracing.configure("chatq-gateway"):
+        app.add_middleware(RequestSpans)  # outermost: the span holds the whole request
     install_error_handlers(app)
     app.include_router(chat_routes.router)
     app.include_router(job_routes.router)

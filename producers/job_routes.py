@@ -18,6 +18,7 @@ from producers.auth import Principal
 from producers.callers import AdmittedCaller, Caller, Client
 from producers.chat_routes import Chunk, Failure, chunks, sse_lines
 from producers.openai_format import ChunkServer, completion
+from shared import tracing
 from shared.errors import ChatqError, JobNotFound, error_body
 from shared.jobs import ChatRequest, JobStatus
 from shared.store import JobRecord
@@ -96,7 +97,11 @@ async def submit_job(
         request.session_id = session
     webhook = str(body.webhook_url) if body.webhook_url else None
     job_id = await client.submit(
-        request=request, tenant=who.tenant, webhook_url=webhook, privacy=who.privacy
+        request=request,
+        tenant=who.tenant,
+        webhook_url=webhook,
+        privacy=who.privacy,
+        traceparent=tracing.onward(http.headers.get("traceparent")),
     )
     # As accepted: a worker may have started it already, which GET /v1/jobs/{id} shows.
     return JobObject(

@@ -11,7 +11,7 @@ from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
 from producers.limits import RequestLimits
-from shared import metrics
+from shared import metrics, tracing
 from shared.celery_config import (
     TASK_WEBHOOK,
     celery_config,
@@ -84,8 +84,10 @@ def prepare_job(
     tenant: str | None = None,
     webhook_url: str | None = None,
     privacy: bool = True,
+    traceparent: str | None = None,
 ) -> tuple[ChatJob, str]:
-    """The validated job a ``submit`` call stands for, and the queue it goes to."""
+    """The validated job a ``submit`` call stands for, and the queue it goes to. Its trace
+    is ``traceparent``, else the current span's (when tracing is on)."""
     if request is None:
         if messages is None:
             raise TypeError("submit() needs messages or a request")
@@ -97,6 +99,7 @@ def prepare_job(
         "webhook_url": webhook_url,
         "privacy": privacy,
         "request_id": request_id_var.get(),
+        "traceparent": traceparent or tracing.traceparent(),
     }
     if job_id is not None:
         extra["id"] = job_id

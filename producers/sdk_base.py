@@ -31,6 +31,7 @@ class ClientBase(Generic[Submitted]):
         webhook_url: str | None = None,
         privacy: bool = True,
         resend_queued: bool = False,
+        traceparent: str | None = None,
         **params: Any,
     ) -> Submitted:
         """Enqueues a chat job and returns its id at once (the asyncio client: awaitable).
@@ -39,7 +40,8 @@ class ClientBase(Generic[Submitted]):
         ``request`` is given. A job id that exists already is not sent again, unless
         ``resend_queued`` and the job is still queued: its first send may have been lost with
         a crashed sender. That is safe, as a job runs once however many of its messages
-        arrive. Invalid arguments raise ``InvalidJob`` before anything is sent.
+        arrive. Invalid arguments raise ``InvalidJob`` before anything is sent. The job's
+        trace continues ``traceparent`` (W3C), else the current span, if tracing is on.
         """
         job, queue = self.prepare(
             messages,
@@ -49,6 +51,7 @@ class ClientBase(Generic[Submitted]):
             tenant=tenant,
             webhook_url=webhook_url,
             privacy=privacy,
+            traceparent=traceparent,
             **params,
         )
         return self._send(job, queue, resend_queued=resend_queued, new_id=job_id is None)
@@ -63,6 +66,7 @@ class ClientBase(Generic[Submitted]):
         tenant: str | None = None,
         webhook_url: str | None = None,
         privacy: bool = True,
+        traceparent: str | None = None,
         **params: Any,
     ) -> tuple[ChatJob, str]:
         """The validated job ``submit`` would send, and its queue."""

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from shared.completion import Completion, Usage
+from shared.tracing import valid_traceparent
 
 # Fields that steer chatq itself and are never forwarded to the provider.
 CHATQ_FIELDS = frozenset(
@@ -203,6 +204,13 @@ class ChatJob(BaseModel):
     privacy: bool = True  # mask personal data before it reaches the provider
     session_new_from: int | None = None  # messages from here on are new to the session
     request_id: str | None = None  # the HTTP request that submitted it, for the logs
+    traceparent: str | None = None  # W3C trace context of its submission (shared.tracing)
+
+    @field_validator("traceparent", mode="before")
+    @classmethod
+    def _well_formed(cls, value: Any) -> str | None:
+        """A malformed trace context is dropped, not the job."""
+        return valid_traceparent(value) if isinstance(value, str) else None
 
     @field_serializer("request")
     def _as_sent(self, request: ChatRequest) -> dict[str, Any]:

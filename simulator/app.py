@@ -61,7 +61,9 @@ def create_app(
         """Logs a request and runs it past the key, request, limit and fault checks, as both
         transports do: a refusal, or the admitted request's prompt size and fault (if any)."""
         key = bearer_key(headers)
-        entry = sim.record(body, headers.get(JOB_ID_HEADER), now, key_id(key))
+        entry = sim.record(
+            body, headers.get(JOB_ID_HEADER), now, key_id(key), headers.get("traceparent")
+        )
         if not key_accepted(key, config):
             sim.invalid(entry)
             return Refused(401, error(BAD_KEY_MESSAGE, "invalid_request_error", "invalid_api_key"))

@@ -48,12 +48,19 @@ class Simulator:
         self.log: deque[dict[str, Any]] = deque(maxlen=config.log_size)
 
     def record(
-        self, body: Any, job_id: str | None, now: float, key_id: str | None = None
+        self,
+        body: Any,
+        job_id: str | None,
+        now: float,
+        key_id: str | None = None,
+        traceparent: str | None = None,
     ) -> dict[str, Any]:
-        """Counts a request and logs it (outcome "ok" until told otherwise). A key is logged
-        only as a one-way ``key_id``, never in clear."""
+        """Counts a request and logs it (outcome "ok" until told otherwise), with the trace it
+        came in (W3C ``traceparent``). A key is logged only as a one-way ``key_id``."""
         self.stats.requests += 1
         entry = {"t": now, "body": body, "job_id": job_id, "outcome": "ok", "key_id": key_id}
+        if traceparent is not None:
+            entry["traceparent"] = traceparent
         self.log.append(entry)
         return entry
 

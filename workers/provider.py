@@ -87,15 +87,18 @@ class ProviderClient:
         self._via: dict[str, urllib3.PoolManager] = {}  # URL -> the manager that reaches it
         self._pools: dict[str, tuple[urllib3.HTTPConnectionPool, str]] = {}  # direct URLs
 
-    def complete(self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str) -> ProviderReply:
+    def complete(
+        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, trace: str | None = None
+    ) -> ProviderReply:
+        """The answer to ``body``; ``trace`` (a ``traceparent``) goes with the request."""
         if endpoint.transport == "websocket":  # it only streams: gather the answer
             answer = StreamedAnswer()
             for piece in self.stream(
-                endpoint, {**body, "stream": True}, job_id=job_id, state=StreamState()
+                endpoint, {**body, "stream": True}, job_id=job_id, state=StreamState(), trace=trace
             ):
                 answer.add(piece.data)
             return ProviderReply(answer.completion())
-        response = self._post(endpoint, body, job_id=job_id, stream=False)
+        response = self._post(endpoint, body, job_id=job_id, stream=False, trace=trace)
         try:
             completion = Completion.model_validate_json(response.data)
         except ValidationError as exc:
@@ -106,16 +109,22 @@ class ProviderClient:
         return ProviderReply(completion, exhausted_for(response.headers))
 
     def stream(
-        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, state: StreamState
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        *,
+        job_id: str,
+        state: StreamState,
+        trace: str | None = None,
     ) -> Iterator[StreamChunk]:
         """Yields the answer's chunks as they come; raises if the stream breaks off."""
         if endpoint.transport == "websocket":
-            headers = self._headers(endpoint, job_id=job_id, stream=True)
+            headers = self._headers(endpoint, job_id=job_id, stream=True, trace=trace)
             for chunk in stream_chunks(endpoint.url, body, headers, self.timeouts):
                 yield StreamChunk(chunk)
             state.done = True
             return
-        response = self._post(endpoint, body, job_id=job_id, stream=True)
+        response = self._post(endpoint, body, job_id=job_id, stream=True, trace=trace)
         state.exhausted_for = exhausted_for(response.headers)
         try:
             for data in iter_sse_data(response.stream(None)):
@@ -135,12 +144,16 @@ class ProviderClient:
             response.release_conn()
 
     @staticmethod
-    def _headers(endpoint: Endpoint, *, job_id: str, stream: bool) -> dict[str, str]:
+    def _headers(
+        endpoint: Endpoint, *, job_id: str, stream: bool, trace: str | None
+    ) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
             "Accept": "text/event-stream" if stream else "application/json",
             JOB_ID_HEADER: job_id,
         }
+        if trace is not None:
+            headers["traceparent"] = trace
         if endpoint.api_key:
             headers["Authorization"] = f"Bearer {endpoint.api_key}"
         return headers
@@ -161,7 +174,13 @@ class ProviderClient:
         return manager
 
     def _post(
-        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, stream: bool
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        *,
+        job_id: str,
+        stream: bool,
+        trace: str | None,
     ) -> urllib3.BaseHTTPResponse:
         url = endpoint.url
         try:
@@ -176,7 +195,7 @@ class ProviderClient:
                 "POST",
                 path,
                 body=json.dumps(body).encode(),
-                headers=self._headers(endpoint, job_id=job_id, stream=stream),
+                headers=self._headers(endpoint, job_id=job_id, stream=stream, trace=trace),
                 timeout=self.timeout,
                 preload_content=not stream,
                 redirect=False,

@@ -16,12 +16,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import urllib3
+from opentelemetry.trace import Span, SpanKind
 from redis.exceptions import RedisError
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.completion import Completion, Usage
 from shared.deployments import Deployment, DeploymentRegistry
-from shared.errors import ChatqError, ProviderAuthRejected, ProviderRejected, RateLimited
+from shared.errors import (
+    ChatqError,
+    ProviderAuthRejected,
+    ProviderError,
+    ProviderRejected,
+    RateLimited,
+)
 from shared.jobs import ChatJob
 from shared.settings import RetryPolicy
 from shared.tokens import count_prompt_tokens
@@ -162,22 +170,36 @@ class ProviderCalls:
     ) -> Completion:
         tries = _Tries(route.first, lease)
         while True:
-            metrics.LIMITER_WAIT.labels(tries.deployment.name).observe(tries.lease.wait_s)
-            if tries.lease.wait_s > 0:
-                self.sleep(tries.lease.wait_s)
-            passed = self._pass_gate(tries.deployment, tries.lease)
+            deployment = tries.deployment
+            metrics.LIMITER_WAIT.labels(deployment.name).observe(tries.lease.wait_s)
+            with tracing.span("chatq.limiter", {"chatq.deployment": deployment.name}) as waited:
+                if tries.lease.wait_s > 0:
+                    self.sleep(tries.lease.wait_s)
+                passed = self._pass_gate(deployment, tries.lease)
+                if waited.is_recording():
+                    waited.set_attribute("chatq.limiter.booked_wait_s", tries.lease.wait_s)
             reply: ProviderReply | None = None
-            try:
-                with when_sent(partial(self._sent, tries.deployment, tries.lease, passed)):
-                    reply = self._call_once(job, tries.deployment, relay, choices, expected, index)
-                if reply.exhausted_for:  # spent, says the provider: slow everyone down now
-                    self.limiter.pause(tries.deployment, reply.exhausted_for)
-                return reply.completion
-            except ChatqError as exc:
-                error = exc
-            finally:
-                usage = reply.completion.usage if reply is not None else None
-                self.limiter.settle(tries.lease, usage.total_tokens if usage else None)
+            with tracing.span(
+                f"chat {deployment.provider_model}",
+                attempt_attributes(job, deployment, tries.retries) if tracing.enabled() else None,
+                kind=SpanKind.CLIENT,
+            ) as attempt:
+                try:
+                    with when_sent(partial(self._sent, deployment, tries.lease, passed)):
+                        reply = self._call_once(job, deployment, relay, choices, expected, index)
+                    if reply.exhausted_for:  # spent, says the provider: slow everyone down now
+                        self.limiter.pause(deployment, reply.exhausted_for)
+                    if attempt.is_recording():
+                        attempt.set_attributes(answer_attributes(reply.completion))
+                    return reply.completion
+                except ChatqError as exc:
+                    error = exc
+                    tracing.failed(attempt, exc.code or type(exc).__name__, exc.code)
+                    if isinstance(exc, ProviderError) and exc.status and attempt.is_recording():
+                        attempt.set_attribute("http.response.status_code", exc.status)
+                finally:
+                    usage = reply.completion.usage if reply is not None else None
+                    self.limiter.settle(tries.lease, usage.total_tokens if usage else None)
             self._next_try(job, route, tries, error, choices)
 
     def _pass_gate(self, deployment: Deployment, lease: Lease) -> float:
@@ -255,13 +277,22 @@ class ProviderCalls:
             stream=relay is not None, model=deployment.provider_model, choices=choices
         )
         started = time.perf_counter()
+        trace = tracing.onward(job.traceparent)  # the attempt's span, or the caller's trace
         try:
             if relay is None:
-                return self.provider.complete(endpoint, body, job_id=job.id)
+                return self.provider.complete(endpoint, body, job_id=job.id, trace=trace)
             relay.new_attempt()
             state = StreamState()
-            for chunk in self.provider.stream(endpoint, body, job_id=job.id, state=state):
-                relay.feed(chunk if index is None else reindexed(chunk, index))
+            streamed: Span | None = None
+            chunks = self.provider.stream(endpoint, body, job_id=job.id, state=state, trace=trace)
+            try:
+                for chunk in chunks:
+                    if streamed is None:  # the first token: the stream's span starts
+                        streamed = tracing.start("chatq.stream")
+                    relay.feed(chunk if index is None else reindexed(chunk, index))
+            finally:
+                if streamed is not None:
+                    streamed.end()
             return ProviderReply(relay.finish(expected), state.exhausted_for)
         except ProviderAuthRejected:
             if endpoint.api_key is None:
@@ -274,6 +305,40 @@ class ProviderCalls:
             metrics.PROVIDER_LATENCY.labels(job.request.model, deployment.name).observe(
                 time.perf_counter() - started
             )
+
+
+def attempt_attributes(job: ChatJob, deployment: Deployment, retry: int) -> dict[str, Any]:
+    """What a provider attempt's span says of the request: names and numbers, no text."""
+    request = job.request
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": deployment.provider_model,
+        "chatq.deployment": deployment.name,
+        "chatq.retry": retry,
+        "server.address": urllib3.util.parse_url(deployment.url).host or "",
+    }
+    if (limit := request.completion_limit) is not None:
+        attributes["gen_ai.request.max_tokens"] = limit
+    if request.choice_count != 1:
+        attributes["gen_ai.request.choice.count"] = request.choice_count
+    if request.stream:
+        attributes["chatq.stream"] = True
+    return attributes
+
+
+def answer_attributes(completion: Completion) -> dict[str, Any]:
+    """What a provider attempt's span says of the answer: ids, reasons and token counts."""
+    attributes: dict[str, Any] = {
+        "gen_ai.response.finish_reasons": [c.finish_reason or "" for c in completion.choices],
+    }
+    if completion.id:
+        attributes["gen_ai.response.id"] = completion.id
+    if completion.model:
+        attributes["gen_ai.response.model"] = completion.model
+    if (usage := completion.usage) is not None:
+        attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+        attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+    return attributes
 
 
 def limit_known(job: ChatJob) -> bool:

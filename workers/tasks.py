@@ -10,9 +10,11 @@ from typing import Any
 
 import requests
 from celery import Task
+from opentelemetry.trace import Span
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 
+from shared import tracing
 from shared.celery_config import (
     TASK_CHAT,
     TASK_HTTP_PROBE,
@@ -49,6 +51,7 @@ def get_runner() -> ChatRunner:
     global _runner
     with _runner_lock:
         if _runner is None:
+            tracing.configure("chatq-worker")
             _runner = build_runner(
                 get_settings(),
                 send_webhook=send_webhook,
@@ -142,8 +145,18 @@ def chat(self: Task, job: dict[str, Any]) -> None:
         lifecycle.worker_name = self.request.hostname  # this worker's node name, for the records
     job_token = job_id_var.set(parsed.id)
     request_token = request_id_var.set(parsed.request_id)
+    queue = (self.request.delivery_info or {}).get("routing_key")
     try:
-        runner.run(parsed)
+        with tracing.queued_then_run(
+            parsed.traceparent, parsed.created_at, run_attributes(parsed, queue)
+        ) as run:
+            try:
+                ended = runner.run(parsed)
+            except Deferred:
+                run.set_attribute("chatq.job.outcome", "deferred")
+                raise
+            if run.is_recording():
+                traced_end(run, ended)
     except REDIS_DOWN:
         # Redis went away before the job was recorded as ended: once it is back, send the
         # job again (its claim keeps it from running twice) rather than lose the message.
@@ -167,6 +180,27 @@ def chat(self: Task, job: dict[str, Any]) -> None:
     finally:
         job_id_var.reset(job_token)
         request_id_var.reset(request_token)
+
+
+def run_attributes(job: ChatJob, queue: str | None) -> dict[str, str]:
+    attributes = {
+        "chatq.job.id": job.id,
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": job.request.model,
+    }
+    if queue:
+        attributes["messaging.destination.name"] = queue
+    return attributes
+
+
+def traced_end(run: Span, ended: ChatResult | None) -> None:
+    """How the job ended, on its run's span (None: it had ended already, or was left)."""
+    if ended is None:
+        run.set_attribute("chatq.job.outcome", "not_run")
+        return
+    run.set_attribute("chatq.job.outcome", ended.status.value)
+    if ended.status is JobStatus.failed and ended.error is not None:
+        tracing.failed(run, ended.error.code or ended.error.type, ended.error.code)
 
 
 @app.task(name=TASK_NOOP)

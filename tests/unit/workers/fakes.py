@@ -55,24 +55,34 @@ class FakeProvider:
     script: list[Any] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     endpoints: list[Endpoint] = field(default_factory=list)
+    traces: list[str | None] = field(default_factory=list)  # each request's traceparent
 
-    def _next(self, endpoint: Endpoint, body: dict[str, Any]) -> Any:
+    def _next(self, endpoint: Endpoint, body: dict[str, Any], trace: str | None) -> Any:
         self.bodies.append(body)
         self.endpoints.append(endpoint)
+        self.traces.append(trace)
         step = self.script.pop(0) if self.script else answer()
         if isinstance(step, Exception):
             raise step
         return step
 
-    def complete(self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str) -> ProviderReply:
-        step = self._next(endpoint, body)
+    def complete(
+        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, trace: str | None = None
+    ) -> ProviderReply:
+        step = self._next(endpoint, body, trace)
         assert isinstance(step, Completion), "scripted a stream for a plain call"
         return ProviderReply(step)
 
     def stream(
-        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, state: StreamState
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        *,
+        job_id: str,
+        state: StreamState,
+        trace: str | None = None,
     ) -> Iterator[StreamChunk]:
-        step = self._next(endpoint, body)
+        step = self._next(endpoint, body, trace)
         assert isinstance(step, list), "scripted a plain answer for a stream"
         for chunk in step:
             if isinstance(chunk, Exception):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
+from shared import tracing
 from shared.errors import ProviderRejected, ProviderUnavailable
 from shared.jobs import ChatJob, ChatRequest, Timings
 from shared.settings import RetryPolicy
@@ -115,3 +118,39 @@ def test_n_streamed_one_call_per_choice_publishes_each_as_its_own_index():
     indices = [c["choices"][0]["index"] for c in store.events[asked.id]]
     assert indices.count(0) == indices.count(1) > 1
     assert completion.usage.total_tokens == 10
+
+
+CALLER_TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_with_tracing_off_the_callers_trace_still_reaches_the_provider():
+    provider = FakeProvider([ProviderUnavailable("down", status=503), answer()])
+    caller = calls(provider)
+    asked = job().model_copy(update={"traceparent": CALLER_TRACE})
+    route = caller.route(asked)
+    caller.answer(asked, route, caller.book(asked, route.first))
+    assert provider.traces == [CALLER_TRACE, CALLER_TRACE]
+
+
+def test_with_tracing_on_each_attempt_is_a_span_the_provider_is_told_of():
+    exporter = InMemorySpanExporter()
+    tracing.configure("chatq-test", exporter=exporter)
+    try:
+        provider = FakeProvider([ProviderUnavailable("down", status=503), answer(usage=7)])
+        caller = calls(provider)
+        asked = job(max_tokens=9).model_copy(update={"traceparent": CALLER_TRACE})
+        route = caller.route(asked)
+        with tracing.span("chatq.run", parent=asked.traceparent):
+            caller.answer(asked, route, caller.book(asked, route.first))
+    finally:
+        tracing.shutdown()
+    spans = exporter.get_finished_spans()
+    attempts = [s for s in spans if s.kind is SpanKind.CLIENT]
+    assert [s.attributes["chatq.retry"] for s in attempts] == [0, 1]
+    assert attempts[0].attributes["http.response.status_code"] == 503
+    assert attempts[1].attributes["gen_ai.request.max_tokens"] == 9
+    used = attempts[1].attributes
+    assert used["gen_ai.usage.input_tokens"] + used["gen_ai.usage.output_tokens"] == 7
+    sent_from = [trace.split("-")[2] for trace in provider.traces]
+    assert sent_from == [f"{s.context.span_id:016x}" for s in attempts]
+    assert sum(s.name == "chatq.limiter" for s in spans) == 2
