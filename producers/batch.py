@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from producers.client import ChatqClient
 from producers.jobs import describe_validation_errors, error_for_result
 from producers.openai_format import completion
-from shared import keys
+from shared import keys, tracing
 from shared.errors import ChatqError, error_body, http_status_and_type
 from shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
 from shared.scripts import lua
@@ -180,6 +180,7 @@ class BatchRunner:
         tenant: str | None = None,
         privacy: bool = True,
         expires_at: float | None = None,
+        traceparent: str | None = None,
     ):
         self.client = client
         self.input_path = input_path
@@ -193,10 +194,18 @@ class BatchRunner:
         self.privacy = privacy
         self.expires_at = expires_at  # Unix time; lines not done by then fail as batch_expired
         self.expired = False  # set once a line expired
+        self.traceparent = traceparent  # the trace the batch was created in, if traced
         self.redis = client.store.redis
         self.record = keys.batch_key(self.batch_id)
 
     def run(self) -> Progress:
+        """Submits every line not yet answered and writes the answers as they end; with
+        tracing on, the lines' jobs are children of the batch's span."""
+        attributes = {"chatq.batch.id": self.batch_id}
+        with tracing.span("chatq.batch", attributes, parent=self.traceparent):
+            return self._run_lines()
+
+    def _run_lines(self) -> Progress:
         written, bad_lines = already_written(self.output_path, self.error_path)
         progress = Progress(total=_count_lines(self.input_path))
         self.redis.register_script(lua("producers", "batch_start.lua"))(

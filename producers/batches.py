@@ -25,7 +25,7 @@ from producers.batch import BatchRunner
 from producers.client import ChatqClient
 from producers.files import FileStore
 from producers.tenants import TenantStore
-from shared import keys
+from shared import keys, tracing
 from shared.errors import BatchNotFound, InvalidRequest
 from shared.settings import Settings
 
@@ -83,6 +83,8 @@ class BatchService:
         }
         if tenant is not None:
             record["tenant"] = tenant
+        if (trace := tracing.traceparent()) is not None:  # the request's: the batch's parent
+            record["traceparent"] = trace
         with self.redis.pipeline() as pipe:
             pipe.hset(keys.batch_key(batch_id), mapping=record)
             pipe.zadd(keys.BATCHES, {batch_id: now})
@@ -212,6 +214,7 @@ class BatchService:
                 tenant=tenant,
                 privacy=privacy,
                 expires_at=float(record["expires_at"]),
+                traceparent=record.get("traceparent"),
             )
             runner.run()
             end = runner.outcome()

@@ -74,6 +74,10 @@ class JobStore(StoreBase):
     def get(self, job_id: str) -> JobRecord:
         return self.commands.record(job_id, self.send_command(self.commands.get(job_id)))
 
+    def trace_of(self, job_id: str) -> str | None:
+        """The trace the job was submitted in (a ``traceparent``), if any."""
+        return self.send_command(self.commands.trace(job_id))
+
     def cancel(self, job_id: str, reason: str = "Cancelled by the caller.") -> bool:
         """Cancels a job that has not ended. False if it had already ended."""
         return self.commands.ended(self.send_command(self.commands.cancel(job_id, reason)), job_id)

@@ -22,7 +22,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -130,9 +138,23 @@ def span(
     ``traceparent``); ``links`` are other traces' ``traceparent``s. Off: a no-op span."""
     if _tracer is None:
         return _OFF
-    return _tracer.start_as_current_span(
+    context = _context(parent) if parent is not None else None
+    return _current(_tracer, name, context, kind, attributes, links)
+
+
+def _current(
+    tracer: trace.Tracer,
+    name: str,
+    context: Any,
+    kind: SpanKind,
+    attributes: Attributes | None,
+    links: Sequence[str] = (),
+) -> contextlib.AbstractContextManager[Span]:
+    """A span current within the block, which ends it; what raises through it is the
+    caller's to judge (a deferred job is no failure)."""
+    return tracer.start_as_current_span(
         name,
-        context=_context(parent) if parent is not None else None,
+        context=context,
         kind=kind,
         attributes=attributes,
         links=[link for tp in links if (link := _link(tp)) is not None],
@@ -168,14 +190,8 @@ def queued_then_run(
         start_time=int(created_at * 1e9),
     )
     queued.end()
-    with _tracer.start_as_current_span(
-        "chatq.run",
-        context=trace.set_span_in_context(queued, parent),
-        kind=SpanKind.CONSUMER,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as run:
+    after = trace.set_span_in_context(queued, parent)
+    with _current(_tracer, "chatq.run", after, SpanKind.CONSUMER, attributes) as run:
         yield run
 
 
@@ -185,14 +201,8 @@ def server_span(name: str, headers: Mapping[str, str], attributes: Attributes) -
     if _tracer is None:
         yield INVALID_SPAN
         return
-    with _tracer.start_as_current_span(
-        name,
-        context=_propagator.extract(headers),
-        kind=SpanKind.SERVER,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as served:
+    context = _propagator.extract(headers)
+    with _current(_tracer, name, context, SpanKind.SERVER, attributes) as served:
         yield served
 
 
@@ -207,6 +217,14 @@ def _context(traceparent: str) -> Any:
     return _propagator.extract({"traceparent": traceparent})
 
 
-def _link(traceparent: str) -> Link | None:
+def span_context(traceparent: str | None) -> SpanContext | None:
+    """The span a ``traceparent`` names, to link to; None if there is none."""
+    if traceparent is None:
+        return None
     context = trace.get_current_span(_context(traceparent)).get_span_context()
-    return Link(context) if context.is_valid else None
+    return context if context.is_valid else None
+
+
+def _link(traceparent: str) -> Link | None:
+    context = span_context(traceparent)
+    return Link(context) if context is not None else None

@@ -8,6 +8,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.trace import get_current_span
+
+from shared import tracing
 from shared.completion import chunks_of
 from shared.deployments import DeploymentRegistry
 from shared.errors import ChatqError, JobTimeout
@@ -65,6 +68,7 @@ class SharedAnswers:
                 return None
         if decision.kind == "lead":  # ending the job frees the key and caches the answer
             return self._lead(job, key, claimed, own_call)
+        self._traced(decision)
         if claimed is None:
             claimed = self.lifecycle.claim(job)
         if claimed is None:
@@ -82,6 +86,19 @@ class SharedAnswers:
             return self.lifecycle.end(job, result)
         finally:
             self.lifecycle.release(job.id)
+
+    def _traced(self, decision: Decision) -> None:
+        """The run's span links to the trace of the call it shares (tracing on only)."""
+        run = get_current_span()
+        if not run.is_recording():
+            return
+        cached = decision.cached
+        leader = cached.job_id if cached is not None else decision.leader
+        run.set_attribute("chatq.shared", decision.kind)
+        if leader:
+            run.set_attribute("chatq.shared_from", leader)
+            if (context := tracing.span_context(self.store.trace_of(leader))) is not None:
+                run.add_link(context)
 
     def ending(self, job: ChatJob, key: str, result: ChatResult) -> Sharing:
         """How a leader's end leaves the shared state: key freed, answer cached if done."""

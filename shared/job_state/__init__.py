@@ -192,6 +192,8 @@ def queued_fields(
         fields["webhook_url"] = job.webhook_url
     if reply_to is not None:
         fields["reply_to"] = reply_to
+    if job.traceparent is not None:  # outlives the payload: a shared answer links to it
+        fields["traceparent"] = job.traceparent
     return fields
 
 
@@ -322,6 +324,11 @@ class JobCommands:
     @staticmethod
     def get(job_id: str) -> Command:
         return Command("hgetall", (keys.job_key(job_id),))
+
+    @staticmethod
+    def trace(job_id: str) -> Command:
+        """The trace the job was submitted in (a ``traceparent``, or None)."""
+        return Command("hget", (keys.job_key(job_id), "traceparent"))
 
     @staticmethod
     def record(job_id: str, reply: dict[str, str]) -> JobRecord:

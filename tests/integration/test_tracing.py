@@ -5,6 +5,7 @@ which keeps them in memory (no outside collector)."""
 from __future__ import annotations
 
 import gzip
+import json
 import random
 import secrets
 import threading
@@ -246,3 +247,63 @@ def test_no_span_holds_message_text_tool_arguments_or_a_key(traced, receiver):
         for key, value in span.attributes.items():
             text = str(value)
             assert not any(f in text for f in forbidden if f), (span.name, key, text)
+
+
+def test_a_cache_hit_links_to_the_trace_of_the_call_it_shares(traced, receiver):
+    first, first_trace, _ = new_traceparent()
+    again, again_trace, _ = new_traceparent()
+    body = {"messages": [{"role": "user", "content": f"Once only {secrets.token_hex(4)}"}]}
+    chat(traced, first, **body)
+    chat(traced, again, **body)
+    run = one_span(arrived(receiver, again_trace, {"chatq.run"}), "chatq.run")
+    assert run.attributes["chatq.shared"] == "cached"
+    assert run.links == [first_trace]
+    assert not [s for s in receiver.trace(again_trace) if s.kind == "SPAN_KIND_CLIENT"]
+
+
+def test_batch_lines_are_children_of_their_batch(traced, receiver):
+    traceparent, trace_id, _ = new_traceparent()
+    url = gateway_url(traced)
+    lines = [
+        {
+            "custom_id": f"line-{n}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "sim-mini",
+                "max_tokens": 4,
+                "messages": [{"role": "user", "content": f"batch line {n} {trace_id}"}],
+            },
+        }
+        for n in range(3)
+    ]
+    content = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    uploaded = requests.post(
+        f"{url}/files",
+        files={"file": ("lines.jsonl", content)},
+        data={"purpose": "batch"},
+        timeout=10,
+    ).json()
+    batch = requests.post(
+        f"{url}/batches",
+        json={
+            "input_file_id": uploaded["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+        headers={"traceparent": traceparent},
+        timeout=10,
+    ).json()
+    eventually(
+        lambda: (
+            requests.get(f"{url}/batches/{batch['id']}", timeout=10).json()["status"] == "completed"
+            or None
+        ),
+        timeout=60,
+    )
+    spans = arrived(receiver, trace_id, {"POST /v1/batches", "chatq.batch"}, at_least=11)
+    created = one_span(spans, "POST /v1/batches")
+    batch_span = one_span(spans, "chatq.batch")
+    assert batch_span.parent_id == created.span_id
+    queued = [s for s in spans if s.name == "chatq.queued"]
+    assert len(queued) == 3 and {s.parent_id for s in queued} == {batch_span.span_id}
