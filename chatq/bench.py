@@ -32,6 +32,7 @@ from chatq.bench_chaos import measure_chaos
 from chatq.bench_gateway import GatewayOptions, measure_gateway
 from chatq.bench_gathering import GatheringOptions, measure_gathering
 from chatq.bench_stack import bench_stack
+from chatq.bench_tracing import measure_tracing
 from chatq.chaos import ChaosOptions
 from chatq.processes import stop
 from chatq.stack import start_workers
@@ -41,7 +42,17 @@ from shared.celery_config import TASK_NOOP
 from shared.settings import Settings
 
 _serial = itertools.count()
-SCENARIOS = ("pipeline", "sustained", "ttft", "memory", "gathering", "bulk", "chaos", "gateway")
+SCENARIOS = (
+    "pipeline",
+    "sustained",
+    "ttft",
+    "memory",
+    "gathering",
+    "bulk",
+    "chaos",
+    "gateway",
+    "tracing",
+)
 QUICK_SCENARIOS = ("pipeline", "sustained", "ttft", "memory")
 
 
@@ -122,6 +133,8 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
         report["results"].update(measure_chaos(options.chaos, console))
     if "gateway" in options.scenarios:
         report["results"].update(measure_gateway(options.gateway, console))
+    if "tracing" in options.scenarios:
+        report["results"].update(measure_tracing(options.gateway, console))
     _print(console, report)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2))
@@ -299,6 +312,14 @@ def _print(console: Console, report: dict[str, Any]) -> None:
             f"{r['gateway_cpu_ms_per_request']}",
             ", ".join(f"{k} {v}" for k, v in r["gateway_cpu_ms_per_request_by_process"].items()),
             f"{r['gateway_redis_commands_per_request']} Redis commands",
+        )
+    if "tracing_cost_ms_per_request" in r:
+        table.add_row(
+            "tracing: CPU ms per request, on (OTLP) / off",
+            f"{r['tracing_on_cpu_ms_per_request']} / {r['tracing_off_cpu_ms_per_request']}",
+            f"{r['tracing_spans_per_request']} spans a request, "
+            f"{r['tracing_on_requests_per_s']} / {r['tracing_off_requests_per_s']} requests/s",
+            f"+{r['tracing_cost_ms_per_request']} ms",
         )
     if "chaos_jobs" in r:
         table.add_row(

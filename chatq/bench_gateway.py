@@ -44,9 +44,38 @@ def _body(tag: str) -> Any:
 
 
 def measure_gateway(options: GatewayOptions, console: Console) -> dict[str, Any]:
+    run = load_gateway(options, console, direct=True)
+    assert run.direct is not None
+    return _report(run.direct, run.through, run.cpu_s, run.redis)
+
+
+@dataclass(frozen=True)
+class GatewayRun:
+    """One measured load through the gateway (and, if asked, straight to the simulator)."""
+
+    through: LoadResult
+    cpu_s: dict[str, float]  # CPU seconds each watched process spent under the load
+    redis: RedisUsage
+    direct: LoadResult | None = None
+
+    def cpu_ms_per_request(self) -> float:
+        """Gateway, worker and Redis (not Flower), per request served."""
+        chatq_s = sum(s for name, s in self.cpu_s.items() if name != "flower") + self.redis.cpu_s
+        return chatq_s * 1000 / max(1, self.through.requests)
+
+
+def load_gateway(
+    options: GatewayOptions,
+    console: Console,
+    *,
+    direct: bool,
+    env: dict[str, str] | None = None,
+    title: str = "Gateway",
+) -> GatewayRun:
+    """A stack of its own (with ``env``), warmed up, then the measured load."""
     sim_args = ("--ttft-ms", f"{options.ttft_ms:g}", "--tokens-per-s", "0")
-    env = {"CHATQ_TASK_EVENTS": "true" if options.task_events else "false"}
-    with bench_stack(console, "Gateway", sim_args=sim_args, env=env) as stack:
+    env = {"CHATQ_TASK_EVENTS": "true" if options.task_events else "false", **(env or {})}
+    with bench_stack(console, title, sim_args=sim_args, env=env) as stack:
         parts: list[Part] = []
         try:
             gateway = start_gateway("127.0.0.1", free_port(), stack.env)
@@ -65,8 +94,12 @@ def measure_gateway(options: GatewayOptions, console: Console) -> dict[str, Any]
                     seconds=seconds,
                 )
 
-            with console.status(f"Straight to the simulator, {options.connections} connections..."):
-                direct = load(stack.sim_url, "direct", options.seconds)
+            baseline = None
+            if direct:
+                with console.status(
+                    f"Straight to the simulator, {options.connections} connections..."
+                ):
+                    baseline = load(stack.sim_url, "direct", options.seconds)
             with console.status("Warming the gateway up..."):
                 load(gateway.address, "warm", options.warmup_s)
             watched = {"gateway": gateway, "worker": stack.workers[0], **_flower(parts)}
@@ -82,7 +115,7 @@ def measure_gateway(options: GatewayOptions, console: Console) -> dict[str, Any]
             redis.close()
         finally:
             stop(parts)
-    return _report(direct, through, cpu, used)
+    return GatewayRun(through, cpu, used, baseline)
 
 
 def _flower(parts: list[Part]) -> dict[str, Part]:

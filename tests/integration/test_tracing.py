@@ -1,28 +1,23 @@
 """One trace per job (shared.tracing): the gateway and a worker, real processes configured by
-the standard ``OTEL_*`` variables, send their spans over OTLP/HTTP to a receiver in this test,
-which keeps them in memory (no outside collector)."""
+the standard ``OTEL_*`` variables, send their spans over OTLP/HTTP to an endpoint in this test
+(chatq.otlp_sink), which keeps them in memory: no outside collector."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import random
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import requests
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
-from chatq.processes import free_port, stop
+from chatq.otlp_sink import OtlpSink
+from chatq.processes import stop
 from simulator.faults import FaultInjector
 from tests.integration.conftest import Stack, eventually, start_stack
 
@@ -46,31 +41,11 @@ class ReceivedSpan:
 
 
 class Receiver:
-    """An OTLP/HTTP traces endpoint that keeps what it is sent."""
+    """Keeps the spans an ``OtlpSink`` is sent."""
 
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                receiver.take(ExportTraceServiceRequest.FromString(body))
-                reply = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1/traces"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.sink = OtlpSink(self.take)
 
     def take(self, request: ExportTraceServiceRequest) -> None:
         for resource_spans in request.resource_spans:
@@ -97,8 +72,7 @@ class Receiver:
         return [s for s in self.spans if s.trace_id == trace_id]
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.sink.close()
 
 
 def _attributes(pairs: Any) -> dict[str, Any]:
@@ -129,13 +103,7 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def traced(redis_server: str, receiver: Receiver) -> Iterator[Stack]:
-    env = {
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.url,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
-        "CHATQ_PROVIDER_API_KEY": API_KEY,
-    }
+    env = {**receiver.sink.env(every_ms=50), "CHATQ_PROVIDER_API_KEY": API_KEY}
     sim_args = ["--fail-rate", "0.3", "--faults", "500", "--seed", str(first_fault_then_none())]
     running = start_stack(redis_server, sim_args=sim_args, gateway=True, extra_env=env)
     yield running
@@ -307,3 +275,27 @@ def test_batch_lines_are_children_of_their_batch(traced, receiver):
     assert batch_span.parent_id == created.span_id
     queued = [s for s in spans if s.name == "chatq.queued"]
     assert len(queued) == 3 and {s.parent_id for s in queued} == {batch_span.span_id}
+
+
+@pytest.fixture(scope="module")
+def traced_gevent(redis_server: str, receiver: Receiver) -> Iterator[Stack]:
+    env = {**receiver.sink.env(every_ms=50), "CHATQ_WORKER_POOL": "gevent"}
+    running = start_stack(redis_server, gateway=True, extra_env=env)
+    yield running
+    stop(running.parts)
+
+
+def test_the_gevent_pool_traces_the_same_way(traced_gevent, receiver):
+    traceparent, trace_id, caller_span = new_traceparent()
+    chat(traced_gevent, traceparent)
+    spans = arrived(receiver, trace_id, {"chat sim-mini", "POST /v1/chat/completions"})
+    gateway = one_span(spans, "POST /v1/chat/completions")
+    queued = one_span(spans, "chatq.queued")
+    run = one_span(spans, "chatq.run")
+    attempt = one_span(spans, "chat sim-mini")
+    assert gateway.parent_id == caller_span
+    assert (queued.parent_id, run.parent_id, attempt.parent_id) == (
+        gateway.span_id,
+        queued.span_id,
+        run.span_id,
+    )
