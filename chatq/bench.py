@@ -315,11 +315,13 @@ def _print(console: Console, report: dict[str, Any]) -> None:
         )
     if "tracing_cost_ms_per_request" in r:
         table.add_row(
-            "tracing: CPU ms per request, on (OTLP) / off",
-            f"{r['tracing_on_cpu_ms_per_request']} / {r['tracing_off_cpu_ms_per_request']}",
-            f"{r['tracing_spans_per_request']} spans a request, "
-            f"{r['tracing_on_requests_per_s']} / {r['tracing_off_requests_per_s']} requests/s",
-            f"+{r['tracing_cost_ms_per_request']} ms",
+            "tracing: CPU ms per request, on (OTLP) / 10% sampled / off",
+            f"{r['tracing_on_cpu_ms_per_request']} / {r['tracing_sampled_cpu_ms_per_request']}"
+            f" / {r['tracing_off_cpu_ms_per_request']}",
+            f"{r['tracing_spans_per_request']} spans a request; requests/s "
+            f"{r['tracing_on_requests_per_s']} / {r['tracing_sampled_requests_per_s']} / "
+            f"{r['tracing_off_requests_per_s']}",
+            f"+{r['tracing_cost_ms_per_request']} / +{r['tracing_sampled_cost_ms_per_request']} ms",
         )
     if "chaos_jobs" in r:
         table.add_row(

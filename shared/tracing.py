@@ -106,6 +106,12 @@ def enabled() -> bool:
     return _tracer is not None
 
 
+def recording() -> bool:
+    """Whether the current span is kept (tracing on, and its trace sampled): what is worth
+    working out for a span's attributes."""
+    return _tracer is not None and trace.get_current_span().is_recording()
+
+
 def valid_traceparent(value: str | None) -> str | None:
     """``value`` if it is a well-formed W3C ``traceparent``, else None."""
     return value if value is not None and TRACEPARENT.match(value) else None

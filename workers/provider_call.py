@@ -181,7 +181,7 @@ class ProviderCalls:
             reply: ProviderReply | None = None
             with tracing.span(
                 f"chat {deployment.provider_model}",
-                attempt_attributes(job, deployment, tries.retries) if tracing.enabled() else None,
+                attempt_attributes(job, deployment, tries.retries) if tracing.recording() else None,
                 kind=SpanKind.CLIENT,
             ) as attempt:
                 try:

@@ -147,9 +147,8 @@ def chat(self: Task, job: dict[str, Any]) -> None:
     request_token = request_id_var.set(parsed.request_id)
     queue = (self.request.delivery_info or {}).get("routing_key")
     try:
-        with tracing.queued_then_run(
-            parsed.traceparent, parsed.created_at, run_attributes(parsed, queue)
-        ) as run:
+        attributes = run_attributes(parsed, queue) if tracing.enabled() else {}
+        with tracing.queued_then_run(parsed.traceparent, parsed.created_at, attributes) as run:
             try:
                 ended = runner.run(parsed)
             except Deferred:
