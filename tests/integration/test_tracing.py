@@ -299,3 +299,16 @@ def test_the_gevent_pool_traces_the_same_way(traced_gevent, receiver):
         queued.span_id,
         run.span_id,
     )
+
+
+def test_the_async_job_api_carries_the_callers_trace(traced, receiver):
+    traceparent, trace_id, caller_span = new_traceparent()
+    body = {"model": "sim-mini", "messages": [{"role": "user", "content": "later, please"}]}
+    accepted = requests.post(
+        f"{gateway_url(traced)}/jobs", json=body, headers={"traceparent": traceparent}, timeout=10
+    )
+    assert accepted.status_code == 202, accepted.text
+    spans = arrived(receiver, trace_id, {"POST /v1/jobs", "chatq.run", "chat sim-mini"})
+    submitted = one_span(spans, "POST /v1/jobs")
+    assert submitted.parent_id == caller_span
+    assert one_span(spans, "chatq.queued").parent_id == submitted.span_id

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from producers.jobs import build_request, check_model, error_for_result, raise_for_result
+from producers.jobs import (
+    build_request,
+    check_model,
+    error_for_result,
+    prepare_job,
+    raise_for_result,
+)
+from shared import tracing
 from shared.completion import text_completion
+from shared.deployments import DeploymentRegistry
 from shared.errors import (
     ChatqError,
     InvalidJob,
@@ -64,3 +73,23 @@ def test_failed_results_become_their_error(result, expected):
 def test_done_results_pass_through():
     done = ChatResult(job_id="job_1", status=JobStatus.done, completion=text_completion("ok"))
     assert raise_for_result(done) is done
+
+
+CALLER_TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_a_job_carries_the_trace_it_is_submitted_in():
+    registry = DeploymentRegistry(SETTINGS)
+    given, _ = prepare_job(SETTINGS, registry, "hi", None, None, None, {}, traceparent=CALLER_TRACE)
+    assert given.traceparent == CALLER_TRACE
+    exporter = InMemorySpanExporter()
+    tracing.configure("chatq-test", exporter=exporter)
+    try:
+        with tracing.span("caller") as current:
+            job, _ = prepare_job(SETTINGS, registry, "hi", None, None, None, {})
+    finally:
+        tracing.shutdown()
+    assert job.traceparent is not None
+    assert job.traceparent.split("-")[2] == f"{current.get_span_context().span_id:016x}"
+    untraced, _ = prepare_job(SETTINGS, registry, "hi", None, None, None, {})
+    assert untraced.traceparent is None
