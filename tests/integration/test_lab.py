@@ -27,7 +27,7 @@ from shared.jobs import ChatResult, JobStatus
 from shared.redis_clients import sync_client
 from shared.settings import Settings
 from shared.store import JobRecord
-from tests.integration.conftest import PROVIDER_NICENESS, TEST_ENV
+from tests.integration.conftest import PROVIDER_NICENESS, TEST_ENV, eventually
 
 HOSTS = ("redis", "sim", "gateway", "w1", "w2", "client")
 WORKER_HOSTS = ("w1", "w2")
@@ -276,15 +276,16 @@ def outcomes(settings: Settings, job_ids: list[str]) -> list[Outcome]:
 
 def first_job_on(host: str, load: SteadyLoad, settings: Settings, *, since: float) -> float:
     """When a job submitted after ``since`` first started on worker host ``host``."""
-    deadline = time.monotonic() + REJOIN_BOUND_S
     with ChatqClient(settings) as client:
-        while time.monotonic() < deadline:
+
+        def started_there() -> float | None:
             for job_id in load.accepted[-30:]:
                 record = client.status(job_id)
                 if (record.worker or "").endswith(f"@{host}") and (record.started_at or 0) > since:
                     return record.started_at
-            time.sleep(0.5)
-    raise AssertionError(f"{host} took no job within {REJOIN_BOUND_S:g} s of the join")
+            return None
+
+        return eventually(started_there, timeout=REJOIN_BOUND_S, every=0.5)
 
 
 @dataclass
