@@ -53,13 +53,19 @@ async def subscribed(redis, channel: str) -> None:
     raise AssertionError(f"nobody subscribed to {channel}")
 
 
+async def awaited_job(jobs, ends) -> ChatJob:
+    """A job just created to end on ``ends``' channel, once the channel is listened to."""
+    job = new_job()
+    ends.expect(job.id)
+    await jobs.create(job, "q", reply_to=ends.channel)
+    await subscribed(jobs.redis, ends.channel)
+    return job
+
+
 def test_an_awaited_job_ends_on_its_reply_channel_not_its_stream(store, redis_server):
     async def scenario() -> ChatResult:
         async with awaiting(redis_server) as (jobs, ends):
-            job = new_job()
-            ends.expect(job.id)
-            await jobs.create(job, "q", reply_to=ends.channel)
-            await subscribed(jobs.redis, ends.channel)
+            job = await awaited_job(jobs, ends)
             store.start(job)
             assert store.finish(done(job, "pushed"))
             return await ends.wait(job.id, timeout=5)
@@ -71,10 +77,7 @@ def test_an_awaited_job_ends_on_its_reply_channel_not_its_stream(store, redis_se
 def test_a_stray_message_on_the_channel_stops_no_wait(store, redis_server):
     async def scenario() -> ChatResult:
         async with awaiting(redis_server) as (jobs, ends):
-            job = new_job()
-            ends.expect(job.id)
-            await jobs.create(job, "q", reply_to=ends.channel)
-            await subscribed(jobs.redis, ends.channel)
+            job = await awaited_job(jobs, ends)
             store.redis.publish(ends.channel, "not a job's end")
             store.start(job)
             store.finish(done(job, "after the noise"))
@@ -99,10 +102,7 @@ def test_a_job_that_ended_before_the_subscription_is_caught_up(store, redis_serv
 def test_ends_missed_while_the_connection_was_down_are_caught_up(store, redis_server):
     async def scenario() -> ChatResult:
         async with awaiting(redis_server) as (jobs, ends):
-            job = new_job()
-            ends.expect(job.id)
-            await jobs.create(job, "q", reply_to=ends.channel)
-            await subscribed(jobs.redis, ends.channel)
+            job = await awaited_job(jobs, ends)
             store.redis.client_kill_filter(_type="pubsub")
             store.start(job)
             store.finish(done(job, "while away"))  # published to no one
