@@ -122,5 +122,5 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
             self._sync.close()
         if self._ends is not None:
             await self._ends.aclose()
-        await self.store.redis.aclose()
+        await self.store.aclose()
         self.celery.close()

@@ -143,7 +143,7 @@ class ChatqClient(ClientBase[str]):
         return True
 
     def close(self) -> None:
-        self.store.redis.close()
+        self.store.close()
         self.celery.close()
 
     def __enter__(self) -> ChatqClient:

@@ -15,6 +15,7 @@ from shared.job_state import (
     Busy,
     Claim,
     Claimed,
+    Command,
     DeadLetterEntry,
     Ending,
     JobCommands,
@@ -26,6 +27,7 @@ from shared.job_state import (
     queued_fields,
 )
 from shared.jobs import ChatJob, ChatResult
+from shared.multiplexed import ThreadMultiplexer
 from shared.protocol import DeltaEvent, EndEvent, Event, decode_event
 from shared.redis_clients import sync_client
 from shared.scripts import ScriptCall
@@ -46,13 +48,29 @@ __all__ = [
 
 
 class JobStore(StoreBase):
-    """Reads and writes job records and event streams on a (synchronous) Redis client."""
+    """Reads and writes job records and event streams on a (synchronous) Redis client.
+    Scripts, which answer at once, go in groups on one connection for all threads
+    (``shared.multiplexed``); other commands take one of the client's pool each."""
 
     redis: Redis
+
+    def __init__(self, redis: Redis, **options: Any):
+        super().__init__(redis, **options)
+        self.lines = ThreadMultiplexer(redis)
 
     @staticmethod
     def connect(url: str) -> Redis:
         return sync_client(url)
+
+    def send_command(self, command: Command | ScriptCall) -> Any:
+        if isinstance(command, ScriptCall):
+            return self.lines.script(command)
+        return command.run(self.redis, self.scripts)
+
+    def close(self) -> None:
+        """Closes its connections, and its client's."""
+        self.lines.close()
+        self.redis.close()
 
     # -- producer side -------------------------------------------------------------------------
 

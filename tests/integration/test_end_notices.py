@@ -42,7 +42,7 @@ async def awaiting(url: str) -> AsyncIterator[tuple[AsyncJobStore, EndNotices]]:
         yield store, ends
     finally:
         await ends.aclose()
-        await store.redis.aclose()
+        await store.aclose()
 
 
 async def subscribed(redis, channel: str) -> None:
