@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from producers.aio import AsyncChatqClient
-from producers.callers import AdmittedCaller, Caller, Client
+from producers.callers import AdmittedCaller, Caller, Client, gateway_client
 from producers.errors import error_response
 from producers.jobs import error_for_result
 from producers.openai_format import (
@@ -48,8 +48,9 @@ STREAM_OR_JSON = {
 
 @router.post("/v1/chat/completions", response_model=None, responses=STREAM_OR_JSON)
 async def chat_completions(
-    body: ChatRequest, request: Request, client: Client, who: AdmittedCaller
+    body: ChatRequest, request: Request, who: AdmittedCaller
 ) -> JSONResponse | StreamingResponse:
+    client = gateway_client(request)  # not a dependency: the hot path's, solved per request
     if (session := request.headers.get("x-session-id")) and body.session_id is None:
         body.session_id = session
     submit = client.submit if body.stream else client.submit_awaited

@@ -4,7 +4,7 @@ the logs and the jobs the request submits, and returns it in the response's head
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,7 +23,7 @@ class RequestIds:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(HEADER, b"")
-        request_id = given.decode() if ACCEPTED.match(given) else f"req_{uuid.uuid4().hex}"
+        request_id = given.decode() if ACCEPTED.match(given) else f"req_{secrets.token_hex(16)}"
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import socket
 import uuid
 from typing import Any
@@ -62,7 +63,7 @@ def chat_message(job: dict[str, Any], queue: str) -> str:
             "delivery_info": {"exchange": "", "routing_key": queue},
             "priority": 0,
             "body_encoding": "base64",
-            "delivery_tag": str(uuid.uuid4()),
+            "delivery_tag": secrets.token_hex(16),
         },
     }
     return orjson.dumps(envelope).decode()

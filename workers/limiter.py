@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -159,7 +159,7 @@ class ClusterLimiter:
         pacing = Pacing.of(deployment)
         if not (pacing.ms_per_request or pacing.ms_per_token or deployment.max_concurrency):
             return self._unlimited(deployment, tokens, max_wait_s)
-        lease_id = uuid.uuid4().hex
+        lease_id = secrets.token_hex(16)
         name = deployment.name
         booked, wait_ms, now_ms = self._acquire(
             keys=[

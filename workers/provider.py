@@ -6,12 +6,12 @@ Retries are not done here (see ``workers.provider_call``): a call either returns
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import urllib3
 from pydantic import ValidationError
 from requests.utils import get_environ_proxies
@@ -131,7 +131,7 @@ class ProviderClient:
                 if data.strip() == "[DONE]":
                     state.done = True
                     break
-                chunk = json.loads(data)
+                chunk = orjson.loads(data)
                 if "error" in chunk:
                     raise ProviderUnavailable(f"Provider stream error: {chunk['error']}")
                 yield StreamChunk(chunk, data)
@@ -194,7 +194,7 @@ class ProviderClient:
             response = pool.urlopen(
                 "POST",
                 path,
-                body=json.dumps(body).encode(),
+                body=orjson.dumps(body),
                 headers=self._headers(endpoint, job_id=job_id, stream=stream, trace=trace),
                 timeout=self.timeout,
                 preload_content=not stream,
