@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 
+from urllib3 import HTTPHeaderDict
+
 MAX_RETRY_AFTER = 60.0  # a longer wait is not trusted: back off on our own schedule
 
 
@@ -32,8 +34,10 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header ``name`` (lower case) in any case; urllib3's headers already
+    ignore it, a plain dict is searched."""
     value = headers.get(name)
-    if value is None:
+    if value is None and not isinstance(headers, HTTPHeaderDict):
         value = next((v for k, v in headers.items() if k.lower() == name), None)
     return value
 
