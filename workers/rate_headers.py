@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from email.message import Message
 from email.utils import parsedate_to_datetime
 
 from urllib3 import HTTPHeaderDict
+
+CASE_BLIND = (HTTPHeaderDict, Message)  # urllib3's headers, http.client's
 
 MAX_RETRY_AFTER = 60.0  # a longer wait is not trusted: back off on our own schedule
 
@@ -34,10 +37,10 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """The value of header ``name`` (lower case) in any case; urllib3's headers already
+    """The value of header ``name`` (lower case) in any case; HTTP clients' headers already
     ignore it, a plain dict is searched."""
     value = headers.get(name)
-    if value is None and not isinstance(headers, HTTPHeaderDict):
+    if value is None and not isinstance(headers, CASE_BLIND):
         value = next((v for k, v in headers.items() if k.lower() == name), None)
     return value
 

@@ -3,9 +3,10 @@
 A thread that passes the limiter's send gate may still be held before its request leaves:
 urllib3's Python code between the gate and the socket needs the GIL, which 200 threads share.
 On a loaded 2-core machine that took up to 26 ms (measured against the simulator's arrival
-times), a good part of the gate's 80 ms margin. The provider pools here build connections
-that call ``when_sent``'s callback right after a request is written, so the limiter can
-count the call as sent when it really was.
+times), a good part of the gate's 80 ms margin. The provider's connections
+(``workers.http_transport``, and the urllib3 pools here for proxied endpoints) call
+``when_sent``'s callback right after a request is written, so the limiter can count the
+call as sent when it really was.
 """
 
 from __future__ import annotations
@@ -31,13 +32,18 @@ def when_sent(callback: Callable[[], None]) -> Iterator[None]:
         _on_sent.reset(token)
 
 
+def tell_sent() -> None:
+    """Called by a connection right after it has written this thread's request."""
+    callback = _on_sent.get()
+    if callback is not None:
+        _on_sent.set(None)
+        callback()
+
+
 class _Telling:
     def request(self, *args: Any, **kwargs: Any) -> None:
         super().request(*args, **kwargs)  # type: ignore[misc]
-        callback = _on_sent.get()
-        if callback is not None:
-            _on_sent.set(None)
-            callback()
+        tell_sent()
 
 
 class TellingHTTPConnection(_Telling, HTTPConnection):
