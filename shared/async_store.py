@@ -8,32 +8,18 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.job_state import Command, JobRecord, StoreBase, not_found, pipelined_async
+from shared.job_state import JobRecord, StoreBase, not_found, pipelined_async
 from shared.jobs import ChatJob, ChatResult
 from shared.multiplexed import Multiplexer
 from shared.protocol import EndEvent, Event
 from shared.redis_clients import async_client
-from shared.scripts import ScriptCall
 
 
 class AsyncJobStore(StoreBase):
-    """Scripts, which answer at once, share one connection (``shared.multiplexed``); other
-    commands, blocking reads among them, take one of the client's pool each."""
-
     redis: Redis
-
-    def __init__(self, redis: Redis, **options: Any):
-        super().__init__(redis, **options)
-        self.lines = Multiplexer(redis)
-
-    @staticmethod
-    def connect(url: str) -> Redis:
-        return async_client(url)
-
-    def send_command(self, command: Command | ScriptCall) -> Any:
-        if isinstance(command, ScriptCall):
-            return self.lines.script(command)
-        return command.run(self.redis, self.scripts)
+    lines: Multiplexer
+    connect = staticmethod(async_client)
+    multiplex = Multiplexer
 
     async def aclose(self) -> None:
         """Closes its connections, and its client's."""

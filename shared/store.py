@@ -15,7 +15,6 @@ from shared.job_state import (
     Busy,
     Claim,
     Claimed,
-    Command,
     DeadLetterEntry,
     Ending,
     JobCommands,
@@ -48,24 +47,12 @@ __all__ = [
 
 
 class JobStore(StoreBase):
-    """Reads and writes job records and event streams on a (synchronous) Redis client.
-    Scripts, which answer at once, go in groups on one connection for all threads
-    (``shared.multiplexed``); other commands take one of the client's pool each."""
+    """Reads and writes job records and event streams on a (synchronous) Redis client."""
 
     redis: Redis
-
-    def __init__(self, redis: Redis, **options: Any):
-        super().__init__(redis, **options)
-        self.lines = ThreadMultiplexer(redis)
-
-    @staticmethod
-    def connect(url: str) -> Redis:
-        return sync_client(url)
-
-    def send_command(self, command: Command | ScriptCall) -> Any:
-        if isinstance(command, ScriptCall):
-            return self.lines.script(command)
-        return command.run(self.redis, self.scripts)
+    lines: ThreadMultiplexer
+    connect = staticmethod(sync_client)
+    multiplex = ThreadMultiplexer
 
     def close(self) -> None:
         """Closes its connections, and its client's."""

@@ -488,8 +488,11 @@ class JobCommands:
 
 
 class StoreBase:
-    """What the sync and asyncio stores share: their client, the commands, and the scripts
-    registered on that client. A subclass says how to make a client (``connect``)."""
+    """What the sync and asyncio stores share: their client, the commands, and the lines
+    scripts go on. A subclass says how to make a client (``connect``) and its lines
+    (``multiplex``, from ``shared.multiplexed``): scripts, which answer at once, go in groups
+    on one connection; other commands, blocking reads among them, take one of the client's
+    pool each."""
 
     def __init__(
         self,
@@ -510,9 +513,14 @@ class StoreBase:
             clock=clock,
         )
         self.scripts: dict[str, Any] = {}  # registered on this client, by source
+        self.lines = self.multiplex(redis)
 
     @staticmethod
     def connect(url: str) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def multiplex(redis: Any) -> Any:
         raise NotImplementedError
 
     @classmethod
@@ -529,4 +537,6 @@ class StoreBase:
 
     def send_command(self, command: Command | ScriptCall) -> Any:
         """Sends one command or script call (an awaitable, on an asyncio client)."""
+        if isinstance(command, ScriptCall):
+            return self.lines.script(command)
         return command.run(self.redis, self.scripts)

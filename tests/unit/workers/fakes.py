@@ -4,8 +4,10 @@ the runner's parts can be tested alone and exactly. End-to-end tests use the rea
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from shared.completion import Completion
@@ -15,6 +17,39 @@ from shared.jobs import ChatJob, ChatResult, JobStatus
 from shared.store import JobStore
 from workers.limiter import Deferred, Lease
 from workers.provider import Endpoint, ProviderReply, StreamChunk, StreamState
+
+HI = json.dumps(  # a provider's answer "hi", as it sends it
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
+        ],
+    }
+).encode()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A test HTTP server's handler: logs nothing, and answers with ``reply``."""
+
+    def reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
+    """A server on a free local port, running in a daemon thread (``shutdown`` it after)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def answer(text: str = "Hi there", *, n: int = 1, usage: int = 5) -> Completion:

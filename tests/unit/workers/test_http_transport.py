@@ -4,28 +4,15 @@ server closed one while it was idle, and sent through a proxy the environment na
 from __future__ import annotations
 
 import http.client
-import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from shared.settings import ProviderTimeouts
+from tests.unit.workers.fakes import HI, QuietHandler, serve
 from workers.provider import Endpoint, ProviderClient
 
-ANSWER = json.dumps(
-    {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "m",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}
-        ],
-    }
-).encode()
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 
 
@@ -37,25 +24,17 @@ class Provider:
         self.close_after_answer = False
         provider = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers["Content-Length"]))
                 provider.connections.append(self.client_address)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(ANSWER)))
-                self.end_headers()
-                self.wfile.write(ANSWER)
+                self.reply(200, HI)
                 self.close_connection = provider.close_after_answer  # without saying so
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 @pytest.fixture()
@@ -88,25 +67,16 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(provider):
 def test_an_endpoint_behind_a_proxy_is_reached_through_it(provider, monkeypatch):
     relayed: list[str] = []
 
-    class Proxy(BaseHTTPRequestHandler):
+    class Proxy(QuietHandler):
         def do_POST(self) -> None:  # a forward proxy: the request line names the whole URL
             relayed.append(self.path)
             body = self.rfile.read(int(self.headers["Content-Length"]))
-            host = self.path.split("/")[2]
-            upstream = http.client.HTTPConnection(host)
-            upstream.request("POST", self.path, body=body, headers={"Content-Type": "json"})
+            upstream = http.client.HTTPConnection(self.path.split("/")[2])
+            upstream.request("POST", self.path, body=body)
             answer = upstream.getresponse()
-            data = answer.read()
-            self.send_response(answer.status)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(answer.status, answer.read())
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    proxy = serve(Proxy)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
