@@ -11,13 +11,13 @@ sampled with temperature > 0 share only when the caller allows it (``coalesce=Tr
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
 from redis import Redis
 
 from shared.job_state import answers
@@ -28,8 +28,9 @@ KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
 # How long a process keeps an answer in its own LRU: hot keys skip Redis, while an answer
 # removed from Redis (its user erased) is served from memory for at most this long.
 LRU_TTL_S = 30.0
-# Part of every key: raised when a cached answer's shape changes, so old entries go unread.
-ANSWER_FORMAT = 4
+# Part of every key: raised when a cached answer's shape or the key's encoding changes, so
+# old entries go unread (5: keys encoded by orjson).
+ANSWER_FORMAT = 5
 
 
 def request_key(request: ChatRequest) -> str | None:
@@ -44,10 +45,8 @@ def identity(request: ChatRequest) -> str:
     """A digest that identical requests (as defined above) have in common."""
     body = request.model_dump(mode="json", exclude_none=True, exclude=set(KEY_EXCLUDED))
     body["messages"] = [_normalised(m) for m in body["messages"]]
-    canonical = json.dumps(
-        [ANSWER_FORMAT, body], sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hashlib.blake2b(canonical.encode(), digest_size=20).hexdigest()
+    canonical = orjson.dumps([ANSWER_FORMAT, body], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=20).hexdigest()
 
 
 def _normalised(message: dict[str, Any]) -> dict[str, Any]:

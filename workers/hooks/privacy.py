@@ -121,7 +121,8 @@ class Masker:
 
     def avoid(self, text: str) -> None:
         """Never use a placeholder that ``text`` contains already."""
-        self._forbidden.update(m.group() for m in _PLACEHOLDER.finditer(text))
+        if "[" in text:  # most texts hold none: no scan
+            self._forbidden.update(m.group() for m in _PLACEHOLDER.finditer(text))
 
     def mask(self, text: str) -> str:
         self.avoid(text)
