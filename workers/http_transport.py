@@ -53,9 +53,10 @@ class _PooledReply(Reply):
         self.headers = response.headers
 
     def read(self) -> bytes:
-        data = self._response.read()
-        self.close()
-        return data
+        try:
+            return self._response.read()
+        finally:
+            self.close()  # read whole: back to the pool; broken off: closed
 
     def chunks(self) -> Iterator[bytes]:
         while chunk := self._response.read1(READ_SIZE):
