@@ -35,11 +35,11 @@ from chatq.bench_stack import bench_stack
 from chatq.bench_tracing import measure_tracing
 from chatq.chaos import ChaosOptions
 from chatq.processes import stop
+from chatq.producers.client import ChatqClient
+from chatq.producers.jobs import producer_app
+from chatq.shared.celery_config import TASK_NOOP
+from chatq.shared.settings import Settings
 from chatq.stack import start_workers
-from producers.client import ChatqClient
-from producers.jobs import producer_app
-from shared.celery_config import TASK_NOOP
-from shared.settings import Settings
 
 _serial = itertools.count()
 SCENARIOS = (

@@ -16,9 +16,9 @@ import requests
 from rich.console import Console
 
 from chatq.bench_stack import bench_stack, rss_mb
-from producers.client import ChatqClient
-from producers.jobs import producer_app
-from shared.celery_config import TASK_HTTP_PROBE
+from chatq.producers.client import ChatqClient
+from chatq.producers.jobs import producer_app
+from chatq.shared.celery_config import TASK_HTTP_PROBE
 
 _serial = itertools.count()
 

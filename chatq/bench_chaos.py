@@ -12,8 +12,8 @@ from rich.console import Console
 from chatq.bench_stack import bench_stack
 from chatq.chaos import ChaosOptions, run_chaos
 from chatq.processes import Part
+from chatq.producers.client import ChatqClient
 from chatq.stack import start_worker
-from producers.client import ChatqClient
 
 WORKERS = 3
 SIM_ARGS = ("--ttft-ms", "300", "--tokens-per-s", "50", "--log-size", "200000")

@@ -15,8 +15,8 @@ from chatq.bench_stack import bench_stack
 from chatq.http_load import LoadResult, run_load
 from chatq.process_cpu import RedisUsage, cpu_seconds
 from chatq.processes import Part, free_port, stop
+from chatq.shared.redis_clients import sync_client
 from chatq.stack import start_flower, start_gateway, without_metrics_dir
-from shared.redis_clients import sync_client
 
 
 @dataclass

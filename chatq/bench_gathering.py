@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from rich.console import Console
 
 from chatq.bench_stack import bench_stack
-from producers.client import ChatqClient
+from chatq.producers.client import ChatqClient
 
 _serial = itertools.count()
 

@@ -13,8 +13,8 @@ import requests
 from rich.console import Console
 
 from chatq.processes import Part, free_port, stop
+from chatq.shared.settings import Settings
 from chatq.stack import start_redis, start_simulator, start_workers
-from shared.settings import Settings
 
 
 @dataclass

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from redis import Redis
 
 from chatq.processes import Part, kill
-from producers.client import ChatqClient
-from shared.job_state import JobCommands, pipelined
-from shared.jobs import JobStatus
-from shared.settings import Settings
-from workers.recovery import sweep_interval_s
+from chatq.producers.client import ChatqClient
+from chatq.shared.job_state import JobCommands, pipelined
+from chatq.shared.jobs import JobStatus
+from chatq.shared.settings import Settings
+from chatq.workers.recovery import sweep_interval_s
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,14 @@ import typer
 from rich.console import Console
 
 from chatq import keys_cli
-from shared.errors import ChatqError, QueueUnavailable
-from shared.redis_clients import sync_client
-from shared.settings import Settings, get_settings
+from chatq.shared.errors import ChatqError, QueueUnavailable
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from producers.client import ChatqClient
+    from chatq.producers.client import ChatqClient
 
 cli = typer.Typer(
     help="chatq: a queue-based distributed worker system for AI chat jobs.",
@@ -86,7 +86,7 @@ def worker(
         from gevent import monkey
 
         monkey.patch_all()
-    from workers.celery_app import app
+    from chatq.workers.celery_app import app
 
     argv = [
         "worker",
@@ -119,7 +119,7 @@ def gateway(
         console.print(f"[red]{refusal}[/]")
         raise typer.Exit(2)
     uvicorn.run(
-        "producers.gateway:create_app",
+        "chatq.producers.gateway:create_app",
         factory=True,
         host=host,
         port=port or settings.gateway_port,
@@ -155,7 +155,7 @@ def _loopback(host: str) -> bool:
 )
 def sim(ctx: typer.Context) -> None:
     """Run the OpenAI-compatible provider simulator (see `chatq sim --help`)."""
-    from simulator.__main__ import main as simulator_main
+    from chatq.simulator.__main__ import main as simulator_main
 
     simulator_main(list(ctx.args))
 
@@ -168,7 +168,7 @@ def chat(
     max_tokens: Annotated[int | None, typer.Option(min=1)] = None,
 ) -> None:
     """Send one chat through the queue (needs `chatq up` or Redis and a worker running)."""
-    from producers.client import ChatqClient
+    from chatq.producers.client import ChatqClient
 
     def run() -> None:
         with ChatqClient() as client:
@@ -205,7 +205,7 @@ def stream_chat(client: ChatqClient, prompt: str, **params: object) -> None:
 @cli.command()
 def status(job_id: str) -> None:
     """Show a job's record."""
-    from producers.client import ChatqClient
+    from chatq.producers.client import ChatqClient
 
     def run() -> None:
         with ChatqClient() as client:
@@ -217,7 +217,7 @@ def status(job_id: str) -> None:
 @cli.command()
 def cancel(job_id: str) -> None:
     """Cancel a job that has not ended."""
-    from producers.client import ChatqClient
+    from chatq.producers.client import ChatqClient
 
     def run() -> None:
         with ChatqClient() as client:
@@ -234,7 +234,7 @@ def dlq_list(limit: Annotated[int, typer.Option(min=1, help="How many, newest fi
 
     from rich.table import Table
 
-    from producers.client import ChatqClient
+    from chatq.producers.client import ChatqClient
 
     def run() -> None:
         with ChatqClient() as client:
@@ -264,7 +264,7 @@ def dlq_retry(
     all_: Annotated[bool, typer.Option("--all", help="Retry every dead letter.")] = False,
 ):
     """Send dead-lettered jobs again, under their own ids."""
-    from producers.client import ChatqClient
+    from chatq.producers.client import ChatqClient
 
     if (job_id is None) == (not all_):
         console.print("[bold red]error:[/] give a JOB_ID or --all")
@@ -289,7 +289,7 @@ def dlq_retry(
 @dlq.command("purge")
 def dlq_purge(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False):
     """Forget every dead letter."""
-    from producers.client import ChatqClient
+    from chatq.producers.client import ChatqClient
 
     if not yes and not typer.confirm("Forget every dead letter?"):
         raise typer.Exit(1)
@@ -313,8 +313,8 @@ def batch_run(
     """Run a batch file through the bulk queue; run it again to resume after a crash."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from producers.batch import BatchRunner
-    from producers.client import ChatqClient
+    from chatq.producers.batch import BatchRunner
+    from chatq.producers.client import ChatqClient
 
     def run() -> None:
         columns = [
@@ -353,7 +353,7 @@ def batch_run(
 
 
 def _batch_id(batch_or_input: str) -> str:
-    from producers.batch import batch_id_for
+    from chatq.producers.batch import batch_id_for
 
     path = Path(batch_or_input)
     return batch_id_for(path) if path.exists() else batch_or_input
@@ -363,7 +363,7 @@ def _batch_id(batch_or_input: str) -> str:
 def batch_status(batch_or_input: Annotated[str, typer.Argument(help="Batch id or input file.")]):
     """Show a batch's progress."""
 
-    from shared.keys import batch_key
+    from chatq.shared.keys import batch_key
 
     redis = sync_client(get_settings().effective_redis_url)
     record = redis.hgetall(batch_key(_batch_id(batch_or_input)))
@@ -377,7 +377,7 @@ def batch_status(batch_or_input: Annotated[str, typer.Argument(help="Batch id or
 def batch_cancel(batch_or_input: Annotated[str, typer.Argument(help="Batch id or input file.")]):
     """Ask a running batch to stop: nothing more is sent, jobs in flight are cancelled."""
 
-    from shared.keys import batch_key
+    from chatq.shared.keys import batch_key
 
     redis = sync_client(get_settings().effective_redis_url)
     key = batch_key(_batch_id(batch_or_input))

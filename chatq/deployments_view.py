@@ -7,10 +7,10 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from shared import keys
-from shared.deployments import DeploymentRegistry
-from shared.redis_clients import sync_client
-from shared.settings import Settings
+from chatq.shared import keys
+from chatq.shared.deployments import DeploymentRegistry
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.settings import Settings
 
 
 def show_deployments(settings: Settings, console: Console) -> None:

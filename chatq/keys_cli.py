@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from producers.tenants import TenantSettings, TenantStore
-from shared.errors import ChatqError
-from shared.redis_clients import sync_client
-from shared.settings import get_settings
+from chatq.producers.tenants import TenantSettings, TenantStore
+from chatq.shared.errors import ChatqError
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.settings import get_settings
 
 keys = typer.Typer(
     help="Gateway API keys: create (bound to a tenant), list, revoke; set tenant quotas.",

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from chatq import netns
 from chatq.lab_switch import DEVICE
 from chatq.processes import in_network_namespace
-from shared.errors import ChatqError
+from chatq.shared.errors import ChatqError
 
 SUBNET = "10.213.0"  # host n gets SUBNET.n; nothing outside the lab's namespaces uses it
 

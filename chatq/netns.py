@@ -8,7 +8,7 @@ import ctypes
 import os
 from collections.abc import Iterator
 
-from shared.errors import ChatqError
+from chatq.shared.errors import ChatqError
 
 CLONE_NEWNET = 0x40000000
 

@@ -20,7 +20,7 @@ from typing import IO
 
 import requests
 
-from shared.errors import ChatqError
+from chatq.shared.errors import ChatqError
 
 STOP_GRACE_S = 10.0
 

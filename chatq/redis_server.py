@@ -8,8 +8,8 @@ from pathlib import Path
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from shared.errors import ChatqError
-from shared.redis_clients import sync_client
+from chatq.shared.errors import ChatqError
+from chatq.shared.redis_clients import sync_client
 
 
 def find_redis_server() -> str:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatq.processes import Part, http_ok, python_module_command, spawn, stop, wait_until
+from chatq.producers.jobs import producer_app
 from chatq.redis_server import redis_answers, redis_command, sentinel_command
-from producers.jobs import producer_app
-from shared.settings import Settings
+from chatq.shared.settings import Settings
 
 READY_TIMEOUT_S = 60.0
 
@@ -68,7 +68,7 @@ def start_simulator(
     niceness: int = 0,
     host: str = "127.0.0.1",
 ) -> Part:
-    command = python_module_command("simulator", "--host", host, "--port", str(port), *args)
+    command = python_module_command("chatq.simulator", "--host", host, "--port", str(port), *args)
     part = spawn(
         "simulator",
         command,
@@ -192,7 +192,7 @@ def start_flower(port: int, env: Mapping[str, str], *, log_dir: Path | None = No
     command = python_module_command(
         "celery",
         "-A",
-        "workers.celery_app",
+        "chatq.workers.celery_app",
         "flower",
         f"--port={port}",
         "--address=127.0.0.1",

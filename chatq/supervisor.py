@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chatq.processes import Part
-from shared.errors import ChatqError
+from chatq.shared.errors import ChatqError
 
 FIRST_DELAY_S = 1.0  # before the first restart; doubled for each death in the window
 MAX_DELAY_S = 30.0

@@ -15,6 +15,9 @@ from rich.table import Table
 
 from chatq.processes import Part, port_in_use, stop
 from chatq.redis_server import wait_for_redis
+from chatq.shared.errors import ChatqError
+from chatq.shared.redis_clients import redact
+from chatq.shared.settings import Settings, get_settings
 from chatq.stack import (
     metrics_env,
     start_flower,
@@ -26,9 +29,6 @@ from chatq.stack import (
     without_metrics_dir,
 )
 from chatq.supervisor import Supervisor
-from shared.errors import ChatqError
-from shared.redis_clients import redact
-from shared.settings import Settings, get_settings
 
 
 @dataclass
@@ -178,7 +178,7 @@ def _print_table(console: Console, rows: list[tuple[str, str]]) -> None:
 
 def _demo(settings: Settings, env: dict[str, str], prompt: str) -> None:
     from chatq.cli import stream_chat
-    from producers.client import ChatqClient
+    from chatq.producers.client import ChatqClient
 
     demo_settings = settings.model_copy(update={"redis_url": env["CHATQ_REDIS_URL"]})
     with ChatqClient(demo_settings) as client:

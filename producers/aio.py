@@ -6,18 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
+from chatq.producers import jobs
+from chatq.producers.client import ChatqClient
+from chatq.producers.jobs import Messages, raise_for_result
+from chatq.producers.sdk_base import ClientBase, text_of
+from chatq.shared.async_store import AsyncJobStore
+from chatq.shared.end_notices import EndNotices
+from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
+from chatq.shared.protocol import Event
+from chatq.shared.settings import Settings, get_settings
+from chatq.shared.store import JobRecord
 from redis.asyncio import Redis
-
-from producers import jobs
-from producers.client import ChatqClient
-from producers.jobs import Messages, raise_for_result
-from producers.sdk_base import ClientBase, text_of
-from shared.async_store import AsyncJobStore
-from shared.end_notices import EndNotices
-from shared.jobs import ChatJob, ChatResult, JobStatus
-from shared.protocol import Event
-from shared.settings import Settings, get_settings
-from shared.store import JobRecord
 
 
 class AsyncChatqClient(ClientBase[Awaitable[str]]):

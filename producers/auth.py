@@ -14,12 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
+from chatq.producers.tenants import KEY_PREFIX, TenantSettings, digest, key_info
+from chatq.shared import keys
+from chatq.shared.errors import AuthError, QuotaExceeded
+from chatq.shared.settings import Settings
 from redis.asyncio import Redis
-
-from producers.tenants import KEY_PREFIX, TenantSettings, digest, key_info
-from shared import keys
-from shared.errors import AuthError, QuotaExceeded
-from shared.settings import Settings
 
 OPEN_TENANT = None  # auth off: no tenant, no quota
 

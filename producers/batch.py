@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from chatq.producers.client import ChatqClient
+from chatq.producers.jobs import describe_validation_errors, error_for_result
+from chatq.producers.openai_format import completion
+from chatq.shared import keys, tracing
+from chatq.shared.errors import ChatqError, error_body, http_status_and_type
+from chatq.shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
+from chatq.shared.scripts import lua
 from pydantic import ValidationError
-
-from producers.client import ChatqClient
-from producers.jobs import describe_validation_errors, error_for_result
-from producers.openai_format import completion
-from shared import keys, tracing
-from shared.errors import ChatqError, error_body, http_status_and_type
-from shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
-from shared.scripts import lua
 
 CHAT_URL = "/v1/chat/completions"
 DEFAULT_WINDOW = 500

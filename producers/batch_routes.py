@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from chatq.producers.batches import BatchService, CreateBatch
+from chatq.producers.callers import AdmittedCaller, Caller
+from chatq.producers.files import FileStore
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
-
-from producers.batches import BatchService, CreateBatch
-from producers.callers import AdmittedCaller, Caller
-from producers.files import FileStore
 
 router = APIRouter()
 uploads = APIRouter()  # the gateway gives it a body limit of its own: a file's, not a chat's

@@ -3,7 +3,7 @@
 A batch created with ``POST /v1/batches`` is run by a thread of some gateway process, the
 batch's *driver*, which holds a renewed Redis lock. Every gateway looks for batches with no
 live driver (their gateway died) and adopts them; the runner resumes where the output ends.
-The run itself is ``producers.batch.BatchRunner``, the same as ``chatq batch run``.
+The run itself is ``chatq.producers.batch.BatchRunner``, the same as ``chatq batch run``.
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
+from chatq.producers.batch import BatchRunner
+from chatq.producers.client import ChatqClient
+from chatq.producers.files import FileStore
+from chatq.producers.tenants import TenantStore
+from chatq.shared import keys, tracing
+from chatq.shared.errors import BatchNotFound, InvalidRequest
+from chatq.shared.settings import Settings
 from pydantic import BaseModel, Field
 from redis import Redis
 from redis.exceptions import LockError, RedisError
-
-from producers.batch import BatchRunner
-from producers.client import ChatqClient
-from producers.files import FileStore
-from producers.tenants import TenantStore
-from shared import keys, tracing
-from shared.errors import BatchNotFound, InvalidRequest
-from shared.settings import Settings
 
 log = logging.getLogger("chatq.batches")
 

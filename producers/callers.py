@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from chatq.producers.aio import AsyncChatqClient
+from chatq.producers.auth import Authenticator, Principal
 from fastapi import Depends, Request
-
-from producers.aio import AsyncChatqClient
-from producers.auth import Authenticator, Principal
 
 
 def gateway_client(request: Request) -> AsyncChatqClient:

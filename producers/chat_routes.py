@@ -8,14 +8,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, StreamingResponse
-
-from producers.aio import AsyncChatqClient
-from producers.callers import AdmittedCaller, Caller, Client, gateway_client
-from producers.errors import error_response
-from producers.jobs import error_for_result
-from producers.openai_format import (
+from chatq.producers.aio import AsyncChatqClient
+from chatq.producers.callers import AdmittedCaller, Caller, Client, gateway_client
+from chatq.producers.errors import error_response
+from chatq.producers.jobs import error_for_result
+from chatq.producers.openai_format import (
     DONE_LINE,
     ChunkServer,
     FastJSONResponse,
@@ -23,11 +20,13 @@ from producers.openai_format import (
     model_list,
     sse,
 )
-from shared import tracing
-from shared.completion import text_completion
-from shared.errors import ChatqError, error_body
-from shared.jobs import ChatRequest, JobStatus
-from shared.protocol import DeltaEvent, EndEvent
+from chatq.shared import tracing
+from chatq.shared.completion import text_completion
+from chatq.shared.errors import ChatqError, error_body
+from chatq.shared.jobs import ChatRequest, JobStatus
+from chatq.shared.protocol import DeltaEvent, EndEvent
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
 
 router = APIRouter()
 log = logging.getLogger("chatq.gateway")

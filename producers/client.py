@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from redis import Redis
-
-from producers.jobs import (
+from chatq.producers.jobs import (
     Messages,
     check_webhook,
     count_submitted,
@@ -15,17 +13,18 @@ from producers.jobs import (
     raise_for_result,
     send_webhook,
 )
-from producers.openai_format import ChunkServer
-from producers.sdk_base import ClientBase, text_of
-from producers.sessions import Conversations
-from shared.celery_config import queue_for
-from shared.completion import text_completion
-from shared.job_state.dead_letters import DeadLetters
-from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
-from shared.protocol import DeltaEvent, EndEvent
-from shared.sessions import SessionStore, UserStore
-from shared.settings import Settings, get_settings
-from shared.store import JobRecord, JobStore
+from chatq.producers.openai_format import ChunkServer
+from chatq.producers.sdk_base import ClientBase, text_of
+from chatq.producers.sessions import Conversations
+from chatq.shared.celery_config import queue_for
+from chatq.shared.completion import text_completion
+from chatq.shared.job_state.dead_letters import DeadLetters
+from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from chatq.shared.protocol import DeltaEvent, EndEvent
+from chatq.shared.sessions import SessionStore, UserStore
+from chatq.shared.settings import Settings, get_settings
+from chatq.shared.store import JobRecord, JobStore
+from redis import Redis
 
 
 class ChatqClient(ClientBase[str]):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from chatq.producers.jobs import describe_validation_errors
+from chatq.shared.errors import ChatqError, error_body, http_status_and_type, openai_error_body
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,9 +15,6 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-
-from producers.jobs import describe_validation_errors
-from shared.errors import ChatqError, error_body, http_status_and_type, openai_error_body
 
 log = logging.getLogger("chatq.gateway")
 

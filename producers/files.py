@@ -12,10 +12,9 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from chatq.shared import keys
+from chatq.shared.errors import FileNotFound, InvalidRequest, PayloadTooLarge
 from redis import Redis
-
-from shared import keys
-from shared.errors import FileNotFound, InvalidRequest, PayloadTooLarge
 
 PURPOSES = ("batch", "batch_output")
 COPY_CHUNK = 1024 * 1024

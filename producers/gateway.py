@@ -1,6 +1,6 @@
 """The HTTP gateway: OpenAI's wire format, every request through the queue.
 
-Run it with ``chatq gateway`` (uvicorn, factory ``producers.gateway:create_app``).
+Run it with ``chatq gateway`` (uvicorn, factory ``chatq.producers.gateway:create_app``).
 """
 
 from __future__ import annotations
@@ -9,24 +9,23 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from chatq.producers import batch_routes, chat_routes, job_routes, metrics_route, session_routes
+from chatq.producers.aio import AsyncChatqClient
+from chatq.producers.auth import Authenticator
+from chatq.producers.batches import BatchService
+from chatq.producers.errors import ERROR_RESPONSES, install_error_handlers
+from chatq.producers.files import FileStore
+from chatq.producers.limits import BodyGuard
+from chatq.producers.metrics_route import build_registry
+from chatq.producers.openai_format import FastJSONResponse
+from chatq.producers.request_ids import RequestIds
+from chatq.producers.request_spans import RequestSpans
+from chatq.shared import tracing
+from chatq.shared.logs import configure_logging
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.sessions import SessionStore, UserStore
+from chatq.shared.settings import Settings, get_settings
 from fastapi import FastAPI, Request
-
-from producers import batch_routes, chat_routes, job_routes, metrics_route, session_routes
-from producers.aio import AsyncChatqClient
-from producers.auth import Authenticator
-from producers.batches import BatchService
-from producers.errors import ERROR_RESPONSES, install_error_handlers
-from producers.files import FileStore
-from producers.limits import BodyGuard
-from producers.metrics_route import build_registry
-from producers.openai_format import FastJSONResponse
-from producers.request_ids import RequestIds
-from producers.request_spans import RequestSpans
-from shared import tracing
-from shared.logs import configure_logging
-from shared.redis_clients import sync_client
-from shared.sessions import SessionStore, UserStore
-from shared.settings import Settings, get_settings
 
 log = logging.getLogger("chatq.gateway")
 

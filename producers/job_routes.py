@@ -9,19 +9,18 @@ import json
 import time
 from typing import Any
 
+from chatq.producers.aio import AsyncChatqClient
+from chatq.producers.auth import Principal
+from chatq.producers.callers import AdmittedCaller, Caller, Client
+from chatq.producers.chat_routes import Chunk, Failure, chunks, sse_lines
+from chatq.producers.openai_format import ChunkServer, completion
+from chatq.shared import tracing
+from chatq.shared.errors import ChatqError, JobNotFound, error_body
+from chatq.shared.jobs import ChatRequest, JobStatus
+from chatq.shared.store import JobRecord
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import StreamingResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
-
-from producers.aio import AsyncChatqClient
-from producers.auth import Principal
-from producers.callers import AdmittedCaller, Caller, Client
-from producers.chat_routes import Chunk, Failure, chunks, sse_lines
-from producers.openai_format import ChunkServer, completion
-from shared import tracing
-from shared.errors import ChatqError, JobNotFound, error_body
-from shared.jobs import ChatRequest, JobStatus
-from shared.store import JobRecord
 
 router = APIRouter()
 

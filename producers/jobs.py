@@ -7,19 +7,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
-from kombu.exceptions import OperationalError
-from pydantic import ValidationError
-
-from producers.limits import RequestLimits
-from shared import metrics, tracing
-from shared.celery_config import (
+from chatq.producers.limits import RequestLimits
+from chatq.shared import metrics, tracing
+from chatq.shared.celery_config import (
     TASK_WEBHOOK,
     celery_config,
     queue_for,
     webhook_argsrepr,
 )
-from shared.deployments import DeploymentRegistry
-from shared.errors import (
+from chatq.shared.deployments import DeploymentRegistry
+from chatq.shared.errors import (
     ERRORS_BY_CODE,
     ChatqError,
     InvalidJob,
@@ -29,12 +26,14 @@ from shared.errors import (
     ProviderRejected,
     QueueUnavailable,
 )
-from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
-from shared.logs import request_id_var
-from shared.outage import REDIS_DOWN
-from shared.redis_clients import redact
-from shared.settings import Settings
-from shared.webhook_targets import resolve_target, webhook_policy
+from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from chatq.shared.logs import request_id_var
+from chatq.shared.outage import REDIS_DOWN
+from chatq.shared.redis_clients import redact
+from chatq.shared.settings import Settings
+from chatq.shared.webhook_targets import resolve_target, webhook_policy
+from kombu.exceptions import OperationalError
+from pydantic import ValidationError
 
 Messages = str | list[dict[str, Any]]
 
@@ -152,7 +151,7 @@ def send_webhook(app: Celery, job_id: str, url: str, settings: Settings) -> None
 
 def check_webhook(url: str | None, settings: Settings) -> None:
     """Refuses a webhook this deployment cannot sign, or one pointing where workers must not
-    call (an internal address: see ``shared.webhook_targets``). Resolves the host: callers in
+    call (an internal address: see ``chatq.shared.webhook_targets``). Resolves the host: callers in
     an event loop run it in a thread."""
     if not url:
         return

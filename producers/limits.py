@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from chatq.shared.errors import InvalidRequest, openai_error_body
+from chatq.shared.jobs import ChatRequest
+from chatq.shared.settings import Settings
 from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from shared.errors import InvalidRequest, openai_error_body
-from shared.jobs import ChatRequest
-from shared.settings import Settings
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024  # multipart framing around an uploaded file
 

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+from chatq.shared.completion import Completion, chunks_of, text_completion
+from chatq.shared.jobs import ChatResult
 from fastapi.responses import JSONResponse
-
-from shared.completion import Completion, chunks_of, text_completion
-from shared.jobs import ChatResult
 
 DONE_LINE = "data: [DONE]\n\n"
 _NOT_IN_CHUNKS = ("id", "object", "created", "model", "choices", "usage")

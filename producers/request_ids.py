@@ -6,9 +6,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from chatq.shared.logs import request_id_var
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from shared.logs import request_id_var
 
 HEADER = b"x-request-id"
 ACCEPTED = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")  # ids that are safe to log and echo

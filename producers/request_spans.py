@@ -1,4 +1,4 @@
-"""A span per HTTP request, when tracing is on (``shared.tracing``): under the caller's
+"""A span per HTTP request, when tracing is on (``chatq.shared.tracing``): under the caller's
 ``traceparent``, named by its route, ended once the response's last byte is sent (a stream's
 included)."""
 
@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chatq.shared import tracing
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from shared import tracing
 
 UNTRACED_PATHS = frozenset({"/health", "/metrics"})
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from producers.jobs import Messages, prepare_job, producer_app, raise_for_result
-from shared.deployments import DeploymentRegistry
-from shared.jobs import ChatJob, ChatRequest
-from shared.protocol import DeltaEvent, Event
-from shared.settings import Settings
+from chatq.producers.jobs import Messages, prepare_job, producer_app, raise_for_result
+from chatq.shared.deployments import DeploymentRegistry
+from chatq.shared.jobs import ChatJob, ChatRequest
+from chatq.shared.protocol import DeltaEvent, Event
+from chatq.shared.settings import Settings
 
 Submitted = TypeVar("Submitted")  # what ``submit`` returns: the job id, or an awaitable of it
 

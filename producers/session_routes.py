@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from chatq.producers.callers import Caller
+from chatq.shared import keys
+from chatq.shared.jobs import SAFE_ID
+from chatq.shared.sessions import SessionNotFound, SessionStore, UserStore
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
-
-from producers.callers import Caller
-from shared import keys
-from shared.jobs import SAFE_ID
-from shared.sessions import SessionNotFound, SessionStore, UserStore
 
 router = APIRouter()
 Id = Annotated[str, Path(min_length=1, max_length=200, pattern=SAFE_ID)]

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from chatq.shared import keys
+from chatq.shared.errors import InvalidJob
+from chatq.shared.jobs import ChatMessage, ChatRequest, Role
+from chatq.shared.sessions import Session, SessionStore, UserStore, profile_message
+from chatq.shared.settings import Settings
+from chatq.shared.tokens import count_prompt_tokens
 from redis.exceptions import LockError
-
-from shared import keys
-from shared.errors import InvalidJob
-from shared.jobs import ChatMessage, ChatRequest, Role
-from shared.sessions import Session, SessionStore, UserStore, profile_message
-from shared.settings import Settings
-from shared.tokens import count_prompt_tokens
 
 SUMMARY_SHARE = 4  # a summary may take up to a quarter of the budget
 SUMMARISE = (

@@ -8,11 +8,10 @@ import secrets
 import time
 from typing import Any
 
+from chatq.shared import keys
+from chatq.shared.errors import NotFound
 from pydantic import BaseModel, Field
 from redis import Redis
-
-from shared import keys
-from shared.errors import NotFound
 
 KEY_PREFIX = "cq-"
 

@@ -1,18 +1,17 @@
 """The job store on an asyncio Redis client: the reading side, create and cancel, sending
-what ``shared.job_state`` builds (as ``shared.store`` does on a synchronous one)."""
+what ``chatq.shared.job_state`` builds (as ``chatq.shared.store`` does on a synchronous one)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any
 
+from chatq.shared.job_state import JobRecord, StoreBase, not_found, pipelined_async
+from chatq.shared.jobs import ChatJob, ChatResult
+from chatq.shared.multiplexed import Multiplexer
+from chatq.shared.protocol import EndEvent, Event
+from chatq.shared.redis_clients import async_client
 from redis.asyncio import Redis
-
-from shared.job_state import JobRecord, StoreBase, not_found, pipelined_async
-from shared.jobs import ChatJob, ChatResult
-from shared.multiplexed import Multiplexer
-from shared.protocol import EndEvent, Event
-from shared.redis_clients import async_client
 
 
 class AsyncJobStore(StoreBase):
@@ -30,7 +29,7 @@ class AsyncJobStore(StoreBase):
         self, job: ChatJob, queue: str, *, reply_to: str | None = None, new_id: bool = False
     ) -> bool:
         """Records a newly accepted job and queues its message; False if its id was taken.
-        ``reply_to``: the channel its end is published on (``shared.end_notices``);
+        ``reply_to``: the channel its end is published on (``chatq.shared.end_notices``);
         ``new_id``: the id was generated for this job."""
         call = self.commands.create(job, queue, reply_to=reply_to, new_id=new_id)
         if self.durability is None:

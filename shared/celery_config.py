@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.jobs import Priority
-from shared.redis_clients import SentinelTarget
-from shared.settings import Settings
+from chatq.shared.jobs import Priority
+from chatq.shared.redis_clients import SentinelTarget
+from chatq.shared.settings import Settings
 
 TASK_CHAT = "chatq.chat"
 TASK_NOOP = "chatq.noop"  # a no-op task: the baseline `chatq bench` compares the pipeline with

@@ -32,10 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from chatq.shared.errors import ChatqError, InvalidJob
+from chatq.shared.settings import Settings
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-
-from shared.errors import ChatqError, InvalidJob
-from shared.settings import Settings
 
 RELOAD_CHECK_S = 2.0
 

@@ -16,15 +16,14 @@ import socket
 import uuid
 from typing import Any
 
+from chatq.shared import keys
+from chatq.shared.async_store import AsyncJobStore
+from chatq.shared.errors import JobTimeout
+from chatq.shared.job_state import pipelined_async
+from chatq.shared.jobs import ChatResult
+from chatq.shared.redis_clients import async_client
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-
-from shared import keys
-from shared.async_store import AsyncJobStore
-from shared.errors import JobTimeout
-from shared.job_state import pipelined_async
-from shared.jobs import ChatResult
-from shared.redis_clients import async_client
 
 log = logging.getLogger("chatq.end_notices")
 

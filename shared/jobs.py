@@ -7,6 +7,8 @@ import time
 from enum import StrEnum
 from typing import Any, Literal
 
+from chatq.shared.completion import Completion, Usage
+from chatq.shared.tracing import valid_traceparent
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -15,9 +17,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-
-from shared.completion import Completion, Usage
-from shared.tracing import valid_traceparent
 
 # Fields that steer chatq itself and are never forwarded to the provider.
 CHATQ_FIELDS = frozenset(
@@ -204,7 +203,7 @@ class ChatJob(BaseModel):
     privacy: bool = True  # mask personal data before it reaches the provider
     session_new_from: int | None = None  # messages from here on are new to the session
     request_id: str | None = None  # the HTTP request that submitted it, for the logs
-    traceparent: str | None = None  # W3C trace context of its submission (shared.tracing)
+    traceparent: str | None = None  # W3C trace context of its submission (chatq.shared.tracing)
 
     @field_validator("traceparent", mode="before")
     @classmethod

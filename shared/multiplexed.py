@@ -28,10 +28,9 @@ from typing import Any
 
 import redis
 import redis.asyncio
+from chatq.shared.scripts import ScriptCall
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
-
-from shared.scripts import ScriptCall
 
 
 @cache

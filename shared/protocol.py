@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Union
 
-from shared.jobs import ChatResult
+from chatq.shared.jobs import ChatResult
 
 DELTA = "delta"
 END = "end"

@@ -1,7 +1,7 @@
 """Conversations kept in Redis by ``session_id``, and what a tenant keeps about its users.
 
 A session is a summary of its older turns plus its recent turns verbatim. Producers read it to
-build each request (see ``producers.sessions``); workers append the new turn and the answer
+build each request (see ``chatq.producers.sessions``); workers append the new turn and the answer
 when a job is done. Every use renews the session's TTL: short or long, as the caller chose.
 Everything is scoped by tenant, and indexed by user so that erasing a user is complete.
 """
@@ -12,14 +12,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from chatq.shared import keys
+from chatq.shared.errors import NotFound
+from chatq.shared.job_state import JobCommands
+from chatq.shared.jobs import ChatJob, ChatMessage, ChatResult, Role
+from chatq.shared.settings import Settings
 from pydantic import BaseModel
 from redis import Redis
-
-from shared import keys
-from shared.errors import NotFound
-from shared.job_state import JobCommands
-from shared.jobs import ChatJob, ChatMessage, ChatResult, Role
-from shared.settings import Settings
 
 
 class SessionNotFound(NotFound):

@@ -6,10 +6,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
+from chatq.shared.redis_clients import SentinelTarget, sentinel_addresses
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-
-from shared.redis_clients import SentinelTarget, sentinel_addresses
 
 DEFAULT_REDIS_PORT = 6379
 DEFAULT_SIM_PORT = 8400
@@ -132,7 +131,7 @@ class Settings(BaseSettings):
     session_long_ttl_s: int = Field(30 * 86400, ge=1)
 
     # Hooks around each provider call, in order (dotted paths, or entrypoint:NAME).
-    hooks: Annotated[list[str], NoDecode] = ["workers.hooks.masking:MaskPersonalData"]
+    hooks: Annotated[list[str], NoDecode] = ["chatq.workers.hooks.masking:MaskPersonalData"]
 
     # Workers.
     worker_pool: Literal["threads", "gevent", "prefork", "solo"] = "threads"

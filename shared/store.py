@@ -1,14 +1,12 @@
-"""The job store on a synchronous Redis client: sends what ``shared.job_state`` builds."""
+"""The job store on a synchronous Redis client: sends what ``chatq.shared.job_state`` builds."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Unpack
 
-from redis import Redis
-
-from shared import keys
-from shared.job_state import (
+from chatq.shared import keys
+from chatq.shared.job_state import (
     DEFAULT_LEASE_S,
     DEFAULT_LOST_JOB_CHECK_S,
     AlreadyEnded,
@@ -25,11 +23,12 @@ from shared.job_state import (
     pipelined,
     queued_fields,
 )
-from shared.jobs import ChatJob, ChatResult
-from shared.multiplexed import ThreadMultiplexer
-from shared.protocol import DeltaEvent, EndEvent, Event, decode_event
-from shared.redis_clients import sync_client
-from shared.scripts import ScriptCall
+from chatq.shared.jobs import ChatJob, ChatResult
+from chatq.shared.multiplexed import ThreadMultiplexer
+from chatq.shared.protocol import DeltaEvent, EndEvent, Event, decode_event
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.scripts import ScriptCall
+from redis import Redis
 
 __all__ = [
     "DEFAULT_LEASE_S",
@@ -139,7 +138,7 @@ class JobStore(StoreBase):
 
     def defer(self, job_id: str, delay_s: float) -> bool:
         """Puts a job aside for ``delay_s``: it waits in Redis, not in a worker, and
-        ``workers.recovery`` sends it again when due. False if its record keeps no payload
+        ``chatq.workers.recovery`` sends it again when due. False if its record keeps no payload
         to send it from (then the caller must retry the message itself)."""
         return bool(self.send_command(self.commands.defer(job_id, delay_s)))
 

@@ -17,8 +17,7 @@ import uuid
 from typing import Any
 
 import orjson
-
-from shared.celery_config import TASK_CHAT, chat_argsrepr
+from chatq.shared.celery_config import TASK_CHAT, chat_argsrepr
 
 _ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
 _REPLY_TO = str(uuid.uuid4())  # unused (results live in the job record), as Celery sets one

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from shared.errors import InvalidJob
-from shared.settings import Settings
+from chatq.shared.errors import InvalidJob
+from chatq.shared.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]  # host, port -> the addresses it resolves to

@@ -4,7 +4,7 @@ The ``X-Chatq-Signature`` header is ``t=<unix seconds>,v1=<hex HMAC-SHA256>``, t
 with the shared secret over ``"<t>." + body``. A receiver recomputes it, compares in constant
 time, and refuses stale timestamps, which stops replays:
 
-    from shared.webhooks import verify
+    from chatq.shared.webhooks import verify
     verify(secret, request.headers["X-Chatq-Signature"], raw_body)  # True or False
 """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from simulator.app import create_app
-from simulator.config import SimConfig
-from simulator.server import serve
+from chatq.simulator.app import create_app
+from chatq.simulator.config import SimConfig
+from chatq.simulator.server import serve
 
 __all__ = ["SimConfig", "create_app", "serve"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.cli import config_from_args, main
+from chatq.simulator.cli import config_from_args, main
 
 __all__ = ["config_from_args", "main"]
 

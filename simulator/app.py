@@ -2,8 +2,8 @@
 
 Plain Starlette routes and stdlib json, so that a zero-latency simulator costs its callers
 almost nothing. A chat request is logged, then checked (its shape, then its context length),
-rate limited, maybe failed, answered. What an answer says is ``simulator.replies``' business,
-how it looks on the wire ``simulator.wire``'s.
+rate limited, maybe failed, answered. What an answer says is ``chatq.simulator.replies``' business,
+how it looks on the wire ``chatq.simulator.wire``'s.
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatq.simulator.checks import check_context, check_request, parse_body
+from chatq.simulator.config import SimConfig
+from chatq.simulator.limits import Refusal
+from chatq.simulator.replies import Reply, max_tokens_of, prompt_tokens, replies_for
+from chatq.simulator.state import Simulator
+from chatq.simulator.wire import Stream, completion, error, stream
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,13 +31,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
-
-from simulator.checks import check_context, check_request, parse_body
-from simulator.config import SimConfig
-from simulator.limits import Refusal
-from simulator.replies import Reply, max_tokens_of, prompt_tokens, replies_for
-from simulator.state import Simulator
-from simulator.wire import Stream, completion, error, stream
 
 JOB_ID_HEADER = "x-chatq-job-id"
 Sleep = Callable[[float], Awaitable[None]]

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import openai_error_body
-from simulator.logprobs import MAX_TOP_LOGPROBS
-from simulator.replies import max_tokens_of, message_text
+from chatq.shared.errors import openai_error_body
+from chatq.simulator.logprobs import MAX_TOP_LOGPROBS
+from chatq.simulator.replies import max_tokens_of, message_text
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MAX_N = 128  # OpenAI's limit on choices per request

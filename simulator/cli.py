@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from simulator.config import FAULT_KINDS, SimConfig
-from simulator.server import serve
+from chatq.simulator.config import FAULT_KINDS, SimConfig
+from chatq.simulator.server import serve
 
 EPILOG = """\
 answers are deterministic: the same request body always gets the same answer.

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from simulator.words import VOCABULARY
+from chatq.simulator.words import VOCABULARY
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 

@@ -1,13 +1,13 @@
 """Deterministic replies: the same request always gets the same answer, cut to ``max_tokens``.
 
-A reply is made of pieces that ``shared.tokens`` counts as exactly one token each, so a
+A reply is made of pieces that ``chatq.shared.tokens`` counts as exactly one token each, so a
 stream sends one piece per chunk and ``completion_tokens`` is the number of pieces. What a
 choice says, first rule that applies:
 
 - the last user message contains ``sim:refuse``: a refusal;
-- ``tools`` call for it (see ``simulator.tools``): tool calls;
+- ``tools`` call for it (see ``chatq.simulator.tools``): tool calls;
 - ``response_format`` ``json_object``: ``{"answer": <the text answer>}``; ``json_schema``: an
-  object built from the schema (see ``simulator.schemas``);
+  object built from the schema (see ``chatq.simulator.schemas``);
 - else the text answer: the last user message in echo mode, else a generated sentence.
 
 Models whose name contains ``reason`` think first: ``reasoning_content``, a sentence of its
@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any
 
-from shared.tokens import count_prompt_tokens
-from simulator.schemas import value_for
-from simulator.tools import Calls, ToolCall, calls_for
-from simulator.words import derive, request_digest, sentence, token_pieces
+from chatq.shared.tokens import count_prompt_tokens
+from chatq.simulator.schemas import value_for
+from chatq.simulator.tools import Calls, ToolCall, calls_for
+from chatq.simulator.words import derive, request_digest, sentence, token_pieces
 
 REFUSAL_TRIGGER = "sim:refuse"
 REFUSAL_TEXT = "I'm sorry, I can't help with that."

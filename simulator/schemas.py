@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from simulator.words import VOCABULARY
+from chatq.simulator.words import VOCABULARY
 
 MAX_DEPTH = 12  # a recursive schema stops growing here
 _FORMATS = {

@@ -6,9 +6,8 @@ import importlib.util
 import logging
 
 import uvicorn
-
-from simulator.app import StreamCut, create_app
-from simulator.config import SimConfig
+from chatq.simulator.app import StreamCut, create_app
+from chatq.simulator.config import SimConfig
 
 
 class HideInjectedCuts(logging.Filter):

@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Any
 
-from simulator.config import SimConfig
-from simulator.faults import FaultInjector
-from simulator.limits import RateLimiter
+from chatq.simulator.config import SimConfig
+from chatq.simulator.faults import FaultInjector
+from chatq.simulator.limits import RateLimiter
 
 
 @dataclass

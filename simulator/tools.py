@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.schemas import value_for
-from simulator.words import derive, token_pieces
+from chatq.simulator.schemas import value_for
+from chatq.simulator.words import derive, token_pieces
 
 
 @dataclass(frozen=True)

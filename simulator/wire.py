@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from shared.errors import openai_error_body
-from simulator.logprobs import entries, entry
-from simulator.replies import Reply, usage
-from simulator.tools import ToolCall
+from chatq.shared.errors import openai_error_body
+from chatq.simulator.logprobs import entries, entry
+from chatq.simulator.replies import Reply, usage
+from chatq.simulator.tools import ToolCall
 
 DONE_EVENT = b"data: [DONE]\n\n"
 SERVICE_TIER = "default"

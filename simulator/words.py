@@ -1,7 +1,7 @@
 """The simulator's words: a vocabulary of one-token words, one-token pieces, and hashes.
 
 Every generated word is drawn from a hash of the request, so the same request body always
-gets the same answer; ``shared.tokens`` counts each piece as exactly one token.
+gets the same answer; ``chatq.shared.tokens`` counts each piece as exactly one token.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ _WORDS = (
 )
 VOCABULARY: tuple[str, ...] = tuple(_WORDS.split())
 MIN_REPLY_TOKENS = 8
-_TOKEN = re.compile(r"(\s*)(\w+|[^\w\s])")  # shared.tokens' pieces, with the space before each
-_WORD_CHUNK = 4  # shared.tokens counts one token per four characters of a long word
+_TOKEN = re.compile(
+    r"(\s*)(\w+|[^\w\s])"
+)  # chatq.shared.tokens' pieces, with the space before each
+_WORD_CHUNK = 4  # chatq.shared.tokens counts one token per four characters of a long word
 
 
 def token_pieces(text: str) -> list[str]:

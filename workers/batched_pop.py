@@ -10,7 +10,7 @@ as many more as the worker's prefetch leaves room for (at most ``MAX_BATCH``), t
 same list, oldest first, as BRPOP would have taken them one by one.
 
 What is taken is held as any prefetched message is: a chat message in memory
-(``workers.chat_message_acks``), other tasks in kombu's unacked set. A message that arrives
+(``chatq.workers.chat_message_acks``), other tasks in kombu's unacked set. A message that arrives
 alone costs one RPOP that finds nothing more.
 """
 

@@ -1,24 +1,29 @@
-"""The Celery application of chatq workers: all configuration comes from ``shared.settings``.
+"""The Celery application of chatq workers: all configuration comes from ``chatq.shared.settings``.
 
-Start a worker with ``chatq worker`` (or ``celery -A workers.celery_app worker``).
+Start a worker with ``chatq worker`` (or ``celery -A chatq.workers.celery_app worker``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import chatq.workers.batched_pop
+import chatq.workers.chat_message_acks
+import chatq.workers.kombu_fixes  # noqa: F401
 from celery import Celery
 from celery.signals import setup_logging
-
-import workers.batched_pop
-import workers.chat_message_acks
-import workers.kombu_fixes  # noqa: F401
-from shared.celery_config import celery_config
-from shared.logs import configure_logging
-from shared.settings import get_settings
+from chatq.shared.celery_config import celery_config
+from chatq.shared.logs import configure_logging
+from chatq.shared.settings import get_settings
 
 app = Celery(
-    "chatq", include=["workers.tasks", "workers.shutdown", "workers.exporter", "workers.recovery"]
+    "chatq",
+    include=[
+        "chatq.workers.tasks",
+        "chatq.workers.shutdown",
+        "chatq.workers.exporter",
+        "chatq.workers.recovery",
+    ],
 )
 app.conf.update(celery_config(get_settings()))
 

@@ -4,7 +4,7 @@ kombu's Redis transport emulates acknowledgements: each message a worker takes i
 its ``unacked`` hash and ``unacked_index`` zset (a transaction: MULTI, ZADD, HSET, EXEC), and
 removed again on the ack (four more commands), so that messages of a dead worker come back
 after the visibility timeout. A chat job needs none of that: its record keeps its payload and
-``workers.recovery`` sends it again when its claim lapses, or when a sweep finds its message
+``chatq.workers.recovery`` sends it again when its claim lapses, or when a sweep finds its message
 nowhere, sooner than the visibility timeout would. So a ``chatq.chat`` message is tracked
 only in the worker's memory: a clean shutdown or a rejection with requeue still pushes it
 back from there. Other tasks (webhooks) keep kombu's emulation, whose two remaining steps
@@ -17,10 +17,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any
 
+from chatq.shared.celery_config import TASK_CHAT
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
-
-from shared.celery_config import TASK_CHAT
 
 QoS = kombu_redis.QoS
 _append, _ack, _reject, _restore_by_tag = QoS.append, QoS.ack, QoS.reject, QoS.restore_by_tag

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
+from chatq.shared.job_state import answers
+from chatq.shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult
+from chatq.shared.scripts import ScriptCall
 from redis import Redis
-
-from shared.job_state import answers
-from shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult
-from shared.scripts import ScriptCall
 
 KEY_EXCLUDED = CHATQ_FIELDS | {"stream", "stream_options", "user"}
 # How long a process keeps an answer in its own LRU: hot keys skip Redis, while an answer

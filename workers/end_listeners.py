@@ -7,11 +7,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from shared.jobs import ChatJob, ChatResult, JobStatus
-from shared.sessions import SessionStore, UserStore
-from shared.store import JobStore
-from workers.lifecycle import JobEnd
-from workers.results import record_end_metrics
+from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
+from chatq.shared.sessions import SessionStore, UserStore
+from chatq.shared.store import JobStore
+from chatq.workers.lifecycle import JobEnd
+from chatq.workers.results import record_end_metrics
 
 log = logging.getLogger("chatq.worker")
 

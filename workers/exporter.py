@@ -11,10 +11,9 @@ import os
 from typing import Any
 
 from celery.signals import worker_ready
+from chatq.shared.settings import get_settings
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
-
-from shared.settings import get_settings
 
 log = logging.getLogger("chatq.worker")
 

@@ -1,4 +1,4 @@
-"""Identical sampled jobs gathered by ``workers.gathering`` are claimed together and answered
+"""Identical sampled jobs gathered by ``chatq.workers.gathering`` are claimed together and answered
 by one provider call asking for one choice per job; each job gets its own choice."""
 
 from __future__ import annotations
@@ -7,18 +7,18 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from shared.completion import Completion
-from shared.errors import ChatqError, ProviderRejected
-from shared.jobs import ChatJob, ChatResult, Timings
-from shared.store import Claimed
-from workers.coalesce import Coalescer
-from workers.gathering import Gatherer, Outcome, gather_key
-from workers.hooks import HookChain, Turn
-from workers.lifecycle import JobLifecycle
-from workers.limiter import Deferred, Lease
-from workers.provider_call import ProviderCalls, Route
-from workers.results import failed_result, gathered_result, hook_answer
-from workers.sharing import OwnCall
+from chatq.shared.completion import Completion
+from chatq.shared.errors import ChatqError, ProviderRejected
+from chatq.shared.jobs import ChatJob, ChatResult, Timings
+from chatq.shared.store import Claimed
+from chatq.workers.coalesce import Coalescer
+from chatq.workers.gathering import Gatherer, Outcome, gather_key
+from chatq.workers.hooks import HookChain, Turn
+from chatq.workers.lifecycle import JobLifecycle
+from chatq.workers.limiter import Deferred, Lease
+from chatq.workers.provider_call import ProviderCalls, Route
+from chatq.workers.results import failed_result, gathered_result, hook_answer
+from chatq.workers.sharing import OwnCall
 
 log = logging.getLogger("chatq.worker")
 

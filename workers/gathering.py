@@ -1,7 +1,7 @@
 """Gathering: identical sampled requests that arrive within a few milliseconds of each other
 go to the provider as one call asking for one choice per job (OpenAI's ``n``).
 
-Deterministic requests need no gathering: they share one call through ``workers.coalesce``.
+Deterministic requests need no gathering: they share one call through ``chatq.workers.coalesce``.
 Sampled ones (temperature > 0) must each get their own answer, but a provider that takes ``n``
 bills their common prompt once and makes one request of the rate limit instead of ``n``.
 Only a worker pool that runs many jobs at once (threads, gevent) gathers anything.
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from shared.jobs import ChatJob, ChatRequest
-from workers.coalesce import identity
+from chatq.shared.jobs import ChatJob, ChatRequest
+from chatq.workers.coalesce import identity
 
 T = TypeVar("T")
 Outcome = T | BaseException  # what one job's thread returns, or raises

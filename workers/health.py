@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from chatq.shared import keys
+from chatq.shared.deployments import Deployment
+from chatq.shared.errors import ChatqError
+from chatq.shared.outage import REDIS_DOWN
 from redis import Redis
-
-from shared import keys
-from shared.deployments import Deployment
-from shared.errors import ChatqError
-from shared.outage import REDIS_DOWN
 
 log = logging.getLogger("chatq.worker")
 

@@ -18,9 +18,8 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 
 import urllib3
+from chatq.workers.request_sent import tell_sent
 from urllib3.util.wait import wait_for_read
-
-from workers.request_sent import tell_sent
 
 READ_SIZE = 65536
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.jobs import ChatJob, ChatResult, JobStatus
-from shared.outage import retry_while_redis_down
-from shared.store import AlreadyEnded, Busy, Claimed, JobStore
-from workers.limiter import Deferred
+from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
+from chatq.shared.outage import retry_while_redis_down
+from chatq.shared.store import AlreadyEnded, Busy, Claimed, JobStore
+from chatq.workers.limiter import Deferred
 
 log = logging.getLogger("chatq.worker")
 

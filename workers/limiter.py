@@ -15,12 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chatq.shared import keys
+from chatq.shared.deployments import Deployment
+from chatq.shared.outage import REDIS_DOWN
+from chatq.shared.scripts import lua
 from redis import Redis
-
-from shared import keys
-from shared.deployments import Deployment
-from shared.outage import REDIS_DOWN
-from shared.scripts import lua
 
 log = logging.getLogger("chatq.worker")
 

@@ -1,6 +1,6 @@
 """The OpenAI-compatible chat API client: one HTTP call, plain or streamed, with typed errors.
 
-Retries are not done here (see ``workers.provider_call``): a call either returns or raises a
+Retries are not done here (see ``chatq.workers.provider_call``): a call either returns or raises a
 ``ProviderError`` subclass saying whether it is worth repeating.
 """
 
@@ -14,23 +14,22 @@ from typing import Any
 
 import orjson
 import urllib3
-from pydantic import ValidationError
-from requests.utils import get_environ_proxies
-
-from shared.completion import Completion
-from shared.errors import (
+from chatq.shared.completion import Completion
+from chatq.shared.errors import (
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from shared.settings import ProviderTimeouts
-from workers.http_transport import Pool, Reply, proxied
-from workers.provider_errors import ProviderSaid, provider_error
-from workers.rate_headers import exhausted_for, retry_after_seconds
-from workers.request_sent import POOL_CLASSES
-from workers.sse import iter_sse_data
-from workers.streamed_answer import StreamedAnswer
-from workers.ws_transport import stream_chunks
+from chatq.shared.settings import ProviderTimeouts
+from chatq.workers.http_transport import Pool, Reply, proxied
+from chatq.workers.provider_errors import ProviderSaid, provider_error
+from chatq.workers.rate_headers import exhausted_for, retry_after_seconds
+from chatq.workers.request_sent import POOL_CLASSES
+from chatq.workers.sse import iter_sse_data
+from chatq.workers.streamed_answer import StreamedAnswer
+from chatq.workers.ws_transport import stream_chunks
+from pydantic import ValidationError
+from requests.utils import get_environ_proxies
 
 JOB_ID_HEADER = "X-Chatq-Job-Id"
 
@@ -74,7 +73,7 @@ class Endpoint:
 
 class ProviderClient:
     """Calls ``POST {base_url}/chat/completions`` over pooled connections for all endpoints
-    (``workers.http_transport``). Proxies from the environment (``HTTPS_PROXY``,
+    (``chatq.workers.http_transport``). Proxies from the environment (``HTTPS_PROXY``,
     ``NO_PROXY``...) are honoured per endpoint."""
 
     def __init__(self, *, timeouts: ProviderTimeouts, pool_size: int = 100):

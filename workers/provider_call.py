@@ -1,6 +1,6 @@
 """Calling a model for a job: a slot booked under the deployment's cluster-wide limits, the
 call made (plain, or streamed through a ``StreamRelay``), and each failure handled as
-``workers.retry.decide`` says: call again, try another deployment, or give up.
+``chatq.workers.retry.decide`` says: call again, try another deployment, or give up.
 
 A job asking for ``n`` choices goes as one call where the deployment takes ``n`` (its
 ``max_n``), else as ``n`` calls whose answers become choices 0..n-1.
@@ -17,28 +17,27 @@ from functools import partial
 from typing import Any
 
 import urllib3
-from opentelemetry.trace import Span, SpanKind
-from redis.exceptions import RedisError
-
-from shared import metrics, tracing
-from shared.completion import Completion, Usage
-from shared.deployments import Deployment, DeploymentRegistry
-from shared.errors import (
+from chatq.shared import metrics, tracing
+from chatq.shared.completion import Completion, Usage
+from chatq.shared.deployments import Deployment, DeploymentRegistry
+from chatq.shared.errors import (
     ChatqError,
     ProviderAuthRejected,
     ProviderError,
     ProviderRejected,
     RateLimited,
 )
-from shared.jobs import ChatJob
-from shared.settings import RetryPolicy
-from shared.tokens import count_prompt_tokens
-from workers.health import DeploymentHealth, NoUsableKey
-from workers.limiter import ClusterLimiter, Deferred, Lease, estimate_tokens
-from workers.provider import Endpoint, ProviderClient, ProviderReply, StreamChunk, StreamState
-from workers.request_sent import when_sent
-from workers.retry import FallBack, GiveUp, backoff_delay, decide
-from workers.streaming import StreamRelay
+from chatq.shared.jobs import ChatJob
+from chatq.shared.settings import RetryPolicy
+from chatq.shared.tokens import count_prompt_tokens
+from chatq.workers.health import DeploymentHealth, NoUsableKey
+from chatq.workers.limiter import ClusterLimiter, Deferred, Lease, estimate_tokens
+from chatq.workers.provider import Endpoint, ProviderClient, ProviderReply, StreamChunk, StreamState
+from chatq.workers.request_sent import when_sent
+from chatq.workers.retry import FallBack, GiveUp, backoff_delay, decide
+from chatq.workers.streaming import StreamRelay
+from opentelemetry.trace import Span, SpanKind
+from redis.exceptions import RedisError
 
 log = logging.getLogger("chatq.worker")
 

@@ -6,14 +6,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from shared.errors import (
+from chatq.shared.errors import (
     ProviderAuthRejected,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
 )
-from workers.retry import should_retry
+from chatq.workers.retry import should_retry
 
 MAX_MESSAGE_CHARS = 2000
 

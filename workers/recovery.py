@@ -9,7 +9,7 @@ until their provider slot, and jobs whose queue message was lost.
   and is skipped.
 - A deferred job waits in ``chatq:deferred``, not in a worker's memory; when due, it is sent
   again (``release_deferred``).
-- A worker holds a chat message in memory only (``workers.chat_message_acks``), from the
+- A worker holds a chat message in memory only (``chatq.workers.chat_message_acks``), from the
   moment it takes it off its queue until it claims the job, a moment later. So a due job
   that no one has claimed is looked for in its queue; if it is not there, the worker that
   took its message died before claiming it, and the job is sent again.
@@ -30,16 +30,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery.signals import worker_ready
+from chatq.shared import keys, metrics
+from chatq.shared.job_state import Command, JobCommands, pending, pipelined
+from chatq.shared.jobs import JobStatus
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.scripts import lua
+from chatq.shared.settings import get_settings
+from chatq.shared.task_messages import chat_message
 from redis import Redis
 from redis.exceptions import RedisError
-
-from shared import keys, metrics
-from shared.job_state import Command, JobCommands, pending, pipelined
-from shared.jobs import JobStatus
-from shared.redis_clients import sync_client
-from shared.scripts import lua
-from shared.settings import get_settings
-from shared.task_messages import chat_message
 
 log = logging.getLogger("chatq.worker")
 

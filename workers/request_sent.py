@@ -4,7 +4,7 @@ A thread that passes the limiter's send gate may still be held before its reques
 urllib3's Python code between the gate and the socket needs the GIL, which 200 threads share.
 On a loaded 2-core machine that took up to 26 ms (measured against the simulator's arrival
 times), a good part of the gate's 80 ms margin. The provider's connections
-(``workers.http_transport``, and the urllib3 pools here for proxied endpoints) call
+(``chatq.workers.http_transport``, and the urllib3 pools here for proxied endpoints) call
 ``when_sent``'s callback right after a request is written, so the limiter can count the
 call as sent when it really was.
 """

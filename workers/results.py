@@ -3,12 +3,12 @@ for each job it ends."""
 
 from __future__ import annotations
 
-from shared import metrics
-from shared.completion import Completion, Usage, text_completion
-from shared.errors import ChatqError, ProviderRejected, http_status_and_type
-from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
-from shared.tokens import count_text_tokens
-from workers.hooks import Answered
+from chatq.shared import metrics
+from chatq.shared.completion import Completion, Usage, text_completion
+from chatq.shared.errors import ChatqError, ProviderRejected, http_status_and_type
+from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
+from chatq.shared.tokens import count_text_tokens
+from chatq.workers.hooks import Answered
 
 
 def failed_result(job: ChatJob, exc: ChatqError, timings: Timings, attempts: int) -> ChatResult:

@@ -11,15 +11,15 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shared.errors import (
+from chatq.shared.errors import (
     ChatqError,
     ProviderAuthRejected,
     ProviderError,
     ProviderRejected,
     RateLimited,
 )
-from workers.health import NoUsableKey
-from workers.rate_headers import MAX_RETRY_AFTER, header
+from chatq.workers.health import NoUsableKey
+from chatq.workers.rate_headers import MAX_RETRY_AFTER, header
 
 DEFAULT_MAX_RETRIES = 8
 INITIAL_RETRY_DELAY = 0.5

@@ -14,20 +14,20 @@ import logging
 import time
 from collections.abc import Callable
 
-from shared.completion import chunks_of, text_completion
-from shared.errors import ChatqError
-from shared.jobs import ChatJob, ChatResult, Timings
-from shared.outage import REDIS_DOWN
-from shared.store import Claimed
-from workers.gathered_calls import GatheredCalls
-from workers.hooks import HookChain, Turn
-from workers.lifecycle import JobLifecycle
-from workers.limiter import Deferred, Lease
-from workers.provider_call import ProviderCalls, Route
-from workers.results import deadline_result, done_result, failed_result, hook_answer
-from workers.sharing import SharedAnswers
-from workers.streamed_answer import StreamedAnswer
-from workers.streaming import ChunkPublisher, StreamRelay
+from chatq.shared.completion import chunks_of, text_completion
+from chatq.shared.errors import ChatqError
+from chatq.shared.jobs import ChatJob, ChatResult, Timings
+from chatq.shared.outage import REDIS_DOWN
+from chatq.shared.store import Claimed
+from chatq.workers.gathered_calls import GatheredCalls
+from chatq.workers.hooks import HookChain, Turn
+from chatq.workers.lifecycle import JobLifecycle
+from chatq.workers.limiter import Deferred, Lease
+from chatq.workers.provider_call import ProviderCalls, Route
+from chatq.workers.results import deadline_result, done_result, failed_result, hook_answer
+from chatq.workers.sharing import SharedAnswers
+from chatq.workers.streamed_answer import StreamedAnswer
+from chatq.workers.streaming import ChunkPublisher, StreamRelay
 
 log = logging.getLogger("chatq.worker")
 

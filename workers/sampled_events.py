@@ -13,8 +13,7 @@ import zlib
 from typing import Any
 
 from celery.worker.strategy import default
-
-from shared.settings import get_settings
+from chatq.shared.settings import get_settings
 
 
 def in_sample(task_id: str, every: int) -> bool:

@@ -1,6 +1,6 @@
 """Identical requests, one provider call: the job that finds no call in flight leads (makes
 its own call, whose answer is then cached); the others follow it, copying its stream and its
-answer, or take a cached answer at once. ``workers.coalesce`` keeps the shared state."""
+answer, or take a cached answer at once. ``chatq.workers.coalesce`` keeps the shared state."""
 
 from __future__ import annotations
 
@@ -8,20 +8,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from chatq.shared import tracing
+from chatq.shared.completion import chunks_of
+from chatq.shared.deployments import DeploymentRegistry
+from chatq.shared.errors import ChatqError, JobTimeout
+from chatq.shared.jobs import ChatJob, ChatResult, JobStatus, Timings
+from chatq.shared.protocol import DeltaEvent, EndEvent
+from chatq.shared.scripts import ScriptCall, chain
+from chatq.shared.store import Claimed, JobStore
+from chatq.workers.coalesce import Coalescer, Decision, request_key
+from chatq.workers.lifecycle import JobLifecycle, Sharing
+from chatq.workers.limiter import Deferred
+from chatq.workers.streaming import ChunkPublisher
 from opentelemetry.trace import get_current_span
-
-from shared import tracing
-from shared.completion import chunks_of
-from shared.deployments import DeploymentRegistry
-from shared.errors import ChatqError, JobTimeout
-from shared.jobs import ChatJob, ChatResult, JobStatus, Timings
-from shared.protocol import DeltaEvent, EndEvent
-from shared.scripts import ScriptCall, chain
-from shared.store import Claimed, JobStore
-from workers.coalesce import Coalescer, Decision, request_key
-from workers.lifecycle import JobLifecycle, Sharing
-from workers.limiter import Deferred
-from workers.streaming import ChunkPublisher
 
 log = logging.getLogger("chatq.worker")
 

@@ -14,8 +14,7 @@ import threading
 from typing import Any
 
 from celery.signals import worker_shutting_down
-
-from shared.settings import get_settings
+from chatq.shared.settings import get_settings
 
 log = logging.getLogger("chatq.worker")
 

@@ -4,7 +4,7 @@ gathered, finish reasons and usage kept, unknown fields carried along.
 
 Two such states of the same answer can also be compared (is one a prefix of the other?) and
 subtracted (the chunk that takes the shorter to the longer). That is how a retried stream
-resumes where consumers' copy ends: see ``workers.streaming``.
+resumes where consumers' copy ends: see ``chatq.workers.streaming``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from shared.completion import Completion
+from chatq.shared.completion import Completion
 
 _SKIP_TOP = frozenset({"choices", "object", "usage"})
 _SKIP_CHOICE = frozenset({"index", "delta", "logprobs", "finish_reason"})

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from shared.errors import ProviderError, ProviderUnavailable
-from shared.jobs import Timings
-from workers.provider import StreamChunk
-from workers.streamed_answer import Relation, StreamedAnswer
+from chatq.shared.errors import ProviderError, ProviderUnavailable
+from chatq.shared.jobs import Timings
+from chatq.workers.provider import StreamChunk
+from chatq.workers.streamed_answer import Relation, StreamedAnswer
 
 if TYPE_CHECKING:
-    from shared.completion import Completion
-    from shared.store import JobStore
-    from workers.hooks.rewrite import ChunkRewriter
+    from chatq.shared.completion import Completion
+    from chatq.shared.store import JobStore
+    from chatq.workers.hooks.rewrite import ChunkRewriter
 
 
 class StreamDiverged(ProviderError):

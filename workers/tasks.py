@@ -10,12 +10,8 @@ from typing import Any
 
 import requests
 from celery import Task
-from opentelemetry.trace import Span
-from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
-
-from shared import tracing
-from shared.celery_config import (
+from chatq.shared import tracing
+from chatq.shared.celery_config import (
     TASK_CHAT,
     TASK_HTTP_PROBE,
     TASK_NOOP,
@@ -23,20 +19,23 @@ from shared.celery_config import (
     chat_argsrepr,
     webhook_argsrepr,
 )
-from shared.errors import InvalidJob
-from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
-from shared.logs import job_id_var, request_id_var
-from shared.outage import REDIS_DOWN, wait_for_redis
-from shared.settings import get_settings
-from shared.webhook_targets import webhook_policy
-from workers.celery_app import app
-from workers.lifecycle import REDIS_PATIENCE_S, JobLifecycle
-from workers.limiter import Deferred
-from workers.recovery import loop_round
-from workers.retry import backoff_delay
-from workers.runner import ChatRunner
-from workers.webhooks import WebhookSender
-from workers.wiring import build_runner
+from chatq.shared.errors import InvalidJob
+from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus
+from chatq.shared.logs import job_id_var, request_id_var
+from chatq.shared.outage import REDIS_DOWN, wait_for_redis
+from chatq.shared.settings import get_settings
+from chatq.shared.webhook_targets import webhook_policy
+from chatq.workers.celery_app import app
+from chatq.workers.lifecycle import REDIS_PATIENCE_S, JobLifecycle
+from chatq.workers.limiter import Deferred
+from chatq.workers.recovery import loop_round
+from chatq.workers.retry import backoff_delay
+from chatq.workers.runner import ChatRunner
+from chatq.workers.webhooks import WebhookSender
+from chatq.workers.wiring import build_runner
+from opentelemetry.trace import Span
+from pydantic import ValidationError
+from requests.adapters import HTTPAdapter
 
 log = logging.getLogger("chatq.worker")
 
@@ -130,7 +129,7 @@ def renew_claims(lifecycle: JobLifecycle) -> None:
     bind=True,
     ignore_result=True,
     max_retries=None,
-    Strategy="workers.sampled_events:sampled_strategy",
+    Strategy="chatq.workers.sampled_events:sampled_strategy",
 )
 def chat(self: Task, job: dict[str, Any]) -> None:
     """Runs one chat job; its result goes to the job record and event stream, not Celery's."""

@@ -1,7 +1,7 @@
 """Calls a job's webhook when it ends: one signed POST per try, retried with backoff by the
 ``chatq.webhook`` task. Delivery is recorded on the job record (``webhook`` field).
 
-Each try checks the destination again (``shared.webhook_targets``), connects to the address
+Each try checks the destination again (``chatq.shared.webhook_targets``), connects to the address
 that was checked, and follows no redirect: a webhook never reaches an internal service.
 """
 
@@ -15,18 +15,17 @@ from typing import Literal
 
 import certifi
 import urllib3
-
-from shared.errors import JobNotFound
-from shared.store import JobStore
-from shared.webhook_targets import (
+from chatq.shared.errors import JobNotFound
+from chatq.shared.store import JobStore
+from chatq.shared.webhook_targets import (
     Resolver,
     WebhookPolicy,
     WebhookRefused,
     WebhookTarget,
     resolve_target,
 )
-from shared.webhooks import SIGNATURE_HEADER, sign
-from workers.rate_headers import retry_after_seconds
+from chatq.shared.webhooks import SIGNATURE_HEADER, sign
+from chatq.workers.rate_headers import retry_after_seconds
 
 log = logging.getLogger("chatq.webhooks")
 

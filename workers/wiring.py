@@ -8,22 +8,22 @@ import socket
 import time
 from collections.abc import Callable
 
-from shared.deployments import DeploymentRegistry
-from shared.jobs import ChatJob, ChatResult
-from shared.sessions import SessionStore, UserStore
-from shared.settings import Settings
-from shared.store import JobStore
-from workers.coalesce import Coalescer
-from workers.end_listeners import EndMetrics, SessionTurns, TenantTokens, UserIndex, Webhooks
-from workers.gathered_calls import GatheredCalls
-from workers.health import DeploymentHealth
-from workers.hooks import load_hooks
-from workers.lifecycle import JobLifecycle
-from workers.limiter import ClusterLimiter
-from workers.provider import ProviderClient
-from workers.provider_call import ProviderCalls
-from workers.runner import ChatRunner
-from workers.sharing import SharedAnswers
+from chatq.shared.deployments import DeploymentRegistry
+from chatq.shared.jobs import ChatJob, ChatResult
+from chatq.shared.sessions import SessionStore, UserStore
+from chatq.shared.settings import Settings
+from chatq.shared.store import JobStore
+from chatq.workers.coalesce import Coalescer
+from chatq.workers.end_listeners import EndMetrics, SessionTurns, TenantTokens, UserIndex, Webhooks
+from chatq.workers.gathered_calls import GatheredCalls
+from chatq.workers.health import DeploymentHealth
+from chatq.workers.hooks import load_hooks
+from chatq.workers.lifecycle import JobLifecycle
+from chatq.workers.limiter import ClusterLimiter
+from chatq.workers.provider import ProviderClient
+from chatq.workers.provider_call import ProviderCalls
+from chatq.workers.runner import ChatRunner
+from chatq.workers.sharing import SharedAnswers
 
 
 def build_runner(

@@ -11,16 +11,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
-from websockets.sync.client import connect
-
-from shared.errors import (
+from chatq.shared.errors import (
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from shared.settings import ProviderTimeouts
-from workers.provider_errors import ProviderSaid, provider_error
+from chatq.shared.settings import ProviderTimeouts
+from chatq.workers.provider_errors import ProviderSaid, provider_error
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.sync.client import connect
 
 
 def ws_url(http_url: str) -> str:

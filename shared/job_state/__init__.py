@@ -1,9 +1,9 @@
 """A job's state in Redis, as commands: every key of a job is built here, with the command
 that reads or writes it and the parser of its reply. Nothing here does I/O: the sync store
-(``shared.store``) and the asyncio one (``shared.async_store``) send what this builds, the
-way redis-py and httpx keep one core under both kinds of client.
+(``chatq.shared.store``) and the asyncio one (``chatq.shared.async_store``) send what this
+builds, the way redis-py and httpx keep one core under both kinds of client.
 
-The keys (``shared.keys``): the record (hash), the events (stream), the pending set, the
+The keys (``chatq.shared.keys``): the record (hash), the events (stream), the pending set, the
 deferred set, dead letters, and the shared answers of identical requests.
 """
 
@@ -16,16 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Self, TypedDict, Unpack
 
 import orjson
+from chatq.shared import keys
+from chatq.shared.errors import JobNotFound, JobTimeout, QueueUnavailable
+from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
+from chatq.shared.protocol import EndEvent, Event, decode_event, encode_delta
+from chatq.shared.redis_clients import MAX_BLOCK_MS
+from chatq.shared.scripts import ScriptCall, lua
+from chatq.shared.settings import Settings
+from chatq.shared.task_messages import chat_message
 from pydantic import BaseModel
-
-from shared import keys
-from shared.errors import JobNotFound, JobTimeout, QueueUnavailable
-from shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
-from shared.protocol import EndEvent, Event, decode_event, encode_delta
-from shared.redis_clients import MAX_BLOCK_MS
-from shared.scripts import ScriptCall, lua
-from shared.settings import Settings
-from shared.task_messages import chat_message
 
 DEFAULT_LEASE_S = 30.0  # a worker's claim on a job lapses this long after its last renewal
 DEFAULT_LOST_JOB_CHECK_S = 30.0  # a job not ended is checked for a lost message this often
@@ -305,7 +304,7 @@ class JobCommands:
         message = chat_message(body, queue) if send else ""
         check_at = check_time(self.clock() + self.lost_job_check_s)
         return ScriptCall(
-            lua("shared.job_state", "create_job.lua"),
+            lua("chatq.shared.job_state", "create_job.lua"),
             [keys.job_key(job.id), keys.PENDING, queue],
             [
                 check_at,
@@ -349,7 +348,9 @@ class JobCommands:
     def watch(job_id: str) -> ScriptCall:
         """Reads how far the job is, for a reader of its events other than its submitter
         (read the reply with ``watched``): its end then reaches its stream too."""
-        return ScriptCall(lua("shared.job_state", "watch_job.lua"), [keys.job_key(job_id)], [])
+        return ScriptCall(
+            lua("chatq.shared.job_state", "watch_job.lua"), [keys.job_key(job_id)], []
+        )
 
     @staticmethod
     def watched(reply: Any) -> Watched:
@@ -366,7 +367,7 @@ class JobCommands:
         """Claims the job for ``lease_s`` (read the reply with ``started``)."""
         args = [self.clock(), self.result_ttl_s, job.request.model, job.created_at]
         return ScriptCall(
-            lua("shared.job_state", "start_job.lua"),
+            lua("chatq.shared.job_state", "start_job.lua"),
             [keys.job_key(job.id)],
             [*args, lease_s, worker],
         )
@@ -387,7 +388,7 @@ class JobCommands:
         if not ids:
             return None
         return ScriptCall(
-            lua("shared.job_state", "renew_leases.lua"),
+            lua("chatq.shared.job_state", "renew_leases.lua"),
             [keys.PENDING, *(keys.job_key(job_id) for job_id in ids)],
             [check_time(self.clock() + lease_s), *ids],
         )
@@ -396,7 +397,7 @@ class JobCommands:
         """Puts a job aside for ``delay_s``; replies 0 if its record keeps no payload."""
         now = self.clock()
         return ScriptCall(
-            lua("shared.job_state", "defer_job.lua"),
+            lua("chatq.shared.job_state", "defer_job.lua"),
             [keys.job_key(job_id), keys.DEFERRED, keys.PENDING],
             [now + delay_s, check_time(now + delay_s + self.lost_job_check_s), job_id],
         )
@@ -454,13 +455,13 @@ class JobCommands:
             "1" if share_key else "0",
             cache_ttl_s,
         ]
-        return ScriptCall(lua("shared.job_state", "finish_job.lua"), script_keys, args)
+        return ScriptCall(lua("chatq.shared.job_state", "finish_job.lua"), script_keys, args)
 
     @staticmethod
     def note_webhook(job_id: str, state: str) -> ScriptCall:
         """Notes on the record how the job's webhook delivery went."""
         return ScriptCall(
-            lua("shared.job_state", "note_webhook.lua"), [keys.job_key(job_id)], [state]
+            lua("chatq.shared.job_state", "note_webhook.lua"), [keys.job_key(job_id)], [state]
         )
 
     @staticmethod
@@ -490,7 +491,7 @@ class JobCommands:
 class StoreBase:
     """What the sync and asyncio stores share: their client, the commands, and the lines
     scripts go on. A subclass says how to make a client (``connect``) and its lines
-    (``multiplex``, from ``shared.multiplexed``): scripts, which answer at once, go in groups
+    (``multiplex``, from ``chatq.shared.multiplexed``): scripts, which answer at once, go in groups
     on one connection; other commands, blocking reads among them, take one of the client's
     pool each."""
 

@@ -7,7 +7,7 @@
 -- KEYS[3]  the queue's list (kombu's Redis transport takes messages from its right end)
 -- ARGV[1]  when to check the job (Unix seconds)
 -- ARGV[2]  the job id
--- ARGV[3]  the job's Celery message (shared.task_messages), or '' to record it only
+-- ARGV[3]  the job's Celery message (chatq.shared.task_messages), or '' to record it only
 -- ARGV[4]  '1' if the id was made just now for this job (a random UUID: none can have it)
 -- ARGV[5..] field, value, field, value... of the queued record
 -- Returns 1 if the job was created (and queued), 0 if its id was taken.

@@ -9,14 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from chatq.shared import keys
+from chatq.shared.job_state import check_time
+from chatq.shared.jobs import ChatJob, JobError
+from chatq.shared.scripts import lua
+from chatq.shared.store import DEFAULT_LOST_JOB_CHECK_S, DeadLetterEntry
 from pydantic import BaseModel
 from redis import Redis
-
-from shared import keys
-from shared.job_state import check_time
-from shared.jobs import ChatJob, JobError
-from shared.scripts import lua
-from shared.store import DEFAULT_LOST_JOB_CHECK_S, DeadLetterEntry
 
 
 class DeadLetter(BaseModel):
@@ -55,7 +54,9 @@ class DeadLetters:
         self.result_ttl_s = result_ttl_s
         self.lost_job_check_s = lost_job_check_s
         self.clock = clock
-        self._requeue = redis.register_script(lua("shared.job_state", "requeue_dead_letter.lua"))
+        self._requeue = redis.register_script(
+            lua("chatq.shared.job_state", "requeue_dead_letter.lua")
+        )
 
     def count(self) -> int:
         return int(self.redis.zcard(keys.DEAD_LETTERS))

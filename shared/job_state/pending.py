@@ -1,4 +1,4 @@
-"""The jobs that have not ended, as ``workers.recovery`` checks on them: the pending set (job
+"""The jobs that have not ended, as ``chatq.workers.recovery`` checks on them: the pending set (job
 id -> when to check it), the deferred set (job id -> when to send it again), the fields of a
 record that say whether and how to send a job again, and whose turn it is to sweep."""
 
@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shared import keys
-from shared.job_state import Command, check_time
-from shared.scripts import ScriptCall, lua
+from chatq.shared import keys
+from chatq.shared.job_state import Command, check_time
+from chatq.shared.scripts import ScriptCall, lua
 
 SWEEP_FIELDS = ("status", "lease_until", "queue", "payload")
 RESEND_FIELDS = ("status", "queue", "payload")
@@ -45,9 +45,9 @@ def take_deferred(job_id: str) -> Command:
 
 def undefer(job_id: str, queue: str, message: str) -> ScriptCall:
     """Moves a due job from the deferred set to its queue as ``message`` (a Celery message,
-    ``shared.task_messages``) in one step; replies as ``undefer_job.lua`` says."""
+    ``chatq.shared.task_messages``) in one step; replies as ``undefer_job.lua`` says."""
     return ScriptCall(
-        lua("shared.job_state", "undefer_job.lua"),
+        lua("chatq.shared.job_state", "undefer_job.lua"),
         [keys.DEFERRED, keys.job_key(job_id), queue],
         [job_id, message],
     )

@@ -4,7 +4,7 @@
 -- KEYS[1]  deferred jobs (zset, keys.DEFERRED)
 -- KEYS[2]  job record hash (keys.job_key)
 -- KEYS[3]  the queue's list
--- ARGV[1]  the job id   ARGV[2] its Celery message (shared.task_messages)
+-- ARGV[1]  the job id   ARGV[2] its Celery message (chatq.shared.task_messages)
 -- Returns 1 if sent, 0 if another worker took it, -1 if it had ended (it leaves the set).
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then
   return 0

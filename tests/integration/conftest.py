@@ -15,15 +15,15 @@ from typing import TypeVar
 
 import pytest
 import requests
+from chatq.producers.client import ChatqClient
+from chatq.shared import keys
+from chatq.shared.jobs import JobStatus
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.settings import Settings
 from redis import Redis
 
 from chatq.processes import Part, free_port, stop
 from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator, start_workers
-from producers.client import ChatqClient
-from shared import keys
-from shared.jobs import JobStatus
-from shared.redis_clients import sync_client
-from shared.settings import Settings
 
 # Fast retries so fault tests finish quickly; the schedule's shape is unit-tested.
 TEST_ENV = {

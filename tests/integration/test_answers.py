@@ -4,12 +4,11 @@ answer kept in the leader's record."""
 from __future__ import annotations
 
 import pytest
-
-from shared import keys
-from shared.completion import text_completion
-from shared.jobs import ChatJob, ChatRequest, ChatResult, JobError, JobStatus
-from shared.store import JobStore
-from workers.coalesce import Coalescer, request_key
+from chatq.shared import keys
+from chatq.shared.completion import text_completion
+from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobError, JobStatus
+from chatq.shared.store import JobStore
+from chatq.workers.coalesce import Coalescer, request_key
 
 CACHE_TTL_S = 600
 

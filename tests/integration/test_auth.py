@@ -11,12 +11,12 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
+from chatq.producers.tenants import TenantSettings, TenantStore
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis import Redis
 
 from chatq.processes import stop
-from producers.tenants import TenantSettings, TenantStore
 from tests.integration.conftest import start_stack
 
 SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"

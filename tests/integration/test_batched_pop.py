@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import chatq.workers.batched_pop  # the patch under test
+import chatq.workers.chat_message_acks  # noqa: F401
 import pytest
+from chatq.shared.celery_config import TASK_CHAT
 from kombu import Connection
 from redis import Redis
-
-import workers.batched_pop  # the patch under test
-import workers.chat_message_acks  # noqa: F401
-from shared.celery_config import TASK_CHAT
 
 QUEUE = "chatq.test.batched"
 

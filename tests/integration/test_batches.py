@@ -8,11 +8,11 @@ import time
 
 import openai
 import pytest
+from chatq.producers.batches import BatchService, CreateBatch
+from chatq.producers.files import FileStore
 from redis import Redis
 
 from chatq.processes import stop
-from producers.batches import BatchService, CreateBatch
-from producers.files import FileStore
 from tests.integration.conftest import start_stack
 from tests.integration.test_batch import write_batch
 

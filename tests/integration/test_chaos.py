@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from chatq.producers.client import ChatqClient
 
 from chatq.chaos import ChaosOptions, run_chaos
 from chatq.processes import stop
 from chatq.stack import start_worker
-from producers.client import ChatqClient
 from tests.integration.conftest import start_stack
 
 pytestmark = pytest.mark.slow

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import chatq.workers.chat_message_acks  # noqa: F401  (the patch under test)
 import pytest
+from chatq.shared import keys
+from chatq.shared.celery_config import TASK_CHAT, TASK_WEBHOOK
 from kombu import Connection
 from redis import Redis
-
-import workers.chat_message_acks  # noqa: F401  (the patch under test)
-from shared import keys
-from shared.celery_config import TASK_CHAT, TASK_WEBHOOK
 
 QUEUE = "chatq.test.acks"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import stop
-from shared.jobs import JobStatus
 from tests.integration.conftest import ended_count, start_stack
 
 pytestmark = pytest.mark.slow

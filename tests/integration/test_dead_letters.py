@@ -8,9 +8,9 @@ import sys
 from collections import Counter
 
 import pytest
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import stop
-from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
 

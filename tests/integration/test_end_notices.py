@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from chatq.shared.async_store import AsyncJobStore
+from chatq.shared.completion import text_completion
+from chatq.shared.end_notices import EndNotices
+from chatq.shared.errors import JobTimeout
+from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from chatq.shared.protocol import EndEvent
+from chatq.shared.store import JobStore
 
-from shared.async_store import AsyncJobStore
-from shared.completion import text_completion
-from shared.end_notices import EndNotices
-from shared.errors import JobTimeout
-from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
-from shared.protocol import EndEvent
-from shared.store import JobStore
 from tests.integration.conftest import eventually
 
 

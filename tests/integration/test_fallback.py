@@ -8,10 +8,10 @@ import sys
 
 import pytest
 import requests
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import free_port, stop
 from chatq.stack import start_simulator
-from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
 DEPLOYMENTS = """

@@ -6,11 +6,11 @@ import itertools
 from collections import defaultdict
 
 import pytest
+from chatq.producers.jobs import raise_for_result
+from chatq.shared.errors import ProviderRejected
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import stop
-from producers.jobs import raise_for_result
-from shared.errors import ProviderRejected
-from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
 

@@ -7,12 +7,12 @@ import time
 import uuid
 
 import requests
+from chatq.shared.settings import Settings
+from chatq.workers.sampled_events import in_sample
 
 from chatq.processes import free_port, python_module_command, spawn, stop
 from chatq.stack import start_flower, without_metrics_dir
-from shared.settings import Settings
 from tests.integration.conftest import eventually, start_stack
-from workers.sampled_events import in_sample
 
 SECRET = "a very private question 91c2"
 COLUMNS = (
@@ -72,7 +72,12 @@ def test_flower_with_basic_auth_as_the_compose_file_runs_it_asks_for_credentials
     stack = start_stack(redis_server)
     port = free_port()
     command = python_module_command(
-        "celery", "-A", "workers.celery_app", "flower", f"--port={port}", "--address=127.0.0.1"
+        "celery",
+        "-A",
+        "chatq.workers.celery_app",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
     )
     env = {**without_metrics_dir(stack.env), "FLOWER_BASIC_AUTH": "admin:s3cret"}
     flower = spawn("flower", command, env=env, quiet=True)

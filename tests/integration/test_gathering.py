@@ -4,9 +4,9 @@ answer; real worker processes, Redis and simulator."""
 from __future__ import annotations
 
 import pytest
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import stop
-from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
 

@@ -4,13 +4,13 @@ caller, and an intent is answered without the provider."""
 from __future__ import annotations
 
 import pytest
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import stop
-from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
-ORDER_STATUS = "workers.hooks.intents:OrderStatus"
-MASKING = "workers.hooks.masking:MaskPersonalData"
+ORDER_STATUS = "chatq.workers.hooks.intents:OrderStatus"
+MASKING = "chatq.workers.hooks.masking:MaskPersonalData"
 PERSONAL = "Reach me at ana.li@example.com or 13812345678, card 4111 1111 1111 1111."
 
 

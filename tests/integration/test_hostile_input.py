@@ -14,10 +14,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import jwt
 import pytest
 import requests
+from chatq.producers.tenants import TenantStore
 from redis import Redis
 
 from chatq.processes import stop
-from producers.tenants import TenantStore
 from tests.integration.conftest import Stack, eventually, start_stack
 
 SECRET = "hostile-suite-jwt-secret-long-enough-for-hs256"

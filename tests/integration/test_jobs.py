@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from chatq.shared.webhooks import SIGNATURE_HEADER, verify
 from websockets.sync.client import connect
 
 from chatq.processes import stop
-from shared.webhooks import SIGNATURE_HEADER, verify
 from tests.integration.conftest import start_stack
 
 WEBHOOK_SECRET = "whsec-test"

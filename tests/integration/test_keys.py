@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from chatq.shared.jobs import JobStatus
+from chatq.workers.health import key_fingerprint
 
 from chatq.processes import stop
-from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
-from workers.health import key_fingerprint
 
 DEPLOYMENT = """
 [[deployments]]

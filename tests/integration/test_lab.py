@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 import requests
+from chatq.producers.aio import AsyncChatqClient
+from chatq.producers.client import ChatqClient
+from chatq.shared import keys
+from chatq.shared.jobs import ChatResult, JobStatus
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.settings import Settings
+from chatq.shared.store import JobRecord
 
 from chatq.lab import Lab
 from chatq.processes import Part, free_port, stop
 from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator, start_workers
-from producers.aio import AsyncChatqClient
-from producers.client import ChatqClient
-from shared import keys
-from shared.jobs import ChatResult, JobStatus
-from shared.redis_clients import sync_client
-from shared.settings import Settings
-from shared.store import JobRecord
 from tests.integration.conftest import PROVIDER_NICENESS, TEST_ENV, eventually
 
 HOSTS = ("redis", "sim", "gateway", "w1", "w2", "client")

@@ -7,11 +7,10 @@ import itertools
 import multiprocessing
 
 import pytest
+from chatq.shared.deployments import Deployment
+from chatq.workers.health import FAILURE_THRESHOLD, DeploymentHealth
+from chatq.workers.limiter import ClusterLimiter, Deferred, Lease, gcra_slot, interval_ms
 from redis import Redis
-
-from shared.deployments import Deployment
-from workers.health import FAILURE_THRESHOLD, DeploymentHealth
-from workers.limiter import ClusterLimiter, Deferred, Lease, gcra_slot, interval_ms
 
 
 def deployment(**limits) -> Deployment:

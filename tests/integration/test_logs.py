@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import requests
+from chatq.shared.settings import Settings
 from redis import Redis
 
 from chatq.processes import free_port, stop
 from chatq.stack import start_gateway, start_simulator, start_workers
-from shared.settings import Settings
 
 SECRET = "the user's private words 7f3a"
 PROVIDER_KEY = "sk-provider-key-that-must-not-be-logged"

@@ -9,12 +9,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from chatq.shared.multiplexed import Multiplexer, ThreadMultiplexer
+from chatq.shared.redis_clients import async_client, sync_client
+from chatq.shared.scripts import ScriptCall
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-
-from shared.multiplexed import Multiplexer, ThreadMultiplexer
-from shared.redis_clients import async_client, sync_client
-from shared.scripts import ScriptCall
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 

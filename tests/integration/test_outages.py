@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from chatq.shared.errors import QueueUnavailable
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import free_port, stop
 from chatq.stack import start_redis
-from shared.errors import QueueUnavailable
-from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
 

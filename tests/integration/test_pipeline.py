@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections import Counter
 
-from shared.jobs import JobStatus
+from chatq.shared.jobs import JobStatus
 
 
 def test_a_submitted_job_completes(stack):

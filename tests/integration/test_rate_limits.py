@@ -11,11 +11,11 @@ import statistics
 import time
 
 import pytest
+from chatq.shared import keys
+from chatq.shared.jobs import JobStatus
+from chatq.shared.tokens import count_prompt_tokens
 
 from chatq.processes import stop
-from shared import keys
-from shared.jobs import JobStatus
-from shared.tokens import count_prompt_tokens
 from tests.integration.conftest import start_stack
 
 pytestmark = pytest.mark.slow

@@ -8,15 +8,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from chatq.producers.client import ChatqClient
+from chatq.shared import keys
+from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus
+from chatq.shared.settings import Settings
+from chatq.shared.store import Claimed, JobStore
+from chatq.workers import recovery
+from chatq.workers.recovery import LostJobSweeper
 from redis import Redis
-
-from producers.client import ChatqClient
-from shared import keys
-from shared.jobs import ChatJob, ChatResult, JobError, JobStatus
-from shared.settings import Settings
-from shared.store import Claimed, JobStore
-from workers import recovery
-from workers.recovery import LostJobSweeper
 
 CHECK_AFTER_S = 5.0
 QUEUE = "chatq.interactive"
@@ -43,7 +42,7 @@ def test_a_job_is_pending_with_its_payload_until_it_ends(client: ChatqClient):
     before = time.time()
     job_id = client.submit("hello", max_tokens=4)
     check_at = redis.zscore(keys.PENDING, job_id)
-    # whole seconds, rounded up (shared.job_state.check_time)
+    # whole seconds, rounded up (chatq.shared.job_state.check_time)
     assert (
         check_at is not None
         and before + CHECK_AFTER_S <= check_at <= time.time() + CHECK_AFTER_S + 1

@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 import requests
+from chatq.producers.jobs import prepare_job
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import kill, stop
-from producers.jobs import prepare_job
-from shared.jobs import JobStatus
 from tests.integration.conftest import eventually, start_stack
 
 pytestmark = pytest.mark.slow

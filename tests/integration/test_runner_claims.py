@@ -9,21 +9,20 @@ from __future__ import annotations
 import random
 
 import pytest
+from chatq.shared.deployments import DeploymentRegistry
+from chatq.shared.jobs import ChatJob, ChatRequest
+from chatq.shared.settings import ProviderTimeouts, RetryPolicy, Settings
+from chatq.shared.store import JobStore
+from chatq.workers.coalesce import Coalescer
+from chatq.workers.health import DeploymentHealth
+from chatq.workers.lifecycle import JobLifecycle
+from chatq.workers.limiter import ClusterLimiter
+from chatq.workers.provider import ProviderClient
+from chatq.workers.provider_call import ProviderCalls
+from chatq.workers.runner import ChatRunner
+from chatq.workers.sharing import SharedAnswers
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-
-from shared.deployments import DeploymentRegistry
-from shared.jobs import ChatJob, ChatRequest
-from shared.settings import ProviderTimeouts, RetryPolicy, Settings
-from shared.store import JobStore
-from workers.coalesce import Coalescer
-from workers.health import DeploymentHealth
-from workers.lifecycle import JobLifecycle
-from workers.limiter import ClusterLimiter
-from workers.provider import ProviderClient
-from workers.provider_call import ProviderCalls
-from workers.runner import ChatRunner
-from workers.sharing import SharedAnswers
 
 GONE = RedisConnectionError("Too many connections")
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+from chatq.producers.client import ChatqClient
+from chatq.shared.jobs import JobStatus
+from chatq.shared.settings import Settings
 from redis import Redis
 
 from chatq.processes import free_port, stop
 from chatq.stack import start_simulator, start_workers
-from producers.client import ChatqClient
-from shared.jobs import JobStatus
-from shared.settings import Settings
 
 
 def test_jobs_spread_over_workers_on_two_hosts(redis_server):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from chatq.shared.scripts import ScriptCall, chain
 from redis import Redis
-
-from shared.scripts import ScriptCall, chain
 
 ECHO = "return {KEYS[1], ARGV[1], #KEYS, #ARGV}"
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from chatq.producers.client import ChatqClient
+from chatq.shared import keys
+from chatq.shared.errors import ChatqError, QueueUnavailable
+from chatq.shared.jobs import JobStatus
+from chatq.shared.redis_clients import SentinelTarget, sync_client
+from chatq.shared.settings import Settings
 
 from chatq.processes import Part, free_port, kill, stop
 from chatq.stack import start_redis, start_sentinel
-from producers.client import ChatqClient
-from shared import keys
-from shared.errors import ChatqError, QueueUnavailable
-from shared.jobs import JobStatus
-from shared.redis_clients import SentinelTarget, sync_client
-from shared.settings import Settings
 from tests.integration.conftest import eventually, start_stack
 
 MASTER = "chatq"

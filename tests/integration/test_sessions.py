@@ -6,10 +6,10 @@ from __future__ import annotations
 import openai
 import pytest
 import requests
+from chatq.producers.client import ChatqClient
+from chatq.producers.sessions import SUMMARISE
 
 from chatq.processes import stop
-from producers.client import ChatqClient
-from producers.sessions import SUMMARISE
 from tests.integration.conftest import start_stack
 
 BUDGET = 400

@@ -26,7 +26,15 @@ MESSAGES = [
 def sim_url(request: pytest.FixtureRequest) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--port", str(port), "--models", "sim-mini,sim-large"],
+        [
+            sys.executable,
+            "-m",
+            "chatq.simulator",
+            "--port",
+            str(port),
+            "--models",
+            "sim-mini,sim-large",
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

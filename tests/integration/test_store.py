@@ -7,15 +7,14 @@ import json
 import threading
 
 import pytest
-
-from shared.async_store import AsyncJobStore
-from shared.completion import text_completion
-from shared.errors import JobNotFound, JobTimeout
-from shared.job_state.dead_letters import DeadLetters
-from shared.jobs import ChatJob, ChatRequest, ChatResult, JobError, JobStatus
-from shared.protocol import DeltaEvent, EndEvent
-from shared.settings import Settings
-from shared.store import AlreadyEnded, Busy, Claimed, JobStore, cancelled_result
+from chatq.shared.async_store import AsyncJobStore
+from chatq.shared.completion import text_completion
+from chatq.shared.errors import JobNotFound, JobTimeout
+from chatq.shared.job_state.dead_letters import DeadLetters
+from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobError, JobStatus
+from chatq.shared.protocol import DeltaEvent, EndEvent
+from chatq.shared.settings import Settings
+from chatq.shared.store import AlreadyEnded, Busy, Claimed, JobStore, cancelled_result
 
 
 @pytest.fixture()

@@ -6,10 +6,10 @@ import asyncio
 import time
 
 import pytest
+from chatq.producers.aio import AsyncChatqClient
+from chatq.shared.jobs import JobStatus
 
 from chatq.processes import stop
-from producers.aio import AsyncChatqClient
-from shared.jobs import JobStatus
 from tests.integration.conftest import start_stack
 
 

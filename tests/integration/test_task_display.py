@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
+from chatq.producers.client import ChatqClient
+from chatq.shared.settings import Settings
 from redis import Redis
-
-from producers.client import ChatqClient
-from shared.settings import Settings
 
 SECRET_TEXT = "my password is hunter2 and my card 4111 1111 1111 1111"
 

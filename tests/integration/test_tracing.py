@@ -1,4 +1,4 @@
-"""One trace per job (shared.tracing): the gateway and a worker, real processes configured by
+"""One trace per job (chatq.shared.tracing): the gateway and a worker, real processes configured by
 the standard ``OTEL_*`` variables, send their spans over OTLP/HTTP to an endpoint in this test
 (chatq.otlp_sink), which keeps them in memory: no outside collector."""
 
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import requests
+from chatq.simulator.faults import FaultInjector
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from chatq.otlp_sink import OtlpSink
 from chatq.processes import stop
-from simulator.faults import FaultInjector
 from tests.integration.conftest import Stack, eventually, start_stack
 
 SECRET_TEXT = "violet-harbour-4417"  # in every message: no span may hold it

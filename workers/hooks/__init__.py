@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
-from shared.completion import Completion
-from shared.deployments import Deployment
-from shared.errors import ChatqError
-from shared.jobs import ChatJob, ChatRequest
-from workers.hooks.rewrite import ChunkRewriter
+from chatq.shared.completion import Completion
+from chatq.shared.deployments import Deployment
+from chatq.shared.errors import ChatqError
+from chatq.shared.jobs import ChatJob, ChatRequest
+from chatq.workers.hooks.rewrite import ChunkRewriter
 
 
 @dataclass

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
-from shared import keys
-from shared.jobs import Role
-from shared.redis_clients import sync_client
-from shared.settings import get_settings
-from workers.hooks import ChatHook, Turn
+from chatq.shared import keys
+from chatq.shared.jobs import Role
+from chatq.shared.redis_clients import sync_client
+from chatq.shared.settings import get_settings
+from chatq.workers.hooks import ChatHook, Turn
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.completion import Completion
-from shared.jobs import ChatMessage
-from workers.hooks import ChatHook, FilterFactory, Turn
-from workers.hooks.privacy import Masker, StreamRestorer
+from chatq.shared.completion import Completion
+from chatq.shared.jobs import ChatMessage
+from chatq.workers.hooks import ChatHook, FilterFactory, Turn
+from chatq.workers.hooks.privacy import Masker, StreamRestorer
 
 
 class MaskPersonalData(ChatHook):

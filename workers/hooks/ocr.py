@@ -14,8 +14,8 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from shared.jobs import ChatMessage
-from workers.hooks import ChatHook, Turn
+from chatq.shared.jobs import ChatMessage
+from chatq.workers.hooks import ChatHook, Turn
 
 OcrEngine = Callable[[bytes], str]
 

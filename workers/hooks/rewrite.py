@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from shared.completion import TEXT_FIELDS
+from chatq.shared.completion import TEXT_FIELDS
 
 if TYPE_CHECKING:
-    from workers.hooks import StreamFilter
+    from chatq.workers.hooks import StreamFilter
 
 Field = tuple[int, str | int]  # (choice index, text field name or tool call index)
 

@@ -11,10 +11,10 @@ import time
 
 import psutil
 import requests
+from chatq.producers.jobs import producer_app
+from chatq.shared.settings import Settings
 
 from chatq.processes import free_port, port_in_use
-from producers.jobs import producer_app
-from shared.settings import Settings
 from tests.integration.conftest import eventually
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from chatq.shared.settings import Settings
 
 from chatq.cli import open_gateway_refusal
-from shared.settings import Settings
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"])

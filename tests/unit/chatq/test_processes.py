@@ -6,9 +6,9 @@ import socket
 import sys
 
 import pytest
+from chatq.shared.errors import ChatqError
 
 from chatq.processes import _first_ephemeral_port, free_port, spawn, wait_until
-from shared.errors import ChatqError
 
 
 def test_free_ports_lie_below_the_ephemeral_range():

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-from producers.jobs import (
+from chatq.producers.jobs import (
     build_request,
     check_model,
     error_for_result,
     prepare_job,
     raise_for_result,
 )
-from shared import tracing
-from shared.completion import text_completion
-from shared.deployments import DeploymentRegistry
-from shared.errors import (
+from chatq.shared import tracing
+from chatq.shared.completion import text_completion
+from chatq.shared.deployments import DeploymentRegistry
+from chatq.shared.errors import (
     ChatqError,
     InvalidJob,
     JobCancelled,
@@ -23,8 +21,9 @@ from shared.errors import (
     ProviderRejected,
     ProviderUnavailable,
 )
-from shared.jobs import ChatResult, JobError, JobStatus
-from shared.settings import Settings
+from chatq.shared.jobs import ChatResult, JobError, JobStatus
+from chatq.shared.settings import Settings
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 SETTINGS = Settings(_env_file=None, models=["sim-mini"])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from producers.openai_format import DONE_LINE, ChunkServer, completion, model_list, sse
-from shared.completion import Completion
-from shared.jobs import ChatResult, JobStatus
+from chatq.producers.openai_format import DONE_LINE, ChunkServer, completion, model_list, sse
+from chatq.shared.completion import Completion
+from chatq.shared.jobs import ChatResult, JobStatus
 
 PROVIDERS = {
     "id": "chatcmpl-upstream",

@@ -6,12 +6,11 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import pytest
-
-from producers.sessions import SUMMARISE, Conversations, tokens
-from shared.errors import InvalidJob
-from shared.jobs import ChatMessage, ChatRequest, Role
-from shared.sessions import Session, profile_message
-from shared.settings import Settings
+from chatq.producers.sessions import SUMMARISE, Conversations, tokens
+from chatq.shared.errors import InvalidJob
+from chatq.shared.jobs import ChatMessage, ChatRequest, Role
+from chatq.shared.sessions import Session, profile_message
+from chatq.shared.settings import Settings
 
 BUDGET = 300
 

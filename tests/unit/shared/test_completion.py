@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.completion import Completion, text_completion
+from chatq.shared.completion import Completion, text_completion
 
 DEEPSEEK = {
     "id": "abc",

@@ -6,11 +6,10 @@ import os
 import threading
 from pathlib import Path
 
+import chatq.shared.deployments as deployments_module
 import pytest
-
-import shared.deployments as deployments_module
-from shared.deployments import RELOAD_CHECK_S, DeploymentRegistry
-from shared.settings import Settings
+from chatq.shared.deployments import RELOAD_CHECK_S, DeploymentRegistry
+from chatq.shared.settings import Settings
 
 FILE = """
 [[deployments]]

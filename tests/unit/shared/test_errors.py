@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import (
+from chatq.shared.errors import (
     ERRORS_BY_CODE,
     ChatqError,
     InvalidJob,

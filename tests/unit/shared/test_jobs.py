@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from chatq.shared.jobs import ChatJob, ChatRequest, JobStatus, Priority
 from pydantic import ValidationError
-
-from shared.jobs import ChatJob, ChatRequest, JobStatus, Priority
 
 
 def request(**overrides):

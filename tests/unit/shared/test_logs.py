@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from shared.logs import ContextFilter, JsonFormatter, job_id_var, request_id_var
+from chatq.shared.logs import ContextFilter, JsonFormatter, job_id_var, request_id_var
 
 
 def record(message: str) -> logging.LogRecord:

@@ -9,10 +9,9 @@ import time
 
 import pytest
 import redis.exceptions
-
-from shared.celery_config import celery_config
-from shared.redis_clients import SentinelTarget, async_client, redact
-from shared.settings import Settings
+from chatq.shared.celery_config import celery_config
+from chatq.shared.redis_clients import SentinelTarget, async_client, redact
+from chatq.shared.settings import Settings
 
 
 def test_a_write_to_a_server_that_stopped_reading_times_out():

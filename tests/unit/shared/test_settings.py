@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.settings import Settings
+from chatq.shared.settings import Settings
 
 
 def test_defaults_point_at_the_embedded_parts(monkeypatch):

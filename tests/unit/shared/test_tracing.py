@@ -1,14 +1,13 @@
-"""Tracing's switches and helpers (shared.tracing), with the SDK's in-memory exporter."""
+"""Tracing's switches and helpers (chatq.shared.tracing), with the SDK's in-memory exporter."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from chatq.shared import tracing
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-
-from shared import tracing
 
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-
-from shared.webhook_targets import (
+from chatq.shared.webhook_targets import (
     WebhookPolicy,
     WebhookRefused,
     internal_reason,

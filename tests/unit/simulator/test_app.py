@@ -6,14 +6,13 @@ import json
 from typing import Any
 
 import pytest
+from chatq.shared.tokens import count_prompt_tokens
+from chatq.simulator.app import StreamCut, create_app
+from chatq.simulator.config import SimConfig
+from chatq.simulator.replies import reply_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
-
-from shared.tokens import count_prompt_tokens
-from simulator.app import StreamCut, create_app
-from simulator.config import SimConfig
-from simulator.replies import reply_for
 
 MESSAGES = [{"role": "user", "content": "hello"}]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from simulator.checks import Problem, check_context, check_request
+from chatq.simulator.checks import Problem, check_context, check_request
 
 USER = {"role": "user", "content": "hi"}
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}

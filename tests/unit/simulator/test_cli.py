@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from simulator.cli import build_parser, config_from_args
-from simulator.config import SimConfig
+from chatq.simulator.cli import build_parser, config_from_args
+from chatq.simulator.config import SimConfig
 
 
 def test_defaults():

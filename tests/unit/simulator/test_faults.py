@@ -5,9 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from simulator.config import SimConfig
-from simulator.faults import FaultInjector
+from chatq.simulator.config import SimConfig
+from chatq.simulator.faults import FaultInjector
 
 
 def draws(rate: float, kinds: list[str], seed: int, n: int) -> list[str | None]:

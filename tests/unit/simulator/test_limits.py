@@ -6,10 +6,9 @@ import copy
 import math
 
 import pytest
+from chatq.simulator.limits import RateLimiter, Refusal, SlidingWindow, duration
 from hypothesis import given
 from hypothesis import strategies as st
-
-from simulator.limits import RateLimiter, Refusal, SlidingWindow, duration
 
 
 def test_rpm_holds_over_any_minute():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.logprobs import entries, entry
+from chatq.simulator.logprobs import entries, entry
 
 
 def test_entry_shape_bytes_and_a_negative_logprob():

@@ -13,12 +13,11 @@ from typing import Any, Literal
 
 import openai
 import pytest
+from chatq.shared.tokens import count_text_tokens
+from chatq.simulator.app import create_app
+from chatq.simulator.config import SimConfig
 from pydantic import BaseModel
 from starlette.testclient import TestClient
-
-from shared.tokens import count_text_tokens
-from simulator.app import create_app
-from simulator.config import SimConfig
 
 WEATHER = {
     "type": "function",

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+from chatq.shared.tokens import count_prompt_tokens, count_text_tokens
+from chatq.simulator.replies import prompt_tokens, replies_for, reply_for
 from hypothesis import given
 from hypothesis import strategies as st
-
-from shared.tokens import count_prompt_tokens, count_text_tokens
-from simulator.replies import prompt_tokens, replies_for, reply_for
 
 
 def body(text: str = "hi", **extra):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 
+from chatq.simulator.schemas import value_for
+from chatq.simulator.words import VOCABULARY
 from hypothesis import given
 from hypothesis import strategies as st
-
-from simulator.schemas import value_for
-from simulator.words import VOCABULARY
 
 DIGEST = bytes(range(64))
 WEATHER = {

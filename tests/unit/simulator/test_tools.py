@@ -6,8 +6,8 @@ import json
 import re
 from typing import Any
 
-from simulator.tools import calls_for
-from simulator.words import request_digest
+from chatq.simulator.tools import calls_for
+from chatq.simulator.words import request_digest
 
 
 def tool(name: str, **parameters: Any) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from simulator.replies import replies_for, reply_for
-from simulator.wire import completion, fingerprint, stream, total_usage
+from chatq.simulator.replies import replies_for, reply_for
+from chatq.simulator.wire import completion, fingerprint, stream, total_usage
 
 BODY = {"model": "sim-mini", "messages": [{"role": "user", "content": "hi"}]}
 IDS = {"completion_id": "chatcmpl-1", "created": 7, "model": "sim-mini"}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from chatq.shared.tokens import count_text_tokens
+from chatq.simulator.words import MIN_REPLY_TOKENS, VOCABULARY, generated_pieces, token_pieces
 from hypothesis import given
 from hypothesis import strategies as st
-
-from shared.tokens import count_text_tokens
-from simulator.words import MIN_REPLY_TOKENS, VOCABULARY, generated_pieces, token_pieces
 
 
 def body(text: str = "hi", **extra):

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from shared.completion import Completion
-from shared.deployments import Deployment
-from shared.errors import ChatqError
-from shared.jobs import ChatJob, ChatResult, JobStatus
-from shared.store import JobStore
-from workers.limiter import Deferred, Lease
-from workers.provider import Endpoint, ProviderReply, StreamChunk, StreamState
+from chatq.shared.completion import Completion
+from chatq.shared.deployments import Deployment
+from chatq.shared.errors import ChatqError
+from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
+from chatq.shared.store import JobStore
+from chatq.workers.limiter import Deferred, Lease
+from chatq.workers.provider import Endpoint, ProviderReply, StreamChunk, StreamState
 
 HI = json.dumps(  # a provider's answer "hi", as it sends it
     {

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from chatq.shared.completion import text_completion
+from chatq.shared.jobs import ChatRequest, ChatResult, JobStatus
+from chatq.workers.coalesce import LRU_TTL_S, Coalescer, request_key
 from redis import Redis
-
-from shared.completion import text_completion
-from shared.jobs import ChatRequest, ChatResult, JobStatus
-from workers.coalesce import LRU_TTL_S, Coalescer, request_key
 
 
 def request(content: str = "What  is\na queue?", **extra) -> ChatRequest:

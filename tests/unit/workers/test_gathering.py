@@ -6,9 +6,8 @@ import threading
 import time
 
 import pytest
-
-from shared.jobs import ChatJob, ChatRequest
-from workers.gathering import Gatherer, gather_key
+from chatq.shared.jobs import ChatJob, ChatRequest
+from chatq.workers.gathering import Gatherer, gather_key
 
 
 def request(**fields) -> ChatRequest:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from chatq.shared.deployments import Deployment
+from chatq.shared.redis_clients import sync_client
+from chatq.workers.health import DeploymentHealth
+
 from chatq.processes import free_port
-from shared.deployments import Deployment
-from shared.redis_clients import sync_client
-from workers.health import DeploymentHealth
 
 
 def test_without_redis_nothing_is_cooled_or_retired_and_nothing_raises():

@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from chatq.shared.settings import ProviderTimeouts
+from chatq.workers.provider import Endpoint, ProviderClient
 
-from shared.settings import ProviderTimeouts
 from tests.unit.workers.fakes import HI, QuietHandler, serve
-from workers.provider import Endpoint, ProviderClient
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 

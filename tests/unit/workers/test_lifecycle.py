@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from chatq.shared.completion import text_completion
+from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from chatq.shared.store import Claimed
+from chatq.workers.lifecycle import JobEnd, JobLifecycle
+from chatq.workers.limiter import Deferred
 
-from shared.completion import text_completion
-from shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
-from shared.store import Claimed
 from tests.unit.workers.fakes import FakeStore
-from workers.lifecycle import JobEnd, JobLifecycle
-from workers.limiter import Deferred
 
 
 def job() -> ChatJob:

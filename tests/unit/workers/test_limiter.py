@@ -7,18 +7,17 @@ import random
 from collections import Counter
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
-from shared.deployments import Deployment
-from workers.health import key_fingerprint, pick
-from workers.limiter import (
+from chatq.shared.deployments import Deployment
+from chatq.workers.health import key_fingerprint, pick
+from chatq.workers.limiter import (
     PACING_MARGIN,
     Lease,
     gcra_slot,
     interval_ms,
     settle_delta_ms,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def book_all(arrivals: list[float], interval: float, tolerance: float = 0.0) -> list[float]:

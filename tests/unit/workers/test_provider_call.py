@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from chatq.shared import tracing
+from chatq.shared.errors import ProviderRejected, ProviderUnavailable
+from chatq.shared.jobs import ChatJob, ChatRequest, Timings
+from chatq.shared.settings import RetryPolicy
+from chatq.shared.tokens import count_prompt_tokens
+from chatq.workers.provider_call import ProviderCalls
+from chatq.workers.streaming import ChunkPublisher, StreamRelay
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared import tracing
-from shared.errors import ProviderRejected, ProviderUnavailable
-from shared.jobs import ChatJob, ChatRequest, Timings
-from shared.settings import RetryPolicy
-from shared.tokens import count_prompt_tokens
 from tests.unit.workers.fakes import (
     FakeHealth,
     FakeLimiter,
@@ -21,8 +23,6 @@ from tests.unit.workers.fakes import (
     deployment,
     text_chunks,
 )
-from workers.provider_call import ProviderCalls
-from workers.streaming import ChunkPublisher, StreamRelay
 
 
 def job(**fields) -> ChatJob:

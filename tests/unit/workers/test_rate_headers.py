@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.rate_headers import exhausted_for, parse_duration, retry_after_seconds
+from chatq.workers.rate_headers import exhausted_for, parse_duration, retry_after_seconds
 
 
 def test_retry_after_ms_wins_over_retry_after():

@@ -4,10 +4,9 @@ timestamped, and a dead worker's jobs come due within one sweep of their claims 
 from __future__ import annotations
 
 import pytest
+from chatq.shared import metrics
+from chatq.workers.recovery import loop_round, sweep_interval_s
 from redis.exceptions import ConnectionError as RedisConnectionError
-
-from shared import metrics
-from workers.recovery import loop_round, sweep_interval_s
 
 
 def errors(loop: str) -> float:
@@ -23,7 +22,7 @@ def test_an_error_in_a_round_is_counted_and_the_loop_goes_on():
 
 
 def test_a_round_that_ends_well_sets_the_heartbeat(monkeypatch):
-    monkeypatch.setattr("workers.recovery.time.time", lambda: 1234.0)
+    monkeypatch.setattr("chatq.workers.recovery.time.time", lambda: 1234.0)
     with loop_round("beating"):
         pass
     assert metrics.LOOP_HEARTBEAT.labels("beating")._value.get() == 1234.0

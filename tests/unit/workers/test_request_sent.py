@@ -6,11 +6,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from chatq.shared.settings import ProviderTimeouts
+from chatq.workers.provider import Endpoint, ProviderClient
+from chatq.workers.request_sent import when_sent
 
-from shared.settings import ProviderTimeouts
 from tests.unit.workers.fakes import HI, QuietHandler, serve
-from workers.provider import Endpoint, ProviderClient
-from workers.request_sent import when_sent
 
 
 @pytest.fixture()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from shared.completion import Completion
-from shared.errors import ProviderRejected, ProviderUnavailable
-from shared.jobs import ChatJob, ChatRequest, JobStatus, Timings
-from workers.results import failed_result, gathered_result
+from chatq.shared.completion import Completion
+from chatq.shared.errors import ProviderRejected, ProviderUnavailable
+from chatq.shared.jobs import ChatJob, ChatRequest, JobStatus, Timings
+from chatq.workers.results import failed_result, gathered_result
 
 
 def job() -> ChatJob:

@@ -5,19 +5,16 @@ from __future__ import annotations
 import itertools
 import random
 
-from hypothesis import given
-from hypothesis import strategies as st
-
-from shared.errors import (
+from chatq.shared.errors import (
     ProviderAuthRejected,
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
 )
-from workers.health import NoUsableKey
-from workers.rate_headers import MAX_RETRY_AFTER
-from workers.retry import (
+from chatq.workers.health import NoUsableKey
+from chatq.workers.rate_headers import MAX_RETRY_AFTER
+from chatq.workers.retry import (
     RETRY_AFTER_JITTER,
     FallBack,
     GiveUp,
@@ -26,6 +23,8 @@ from workers.retry import (
     decide,
     should_retry,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def test_retries_connection_errors_timeouts_429_and_5xx():

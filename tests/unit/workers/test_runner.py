@@ -5,11 +5,16 @@ from __future__ import annotations
 import time
 
 import pytest
+from chatq.shared.completion import Completion
+from chatq.shared.errors import ProviderRejected
+from chatq.shared.jobs import ChatJob, ChatRequest, JobStatus
+from chatq.shared.settings import RetryPolicy
+from chatq.workers.hooks import ChatHook, HookChain, Turn
+from chatq.workers.lifecycle import JobLifecycle
+from chatq.workers.limiter import Deferred
+from chatq.workers.provider_call import ProviderCalls
+from chatq.workers.runner import ChatRunner
 
-from shared.completion import Completion
-from shared.errors import ProviderRejected
-from shared.jobs import ChatJob, ChatRequest, JobStatus
-from shared.settings import RetryPolicy
 from tests.unit.workers.fakes import (
     FakeHealth,
     FakeLimiter,
@@ -19,11 +24,6 @@ from tests.unit.workers.fakes import (
     answer,
     deployment,
 )
-from workers.hooks import ChatHook, HookChain, Turn
-from workers.lifecycle import JobLifecycle
-from workers.limiter import Deferred
-from workers.provider_call import ProviderCalls
-from workers.runner import ChatRunner
 
 
 class Shout(ChatHook):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from workers.sampled_events import SampledDispatcher, in_sample
+from chatq.workers.sampled_events import SampledDispatcher, in_sample
 
 
 class RecordingDispatcher:

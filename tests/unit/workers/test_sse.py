@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from chatq.workers.sse import iter_sse_data
 from hypothesis import given
 from hypothesis import strategies as st
-
-from workers.sse import iter_sse_data
 
 STREAM = (
     b": keep-alive comment\n\n"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from chatq.shared.completion import Completion, chunks_of
+from chatq.workers.streamed_answer import Relation, StreamedAnswer
 from hypothesis import given
 from hypothesis import strategies as st
-
-from shared.completion import Completion, chunks_of
-from workers.streamed_answer import Relation, StreamedAnswer
 
 
 def add_all(chunks) -> StreamedAnswer:

@@ -6,13 +6,12 @@ import json
 from typing import Any
 
 import pytest
+from chatq.shared.jobs import Timings
+from chatq.workers.provider import StreamChunk
+from chatq.workers.streamed_answer import StreamedAnswer
+from chatq.workers.streaming import ChunkPublisher, StreamDiverged, StreamRelay
 from hypothesis import given
 from hypothesis import strategies as st
-
-from shared.jobs import Timings
-from workers.provider import StreamChunk
-from workers.streamed_answer import StreamedAnswer
-from workers.streaming import ChunkPublisher, StreamDiverged, StreamRelay
 
 
 class Sink:

@@ -3,8 +3,8 @@ called, however it looked when the job was submitted."""
 
 from __future__ import annotations
 
-from shared.webhook_targets import WebhookPolicy
-from workers.webhooks import WebhookSender
+from chatq.shared.webhook_targets import WebhookPolicy
+from chatq.workers.webhooks import WebhookSender
 
 
 class Store:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from shared.errors import (
+from chatq.shared.errors import (
     ProviderAuthRejected,
     ProviderRejected,
     ProviderUnavailable,
     RateLimited,
 )
-from workers.ws_transport import refusal_error, ws_url
+from chatq.workers.ws_transport import refusal_error, ws_url
 
 
 def test_ws_url_follows_the_http_scheme():

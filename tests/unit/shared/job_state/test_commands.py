@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from shared import keys
-from shared.errors import JobNotFound
-from shared.job_state import AlreadyEnded, Busy, Claimed, EventCursor, JobCommands
-from shared.jobs import JobStatus
+from chatq.shared import keys
+from chatq.shared.errors import JobNotFound
+from chatq.shared.job_state import AlreadyEnded, Busy, Claimed, EventCursor, JobCommands
+from chatq.shared.jobs import JobStatus
 
 COMMANDS = JobCommands(result_ttl_s=60, events_ttl_s=30, clock=lambda: 1000.0)
 

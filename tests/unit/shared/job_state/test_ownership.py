@@ -1,4 +1,4 @@
-"""Every Redis key of a job is built in one place, ``shared.job_state``."""
+"""Every Redis key of a job is built in one place, ``chatq.shared.job_state``."""
 
 from __future__ import annotations
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 
 import pytest
-
-from shared.completion import Completion, text_completion
-from shared.deployments import Deployment
-from shared.errors import ChatqError
-from shared.jobs import ChatJob, ChatRequest
-from workers.hooks import ChatHook, HookChain, Turn, load_hooks
-from workers.hooks.intents import OrderStatus
-from workers.hooks.masking import MaskPersonalData
-from workers.hooks.ocr import ImagesToText
+from chatq.shared.completion import Completion, text_completion
+from chatq.shared.deployments import Deployment
+from chatq.shared.errors import ChatqError
+from chatq.shared.jobs import ChatJob, ChatRequest
+from chatq.workers.hooks import ChatHook, HookChain, Turn, load_hooks
+from chatq.workers.hooks.intents import OrderStatus
+from chatq.workers.hooks.masking import MaskPersonalData
+from chatq.workers.hooks.ocr import ImagesToText
 
 
 def turn(content, *, privacy: bool = True, images: bool = True) -> Turn:
@@ -57,10 +56,12 @@ def test_a_hook_that_answers_stops_the_chain():
 
 
 def test_hooks_load_by_dotted_path_and_refuse_what_is_not_a_hook():
-    chain = load_hooks(["workers.hooks.masking:MaskPersonalData", "workers.hooks.ocr.ImagesToText"])
+    chain = load_hooks(
+        ["chatq.workers.hooks.masking:MaskPersonalData", "chatq.workers.hooks.ocr.ImagesToText"]
+    )
     assert [type(h) for h in chain.hooks] == [MaskPersonalData, ImagesToText]
     with pytest.raises(ChatqError, match="Cannot load hook"):
-        load_hooks(["workers.hooks.nope:Missing"])
+        load_hooks(["chatq.workers.hooks.nope:Missing"])
     with pytest.raises(ChatqError, match="not a ChatHook"):
         load_hooks(["json:dumps"])
 

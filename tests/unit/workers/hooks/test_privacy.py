@@ -4,10 +4,7 @@ properties (hypothesis)."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from workers.hooks.privacy import (
+from chatq.workers.hooks.privacy import (
     ID_CHECK,
     ID_WEIGHTS,
     Masker,
@@ -16,6 +13,8 @@ from workers.hooks.privacy import (
     luhn_valid,
     valid_resident_id,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def kinds(text: str) -> list[tuple[str, str]]:
