@@ -11,6 +11,7 @@ from rich.table import Table
 
 from chatq.producers.tenants import TenantSettings, TenantStore
 from chatq.shared.errors import ChatqError
+from chatq.shared.jobs import Priority
 from chatq.shared.redis_clients import sync_client
 from chatq.shared.settings import get_settings
 
@@ -25,6 +26,14 @@ TokensPerDay = Annotated[int | None, typer.Option(min=1, help="Tenant's tokens p
 Privacy = Annotated[
     bool | None, typer.Option(help="Mask personal data before it reaches a provider.")
 ]
+Weight = Annotated[
+    float | None,
+    typer.Option(min=0.001, max=1000, help="Tenant's share of the provider limits (default 1)."),
+]
+Band = Annotated[
+    Priority | None,
+    typer.Option(help="The highest priority band the tenant's jobs may ride."),
+]
 
 
 def _store() -> TenantStore:
@@ -33,16 +42,23 @@ def _store() -> TenantStore:
 
 
 def _apply_limits(
-    store: TenantStore, tenant: str, rpm: int | None, tokens: int | None, privacy: bool | None
+    store: TenantStore,
+    tenant: str,
+    rpm: int | None,
+    tokens: int | None,
+    privacy: bool | None,
+    weight: float | None = None,
+    band: Priority | None = None,
 ) -> TenantSettings:
     current = store.tenant(tenant)
-    updated = current.model_copy(
-        update={
-            k: v
-            for k, v in {"rpm": rpm, "tokens_per_day": tokens, "privacy": privacy}.items()
-            if v is not None
-        }
-    )
+    changes = {
+        "rpm": rpm,
+        "tokens_per_day": tokens,
+        "privacy": privacy,
+        "weight": weight,
+        "band": band,
+    }
+    updated = current.model_copy(update={k: v for k, v in changes.items() if v is not None})
     store.set_tenant(tenant, updated)
     return updated
 
@@ -101,16 +117,19 @@ def limits(
     rpm: Rpm = None,
     tokens_per_day: TokensPerDay = None,
     privacy: Privacy = None,
+    weight: Weight = None,
+    band: Band = None,
 ) -> None:
-    """Show, or change, a tenant's quotas and privacy setting."""
-    updated = _apply_limits(_store(), tenant, rpm, tokens_per_day, privacy)
+    """Show, or change, a tenant's quotas, scheduling weight and band, and privacy setting."""
+    updated = _apply_limits(_store(), tenant, rpm, tokens_per_day, privacy, weight, band)
     console.print(f"{tenant}: {_describe(updated)}")
 
 
 def _describe(limits: TenantSettings) -> str:
     rpm = f"{limits.rpm} rpm" if limits.rpm else "no rpm limit"
     tokens = f"{limits.tokens_per_day} tokens/day" if limits.tokens_per_day else "no token limit"
-    return f"{rpm}, {tokens}, privacy {'on' if limits.privacy else 'off'}"
+    privacy = f"privacy {'on' if limits.privacy else 'off'}"
+    return f"{rpm}, {tokens}, weight {limits.weight:g}, band {limits.band.value}, {privacy}"
 
 
 def _when(timestamp: float) -> str:

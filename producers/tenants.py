@@ -10,6 +10,7 @@ from typing import Any
 
 from chatq.shared import keys
 from chatq.shared.errors import NotFound
+from chatq.shared.jobs import Priority
 from pydantic import BaseModel, Field
 from redis import Redis
 
@@ -22,6 +23,13 @@ class TenantSettings(BaseModel):
     rpm: int | None = Field(None, ge=1, description="Requests per minute; None: no limit.")
     tokens_per_day: int | None = Field(None, ge=1, description="Tokens per UTC day.")
     privacy: bool = Field(True, description="Mask personal data before it reaches a provider.")
+    weight: float = Field(
+        1.0, gt=0, le=1000, description="Its share of the provider's limits, against others'."
+    )
+    band: Priority = Field(
+        Priority.interactive,
+        description="The highest priority band its jobs may ride: bulk keeps them all bulk.",
+    )
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> TenantSettings:
@@ -29,13 +37,18 @@ class TenantSettings(BaseModel):
             rpm=int(data["rpm"]) if data.get("rpm") else None,
             tokens_per_day=int(data["tokens_per_day"]) if data.get("tokens_per_day") else None,
             privacy=data.get("privacy", "1") == "1",
+            weight=float(data.get("weight") or 1),
+            band=Priority(data.get("band") or Priority.interactive.value),
         )
 
     def to_hash(self) -> dict[str, str]:
+        """As stored; the scheduler reads ``weight`` from it too (``schedule_lib.lua``)."""
         return {
             "rpm": str(self.rpm or ""),
             "tokens_per_day": str(self.tokens_per_day or ""),
             "privacy": "1" if self.privacy else "0",
+            "weight": repr(self.weight),
+            "band": self.band.value,
         }
 
 

@@ -28,6 +28,7 @@ CHATQ_FIELDS = frozenset(
         "deadline_s",
         "cache",
         "coalesce",
+        "fairness_key",
     }
 )
 SAFE_ID = r"^[A-Za-z0-9_.@-]+$"  # ids that become part of Redis keys
@@ -140,6 +141,14 @@ class ChatRequest(BaseModel):
         None, gt=0, description="Cancel the job rather than send it this long after submission."
     )
     cache: bool = Field(True, description="Answer from (and fill) the answer cache.")
+    fairness_key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=SAFE_ID,
+        description="Share the tenant's part of the provider's limits fairly among these "
+        "keys (an end user, a batch); default: the tenant as a whole.",
+    )
     coalesce: bool | None = Field(
         None,
         description="Share one provider call with identical requests in flight. Default: only "

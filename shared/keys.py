@@ -26,12 +26,17 @@ chatq:pending          zset    jobs not ended yet: job id -> when to check on th
                                exists; or, once claimed, their claim has not lapsed)
 chatq:sweeper          string  the worker checking pending jobs now (expires: one per interval)
 chatq:deferred         zset    jobs put aside until their slot: job id -> when to send it again
+chatq:sched:{pool}:...  the fair scheduler's queues, virtual times and limits per pool (a model
+                        alias): the layout is in shared/job_state/schedule_lib.lua
+chatq:sched:entries    hash    jobs waiting in the scheduler -> their entry and Celery message
+chatq:sched:pools      set     pools with jobs waiting
+chatq:sched:share:{t}  hash    weighted service released per tenant in a 10 s window (expires)
 chatq:dlq              zset    dead letters: job id -> failed at (newest last)
 chatq:dlq:jobs         hash    dead letters: job id -> the job and why it failed (JSON)
 chatq:apikey:{sha256}  hash    an API key, by the SHA-256 of its secret: key_id, tenant, name,
                                created_at, revoked_at (the secret itself is never stored)
 chatq:apikeys          hash    key_id -> SHA-256 of the key (to list and revoke by id)
-chatq:tenant:{name}    hash    a tenant's settings: rpm, tokens_per_day, privacy
+chatq:tenant:{name}    hash    a tenant's settings: rpm, tokens_per_day, privacy, weight, band
 chatq:quota:{tenant}:rpm:{minute}  string  requests admitted in that minute (expires)
 chatq:quota:{tenant}:tokens:{day}  string  tokens used that UTC day (expires)
 chatq:session:{tenant}:{id}        hash  a conversation: summary, summarised (turns folded in),
@@ -58,6 +63,9 @@ DEAD_LETTER_JOBS = f"{PREFIX}:dlq:jobs"
 PENDING = f"{PREFIX}:pending"
 SWEEPER = f"{PREFIX}:sweeper"
 DEFERRED = f"{PREFIX}:deferred"
+SCHEDULER = f"{PREFIX}:sched:"
+SCHEDULER_ENTRIES = f"{PREFIX}:sched:entries"
+SCHEDULER_POOLS = f"{PREFIX}:sched:pools"
 KOMBU_UNACKED = "unacked"
 KOMBU_UNACKED_INDEX = "unacked_index"
 KOMBU_PRIORITY_SEP = "\x06\x16"

@@ -30,6 +30,32 @@ class RetryPolicy(BaseModel):
     max_delay: float = Field(20.0, gt=0)
 
 
+class SchedulerPolicy(BaseModel):
+    """How waiting jobs share a pool's limits (``CHATQ_SCHEDULER__MODE=fifo``, ...).
+
+    ``fair``: a job waits in the fair scheduler while its pool has no room, and the next job
+    released is the least-served tenant's (weighted tokens); ``fifo``: first come, first served.
+    """
+
+    mode: Literal["fair", "fifo"] = "fair"
+    # Jobs are released while their provider slots would come within this horizon: the
+    # longest a newly arrived job waits behind jobs already released, and what keeps the limit
+    # busy between a dispatcher's looks.
+    horizon_ms: float = Field(500.0, gt=0, le=60_000)
+    tick_ms: float = Field(50.0, gt=0, le=5000)  # the longest between a dispatcher's looks
+    # While both bands wait, bulk still gets at least this share of a pool's provider calls.
+    bulk_floor: float = Field(0.1, ge=0, le=0.9)
+    # A job this close to its deadline goes before its band's fair order.
+    deadline_slack_s: float = Field(10.0, ge=0)
+    # Weighted service: what a prompt token and a completion token count for (the prices).
+    input_weight: float = Field(1.0, gt=0)
+    output_weight: float = Field(4.0, gt=0)
+    # A released job still not started after this is counted out (its worker died).
+    stale_s: float = Field(10.0, gt=0)
+    # A released job whose slot is further off than this goes back to wait in the scheduler.
+    max_wait_s: float = Field(2.0, ge=0)
+
+
 class Settings(BaseSettings):
     """Everything configurable in chatq. Built once per process by :func:`get_settings`."""
 
@@ -76,6 +102,7 @@ class Settings(BaseSettings):
     deployments_file: Path | None = None
     provider_timeout: ProviderTimeouts = ProviderTimeouts()
     retry: RetryPolicy = RetryPolicy()
+    scheduler: SchedulerPolicy = SchedulerPolicy()
     sim_port: int = DEFAULT_SIM_PORT
 
     # Models the gateway accepts and lists; the first is the default.

@@ -23,6 +23,7 @@ from chatq.shared.job_state import (
     pipelined,
     queued_fields,
 )
+from chatq.shared.job_state.scheduling import PARK_NO_PAYLOAD
 from chatq.shared.jobs import ChatJob, ChatResult
 from chatq.shared.multiplexed import ThreadMultiplexer
 from chatq.shared.protocol import DeltaEvent, EndEvent, Event, decode_event
@@ -141,6 +142,14 @@ class JobStore(StoreBase):
         ``chatq.workers.recovery`` sends it again when due. False if its record keeps no payload
         to send it from (then the caller must retry the message itself)."""
         return bool(self.send_command(self.commands.defer(job_id, delay_s)))
+
+    def set_aside(self, job: ChatJob, queue: str, delay_s: float) -> bool:
+        """A job whose provider slot is ``delay_s`` off waits in Redis, not in a worker: in
+        the fair scheduler, in its place, or (first come, first served) deferred until then.
+        False if its record keeps no payload to send it from (the caller retries it)."""
+        if self.commands.scheduler is None:
+            return self.defer(job.id, delay_s)
+        return int(self.send_command(self.commands.park(job, queue))) != PARK_NO_PAYLOAD
 
     def note_webhook(self, job_id: str, state: str) -> None:
         """Notes how the job's webhook delivery went (delivered, retrying, failed)."""

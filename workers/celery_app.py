@@ -23,6 +23,7 @@ app = Celery(
         "chatq.workers.shutdown",
         "chatq.workers.exporter",
         "chatq.workers.recovery",
+        "chatq.workers.dispatcher",
     ],
 )
 app.conf.update(celery_config(get_settings()))

@@ -84,7 +84,7 @@ class JobLifecycle:
         """What a claim's reply means, as ``claim`` tells it."""
         match self.store.started(reply):
             case Busy(retry_in_s):
-                raise Deferred(retry_in_s)
+                raise Deferred(retry_in_s, busy=True)
             case AlreadyEnded(status):
                 log.info("job %s skipped: already %s", job.id, status.value)
                 return None

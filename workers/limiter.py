@@ -88,9 +88,10 @@ def estimate_tokens(prompt_tokens: int, max_tokens: int | None, default_completi
 class Deferred(Exception):
     """The job's next slot is too far off to wait for in a worker thread: run it again later."""
 
-    def __init__(self, delay_s: float):
+    def __init__(self, delay_s: float, *, busy: bool = False):
         super().__init__(f"deferred {delay_s:.1f} s")
         self.delay_s = delay_s
+        self.busy = busy  # another worker's claim on it is alive: not a matter of slots
 
 
 @dataclass(frozen=True)

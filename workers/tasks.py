@@ -20,7 +20,7 @@ from chatq.shared.celery_config import (
     webhook_argsrepr,
 )
 from chatq.shared.errors import InvalidJob
-from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus
+from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Priority
 from chatq.shared.logs import job_id_var, request_id_var
 from chatq.shared.outage import REDIS_DOWN, wait_for_redis
 from chatq.shared.settings import get_settings
@@ -165,9 +165,13 @@ def chat(self: Task, job: dict[str, Any]) -> None:
             countdown=1, max_retries=None, argsrepr=chat_argsrepr(job), kwargsrepr="{}"
         ) from None
     except Deferred as deferred:
-        # Aside in Redis until its slot is near, freeing this thread (and the message: a
-        # worker that dies holds nothing it is not running).
-        if lifecycle.store.defer(parsed.id, deferred.delay_s):
+        # Aside in Redis until its slot is near (in the fair scheduler, in its place), freeing
+        # this thread and the message: a worker that dies holds nothing it is not running.
+        store = lifecycle.store
+        if deferred.busy:
+            if store.defer(parsed.id, deferred.delay_s):
+                return
+        elif store.set_aside(parsed, queue or queue_of(parsed), deferred.delay_s):
             return
         raise self.retry(
             countdown=deferred.delay_s,
@@ -178,6 +182,13 @@ def chat(self: Task, job: dict[str, Any]) -> None:
     finally:
         job_id_var.reset(job_token)
         request_id_var.reset(request_token)
+
+
+def queue_of(job: ChatJob) -> str:
+    """The queue a job of its priority rides, for one whose message did not say."""
+    settings = get_settings()
+    bulk = job.request.priority is Priority.bulk
+    return settings.bulk_queue if bulk else settings.interactive_queue
 
 
 def run_attributes(job: ChatJob, queue: str | None) -> dict[str, str]:

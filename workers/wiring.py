@@ -26,6 +26,15 @@ from chatq.workers.runner import ChatRunner
 from chatq.workers.sharing import SharedAnswers
 
 
+def inline_wait_s(settings: Settings) -> float:
+    """The longest a job waits for its slot in a worker thread; past that it waits in Redis.
+    Under the fair scheduler that is short, so that a job released ahead of its turn (or
+    sent from outside the scheduler) cannot book a slot far ahead of others waiting."""
+    if settings.scheduler.mode == "fair":
+        return min(settings.max_inline_wait_s, settings.scheduler.max_wait_s)
+    return settings.max_inline_wait_s
+
+
 def build_runner(
     settings: Settings,
     *,
@@ -57,7 +66,7 @@ def build_runner(
         DeploymentHealth(store.redis),
         settings.retry,
         rng=random.Random(),
-        max_inline_wait_s=settings.max_inline_wait_s,
+        max_inline_wait_s=inline_wait_s(settings),
     )
     hooks = load_hooks(settings.hooks)
     runner = ChatRunner(lifecycle, calls, hooks=hooks)

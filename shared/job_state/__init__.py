@@ -18,11 +18,12 @@ from typing import Any, Self, TypedDict, Unpack
 import orjson
 from chatq.shared import keys
 from chatq.shared.errors import JobNotFound, JobTimeout, QueueUnavailable
+from chatq.shared.job_state import scheduling
 from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from chatq.shared.protocol import EndEvent, Event, decode_event, encode_delta
 from chatq.shared.redis_clients import MAX_BLOCK_MS
 from chatq.shared.scripts import ScriptCall, lua
-from chatq.shared.settings import Settings
+from chatq.shared.settings import SchedulerPolicy, Settings
 from chatq.shared.task_messages import chat_message
 from pydantic import BaseModel
 
@@ -260,6 +261,11 @@ class EventCursor:
         return events
 
 
+def fair_scheduler(settings: Settings) -> SchedulerPolicy | None:
+    """The scheduler's policy when it is on; None: first come, first served."""
+    return settings.scheduler if settings.scheduler.mode == "fair" else None
+
+
 class JobCommands:
     """The commands of a job's life, with its settings: record TTLs and the check delay."""
 
@@ -269,11 +275,13 @@ class JobCommands:
         result_ttl_s: int,
         events_ttl_s: int,
         lost_job_check_s: float = DEFAULT_LOST_JOB_CHECK_S,
+        scheduler: SchedulerPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.result_ttl_s = result_ttl_s
         self.events_ttl_s = events_ttl_s
         self.lost_job_check_s = lost_job_check_s
+        self.scheduler = scheduler  # None: first come, first served
         self.clock = clock
 
     @classmethod
@@ -282,6 +290,7 @@ class JobCommands:
             result_ttl_s=settings.result_ttl_s,
             events_ttl_s=settings.events_ttl_s,
             lost_job_check_s=settings.lost_job_check_s,
+            scheduler=fair_scheduler(settings),
         )
 
     # -- producer side -------------------------------------------------------------------------
@@ -303,6 +312,16 @@ class JobCommands:
         fields = queued_fields(job, queue, payload=orjson.dumps(body).decode(), reply_to=reply_to)
         message = chat_message(body, queue) if send else ""
         check_at = check_time(self.clock() + self.lost_job_check_s)
+        if self.scheduler is not None and send:
+            return scheduling.admit(
+                job.id,
+                scheduling.entry_for(job, queue, self.scheduler),
+                message,
+                check_at=check_at,
+                new_id=new_id,
+                now=self.clock(),
+                fields=[x for pair in fields.items() for x in pair],
+            )
         return ScriptCall(
             lua("chatq.shared.job_state", "create_job.lua"),
             [keys.job_key(job.id), keys.PENDING, queue],
@@ -401,6 +420,13 @@ class JobCommands:
             [keys.job_key(job_id), keys.DEFERRED, keys.PENDING],
             [now + delay_s, check_time(now + delay_s + self.lost_job_check_s), job_id],
         )
+
+    def park(self, job: ChatJob, queue: str) -> ScriptCall:
+        """Puts a job a worker took back in the fair scheduler, in its place (replies as
+        ``park_job.lua`` says)."""
+        body = job.model_dump(mode="json", exclude_none=True)
+        entry = scheduling.entry_for(job, queue, self.scheduler or SchedulerPolicy())
+        return scheduling.park(job.id, entry, chat_message(body, queue), now=self.clock())
 
     @staticmethod
     def published(job_id: str) -> Command:
@@ -504,6 +530,7 @@ class StoreBase:
         lost_job_check_s: float = DEFAULT_LOST_JOB_CHECK_S,
         clock: Callable[[], float] = time.time,
         durability: Durability | None = None,
+        scheduler: SchedulerPolicy | None = None,
     ):
         self.redis = redis
         self.durability = durability
@@ -511,6 +538,7 @@ class StoreBase:
             result_ttl_s=result_ttl_s,
             events_ttl_s=events_ttl_s,
             lost_job_check_s=lost_job_check_s,
+            scheduler=scheduler,
             clock=clock,
         )
         self.scripts: dict[str, Any] = {}  # registered on this client, by source
@@ -534,6 +562,7 @@ class StoreBase:
             durability=Durability(settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
             if settings.redis_wait_replicas
             else None,
+            scheduler=fair_scheduler(settings),
         )
 
     def send_command(self, command: Command | ScriptCall) -> Any:

@@ -19,7 +19,7 @@ from chatq.producers.client import ChatqClient
 from chatq.shared import keys
 from chatq.shared.jobs import JobStatus
 from chatq.shared.redis_clients import sync_client
-from chatq.shared.settings import Settings
+from chatq.shared.settings import SchedulerPolicy, Settings
 from redis import Redis
 
 from chatq.processes import Part, free_port, stop
@@ -147,7 +147,12 @@ def start_stack(
             path = Path(tempfile.mkdtemp(prefix="chatq-deployments-")) / "deployments.toml"
             path.write_text(deployments(sim.address))
             env["CHATQ_DEPLOYMENTS_FILE"] = str(path)
-        settings = Settings(_env_file=None, redis_url=redis_url, provider_base_url=sim.address)
+        settings = Settings(
+            _env_file=None,
+            redis_url=redis_url,
+            provider_base_url=sim.address,
+            scheduler=SchedulerPolicy(mode=env.get("CHATQ_SCHEDULER__MODE", "fair")),
+        )
         parts.extend(start_workers(workers, settings, env, quiet=False))
         if gateway:
             port = free_port()
