@@ -220,7 +220,7 @@ class BatchRunner:
                     continue
                 job_id = job_id_for(self.batch_id, item.custom_id)
                 self.client.submit(
-                    request=item.body,
+                    request=self._fair_within_tenant(item.body),
                     job_id=job_id,
                     resend_queued=True,
                     tenant=self.tenant,
@@ -242,6 +242,13 @@ class BatchRunner:
         if self.record_end:
             self.redis.hset(self.record, "status", self.outcome())
         return progress
+
+    def _fair_within_tenant(self, body: ChatRequest) -> ChatRequest:
+        """A line's request, sharing its tenant's part of the limits with the tenant's other
+        batches (its fairness key is the batch) unless the line names a key of its own."""
+        if body.fairness_key is not None:
+            return body
+        return body.model_copy(update={"fairness_key": self.batch_id})
 
     def outcome(self) -> str:
         """How the run ended, as a batch status: cancelled, expired or completed."""

@@ -41,7 +41,7 @@ class SchedulerPolicy(BaseModel):
     # Jobs are released while their provider slots would come within this horizon: the
     # longest a newly arrived job waits behind jobs already released, and what keeps the limit
     # busy between a dispatcher's looks.
-    horizon_ms: float = Field(500.0, gt=0, le=60_000)
+    horizon_ms: float = Field(300.0, gt=0, le=60_000)
     tick_ms: float = Field(50.0, gt=0, le=5000)  # the longest between a dispatcher's looks
     # While both bands wait, bulk still gets at least this share of a pool's provider calls.
     bulk_floor: float = Field(0.1, ge=0, le=0.9)

@@ -8,7 +8,7 @@
 --   B:served           hash  every tenant's virtual time, kept while it is not backlogged
 --   B:clock            str   the band's virtual time: the last picked tenant's, before charge
 --   B:t:{tenant}       zset  the tenant's backlogged fairness keys -> service received
---   B:q:{tenant}:{key} zset  the key's waiting jobs -> when they arrived (ms): first in, first out
+--   B:q:{tenant}:{key} zset  the key's waiting jobs -> when they arrived (us): first in, first out
 --   B:deadlines        zset  waiting jobs with a deadline -> the deadline (ms)
 --   P:released         zset  jobs sent to their Celery queue and not yet started -> when (ms)
 --   P:released_tokens  hash  those jobs -> the tokens they will book
@@ -16,7 +16,7 @@
 --   P:credit           str   the bulk band's credit towards its floor
 -- and 'chatq:sched:entries' (hash: waiting job -> its entry) and 'chatq:sched:pools' (set).
 --
--- An entry: pool, band, tenant, key, tokens, cost, deadline ms ('' for none), arrived ms,
+-- An entry: pool, band, tenant, key, tokens, cost, deadline ms ('' for none), arrived us,
 -- queue and the Celery message, joined by tabs (JSON and base64 hold no raw tab).
 
 local ENDED = {done = true, failed = true, cancelled = true}
@@ -65,7 +65,7 @@ local function enqueue(names, job_id, entry)
   local e = split_entry(entry)
   local P = names.sched .. e.pool
   local B = P .. ':' .. e.band
-  redis.call('ZADD', B .. ':q:' .. e.tenant .. ':' .. e.key, fmt(e.arrived), job_id)
+  redis.call('ZADD', B .. ':q:' .. e.tenant .. ':' .. e.key, string.format('%d', e.arrived), job_id)
   redis.call('HSET', names.entries, job_id, entry)
   local subkeys = B .. ':t:' .. e.tenant
   if not redis.call('ZSCORE', subkeys, e.key) then

@@ -46,13 +46,13 @@ class Entry:
     tokens: int  # booked against the pool's tokens-per-minute limit
     cost: float  # weighted service, charged to the tenant when released
     deadline_ms: int | None
-    arrived_ms: int
+    arrived_us: int  # microseconds: jobs of one key keep their order
     queue: str
 
     def header(self) -> str:
         deadline = "" if self.deadline_ms is None else str(self.deadline_ms)
         fields = (self.pool, self.band, self.tenant, self.key, str(self.tokens))
-        rest = (repr(self.cost), deadline, str(self.arrived_ms), self.queue)
+        rest = (repr(self.cost), deadline, str(self.arrived_us), self.queue)
         return "\t".join((*fields, *rest))
 
 
@@ -76,7 +76,7 @@ def entry_for(job: ChatJob, queue: str, policy: SchedulerPolicy) -> Entry:
         tokens=prompt + completion,
         cost=policy.input_weight * prompt + policy.output_weight * completion,
         deadline_ms=None if deadline is None else int(deadline * 1000),
-        arrived_ms=int(job.created_at * 1000),
+        arrived_us=int(job.created_at * 1_000_000),
         queue=queue,
     )
 

@@ -43,7 +43,7 @@ def test_an_entry_names_its_pool_band_tenant_and_key_with_defaults():
         NO_TENANT,
         WHOLE_TENANT,
     )
-    assert plain.deadline_ms is None and plain.arrived_ms == 100_500
+    assert plain.deadline_ms is None and plain.arrived_us == 100_500_000
     finer = entry_for(
         job(priority="bulk", fairness_key="user-7", deadline_s=2).model_copy(
             update={"tenant": "acme"}
