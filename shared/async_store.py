@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from chatq.shared.job_state import JobRecord, StoreBase, not_found, pipelined_async
+from chatq.shared.job_state import JobRecord, StoreBase, created, not_found, pipelined_async
 from chatq.shared.jobs import ChatJob, ChatResult
 from chatq.shared.multiplexed import Multiplexer
 from chatq.shared.protocol import EndEvent, Event
@@ -33,10 +33,10 @@ class AsyncJobStore(StoreBase):
         ``new_id``: the id was generated for this job."""
         call = self.commands.create(job, queue, reply_to=reply_to, new_id=new_id)
         if self.durability is None:
-            return bool(await self.send_command(call))
-        created, replicas = await pipelined_async(self.redis, [call, self.durability.wait()])
+            return created(job, await self.send_command(call))
+        reply, replicas = await pipelined_async(self.redis, [call, self.durability.wait()])
         self.durability.check(job.id, replicas)
-        return bool(created)
+        return created(job, reply)
 
     async def send(self, job: dict[str, Any], queue: str) -> None:
         """Queues a message for a job already recorded (``job``: the ``ChatJob`` as JSON)."""

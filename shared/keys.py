@@ -63,6 +63,7 @@ DEAD_LETTER_JOBS = f"{PREFIX}:dlq:jobs"
 PENDING = f"{PREFIX}:pending"
 SWEEPER = f"{PREFIX}:sweeper"
 DEFERRED = f"{PREFIX}:deferred"
+QUOTA = f"{PREFIX}:quota:"
 SCHEDULER = f"{PREFIX}:sched:"
 SCHEDULER_ENTRIES = f"{PREFIX}:sched:entries"
 SCHEDULER_POOLS = f"{PREFIX}:sched:pools"
@@ -135,8 +136,9 @@ def quota_rpm_key(tenant: str, now: float) -> str:
 
 
 def quota_tokens_key(tenant: str, now: float) -> str:
-    """The counter of the tenant's tokens on the UTC day of ``now``."""
-    return f"{PREFIX}:quota:{tenant}:tokens:{int(now // 86400)}"
+    """The counter of the tenant's tokens on the UTC day of ``now`` (dispatch_jobs.lua builds
+    it from ``QUOTA`` too)."""
+    return f"{QUOTA}{tenant}:tokens:{int(now // 86400)}"
 
 
 DEMO_ORDERS = f"{PREFIX}:demo:orders"

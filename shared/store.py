@@ -19,6 +19,7 @@ from chatq.shared.job_state import (
     JobRecord,
     StoreBase,
     cancelled_result,
+    created,
     not_found,
     pipelined,
     queued_fields,
@@ -66,10 +67,10 @@ class JobStore(StoreBase):
         was taken (then nothing is sent). ``new_id``: the id was generated for this job."""
         call = self.commands.create(job, queue, new_id=new_id)
         if self.durability is None:
-            return bool(self.send_command(call))
-        created, replicas = pipelined(self.redis, [call, self.durability.wait()])
+            return created(job, self.send_command(call))
+        reply, replicas = pipelined(self.redis, [call, self.durability.wait()])
         self.durability.check(job.id, replicas)
-        return bool(created)
+        return created(job, reply)
 
     def send(self, job: dict[str, Any], queue: str) -> None:
         """Queues a message for a job already recorded (``job`` is the ``ChatJob`` as JSON):

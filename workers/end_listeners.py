@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from chatq.shared.job_state.scheduling import reserved_tokens
 from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
 from chatq.shared.sessions import SessionStore, UserStore
 from chatq.shared.store import JobStore
@@ -42,18 +43,23 @@ class UserIndex:
 
 
 class TenantTokens:
-    """Counts the tokens a tenant's job paid for against the tenant's daily quota."""
+    """Settles what a tenant's job reserved on its daily quota when it was accepted to what
+    its call used: a job answered without a call (cached, shared), failed or cancelled gives
+    it all back."""
 
-    def __init__(self, store: JobStore, clock: Callable[[], float]):
+    def __init__(self, store: JobStore):
         self.store = store
-        self.clock = clock
 
     def job_ended(self, end: JobEnd) -> None:
-        result = end.result
+        job, result = end.job, end.result
+        if not job.tenant:
+            return
         usage = result.usage
         paid = usage is not None and not (result.cached or result.coalesced_with)
-        if end.job.tenant and paid and usage is not None:
-            self.store.count_tenant_tokens(end.job.tenant, usage.total_tokens, self.clock())
+        used = usage.total_tokens if paid and usage is not None else 0
+        change = used - reserved_tokens(job)
+        if change:  # on the counter of the day the reservation went to
+            self.store.count_tenant_tokens(job.tenant, change, job.created_at)
 
 
 class EndMetrics:

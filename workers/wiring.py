@@ -51,7 +51,7 @@ def build_runner(
         before_end=[SessionTurns(SessionStore(store.redis, settings))],
         listeners=[
             UserIndex(UserStore(store.redis)),
-            TenantTokens(store, time.time),
+            TenantTokens(store),
             EndMetrics(),
             Webhooks(send_webhook),
         ],

@@ -13,11 +13,12 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Self, TypedDict, Unpack
 
 import orjson
 from chatq.shared import keys
-from chatq.shared.errors import JobNotFound, JobTimeout, QueueUnavailable
+from chatq.shared.errors import JobNotFound, JobTimeout, QueueUnavailable, QuotaExceeded
 from chatq.shared.job_state import scheduling
 from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from chatq.shared.protocol import EndEvent, Event, decode_event, encode_delta
@@ -261,6 +262,26 @@ class EventCursor:
         return events
 
 
+@cache
+def created_script() -> str:
+    """create_job.lua, with the quota's reservation it calls."""
+    quota = lua("chatq.shared.job_state", "quota_lib.lua")
+    return quota + "\n" + lua("chatq.shared.job_state", "create_job.lua")
+
+
+def created(job: ChatJob, reply: Any) -> bool:
+    """Whether ``create`` recorded the job (False: its id was taken); raises
+    ``QuotaExceeded`` if it would have passed its tenant's daily token quota."""
+    if int(reply) < 0:
+        raise QuotaExceeded(
+            f"Tenant '{job.tenant}' has not enough of its daily token quota left for this "
+            "request (its prompt plus max_tokens); lower max_tokens or wait for the next UTC "
+            "day.",
+            retry_after=(int(job.created_at) // 86400 + 1) * 86400 - job.created_at,
+        )
+    return bool(reply)
+
+
 def fair_scheduler(settings: Settings) -> SchedulerPolicy | None:
     """The scheduler's policy when it is on; None: first come, first served."""
     return settings.scheduler if settings.scheduler.mode == "fair" else None
@@ -314,7 +335,7 @@ class JobCommands:
         check_at = check_time(self.clock() + self.lost_job_check_s)
         if self.scheduler is not None and send:
             return scheduling.admit(
-                job.id,
+                job,
                 scheduling.entry_for(job, queue, self.scheduler),
                 message,
                 check_at=check_at,
@@ -323,13 +344,14 @@ class JobCommands:
                 fields=[x for pair in fields.items() for x in pair],
             )
         return ScriptCall(
-            lua("chatq.shared.job_state", "create_job.lua"),
-            [keys.job_key(job.id), keys.PENDING, queue],
+            created_script(),
+            [keys.job_key(job.id), keys.PENDING, queue, *scheduling.quota_keys(job)],
             [
                 check_at,
                 job.id,
                 message,
                 "1" if new_id else "0",
+                scheduling.reserved_tokens(job),
                 *(x for pair in fields.items() for x in pair),
             ],
         )

@@ -10,7 +10,8 @@
 -- ARGV[5]  a job whose deadline is this close (ms) goes first in its band
 -- ARGV[6]  the scheduler's key prefix   ARGV[7] its entries hash   ARGV[8] its pools set
 -- ARGV[9]  the job key prefix   ARGV[10] the tenant key prefix
--- ARGV[11..] the pool's limits: field, value... (rpm_key, tpm_key, paused_key, inflight_key,
+-- ARGV[11] the quota key prefix ('chatq:quota:'): a dropped job's reservation goes back
+-- ARGV[12..] the pool's limits: field, value... (rpm_key, tpm_key, paused_key, inflight_key,
 --          ms_per_request, ms_per_token, max_concurrency, horizon_ms, stale_ms, poll_ms,
 --          unlimited), kept in P:conf for admit_job.lua
 -- Returns {released, wait_ms}: wait_ms is how long until there is room again (0: it released
@@ -21,7 +22,7 @@ local names = {
 }
 local pool = ARGV[1]
 local P = names.sched .. pool
-redis.call('HSET', P .. ':conf', unpack(ARGV, 11))
+redis.call('HSET', P .. ':conf', unpack(ARGV, 12))
 local conf = read_conf(P)
 local now = now_ms()
 local count, tokens = 0, 0
@@ -110,6 +111,9 @@ while tries < tonumber(ARGV[2]) do
     charge(names, e, e.cost, now)
     release(names, P, job_id, e.tokens, e.queue, e.message, now, ARGV[3])
     count, tokens, released = count + 1, tokens + e.tokens, released + 1
+  elseif job_id and e.tenant ~= '-' then  -- ended while waiting: never called
+    local day = math.floor(e.arrived / 86400000000)
+    redis.call('DECRBY', ARGV[11] .. e.tenant .. ':tokens:' .. day, e.tokens)
   end
 end
 return {released, 0}

@@ -26,13 +26,25 @@ WAIT_CHECK_S = 7 * 86400  # a job waiting in the scheduler has no message to los
 
 
 @cache
-def script(name: str) -> str:
+def script(name: str, *libraries: str) -> str:
     """``name``'s source, with the shared functions it calls prepended."""
-    return (
-        lua("chatq.shared.job_state", "schedule_lib.lua")
-        + "\n"
-        + lua("chatq.shared.job_state", name)
-    )
+    parts = [*libraries, "schedule_lib.lua", name]
+    return "\n".join(lua("chatq.shared.job_state", part) for part in parts)
+
+
+def reserved_tokens(job: ChatJob) -> int:
+    """What the job reserves on its tenant's daily token quota (settled when it ends)."""
+    if job.tenant is None:
+        return 0
+    prompt, completion = expected_tokens(job)
+    return prompt + completion
+
+
+def quota_keys(job: ChatJob) -> list[str]:
+    """The tenant's settings and token counter of the job's day ('' for no tenant)."""
+    if job.tenant is None:
+        return ["", ""]
+    return [keys.tenant_key(job.tenant), keys.quota_tokens_key(job.tenant, job.created_at)]
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,7 @@ def _names() -> list[str]:
 
 
 def admit(
-    job_id: str,
+    job: ChatJob,
     entry: Entry,
     message: str,
     *,
@@ -101,18 +113,19 @@ def admit(
     now: float,
     fields: list[str],
 ) -> ScriptCall:
-    """Records a new job and sends it on, or has it wait (``create``'s reply: 1 or 0)."""
+    """Records a new job and sends it on, or has it wait (``create``'s reply: 1, 0 or -1)."""
     return ScriptCall(
-        script("admit_job.lua"),
-        [keys.job_key(job_id), keys.PENDING],
+        script("admit_job.lua", "quota_lib.lua"),
+        [keys.job_key(job.id), keys.PENDING, *quota_keys(job)],
         [
             check_at,
-            job_id,
+            job.id,
             message,
             "1" if new_id else "0",
             int(now + WAIT_CHECK_S),
             entry.header(),
             *_names(),
+            reserved_tokens(job),
             *fields,
         ],
     )
@@ -186,6 +199,7 @@ def dispatch(
             policy.bulk_floor,
             policy.deadline_slack_s * 1000,
             *_names(),
+            keys.QUOTA,
             *limits.fields(),
         ],
     )

@@ -6,18 +6,20 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
 import pytest
 import requests
 from chatq.producers.tenants import TenantSettings, TenantStore
+from chatq.shared import keys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis import Redis
 
 from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.integration.conftest import eventually, start_stack
 
 SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 ISSUER, AUDIENCE = "https://id.example.test", "chatq-gateway"
@@ -165,11 +167,31 @@ def test_over_the_request_quota_is_429_with_retry_after(url, tenants):
 
 def test_over_the_daily_token_quota_is_429_until_midnight(url, tenants):
     secret, _ = tenants.create_key("thrifty-co")
-    tenants.set_tenant("thrifty-co", TenantSettings(tokens_per_day=5))
+    tenants.set_tenant("thrifty-co", TenantSettings(tokens_per_day=40))
+    # reserves its prompt and max_tokens, then keeps what the call used
     assert chat(url, secret, messages=[{"role": "user", "content": "count my tokens"}]).ok
-    over = chat(url, secret)
+    over = chat(url, secret, max_tokens=30)  # more than is left
     assert_refused(over, 429, "quota_exceeded")
+    assert "max_tokens" in over.json()["error"]["message"]
     assert 1 <= int(over.headers["Retry-After"]) <= 86400
+    assert chat(url, secret).ok  # a smaller request still fits
+
+
+def test_concurrent_requests_never_pass_the_daily_token_quota(url, tenants, stack):
+    secret, _ = tenants.create_key("busy-co")
+    tenants.set_tenant("busy-co", TenantSettings(tokens_per_day=1000))
+    prompts = [[{"role": "user", "content": f"tell me about {i}"}] for i in range(50)]
+    with ThreadPoolExecutor(50) as pool:
+        replies = list(pool.map(lambda m: chat(url, secret, messages=m, max_tokens=50), prompts))
+    answered = [r.json() for r in replies if r.status_code == 200]
+    refused = [r for r in replies if r.status_code == 429]
+    assert len(answered) + len(refused) == 50 and answered and refused
+    used = sum(a["usage"]["total_tokens"] for a in answered)
+    redis = Redis.from_url(stack.redis_url, decode_responses=True)
+    counter = keys.quota_tokens_key("busy-co", time.time())
+    # each reservation is settled to what its call used once its job has ended
+    eventually(lambda: True if int(redis.get(counter)) == used else None, timeout=10)
+    assert used <= 1000
 
 
 def test_the_provider_key_never_leaves(url, tenants, stack):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -136,10 +137,13 @@ def test_a_job_near_its_deadline_goes_first_in_its_band(client, dispatcher, redi
 
 def test_a_cancelled_waiting_job_is_never_released(client, dispatcher, redis_client):
     jobs = submit(client, "x", 3)
+    quota = keys.quota_tokens_key("x", time.time())
+    reserved = int(redis_client.get(quota))  # each job's prompt and max_tokens
     client.cancel(jobs[0])
     dispatcher.dispatch_once()
     assert released(redis_client) == jobs[1:]
     assert redis_client.hlen(keys.SCHEDULER_ENTRIES) == 0
+    assert int(redis_client.get(quota)) == reserved * 2 // 3  # its reservation went back
 
 
 def test_with_room_and_nobody_waiting_a_job_goes_straight_to_its_queue(
