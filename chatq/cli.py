@@ -397,6 +397,16 @@ def deployments() -> None:
 
 
 @cli.command()
+def queue(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Show who waits in the fair scheduler, how long, and each tenant's recent share."""
+    from chatq.queue_view import show_queue
+
+    _exit_on_chatq_error(lambda: show_queue(get_settings(), console, as_json=as_json))
+
+
+@cli.command()
 def bench(
     quick: Annotated[bool, typer.Option(help="A smaller run (under a minute).")] = False,
     jobs: Annotated[int | None, typer.Option(help="Jobs per throughput scenario.")] = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
+from chatq.shared.job_state.waiting import OTHER, SchedulerView, TenantWait, top_with_other
 from chatq.shared.settings import Settings
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,6 +20,7 @@ from prometheus_client.registry import Collector
 from redis import Redis
 
 router = APIRouter()
+TOP_TENANTS = 10  # tenants named in the scheduler's metrics; the rest are 'other'
 
 
 class QueueDepth(Collector):
@@ -47,6 +49,49 @@ class QueueDepth(Collector):
         )
 
 
+class SchedulerWaits(Collector):
+    """Jobs waiting in the fair scheduler and the oldest wait, per pool, band and tenant, and
+    each tenant's share of the last minute's service: the top tenants by name, the rest as
+    'other', so the label sets stay bounded however many tenants there are."""
+
+    def __init__(self, redis: Redis, top: int = TOP_TENANTS):
+        self.view = SchedulerView(redis)
+        self.top = top
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["pool", "band", "tenant"]
+        waiting = GaugeMetricFamily(
+            "chatq_scheduler_waiting_jobs", "Jobs waiting in the fair scheduler.", labels=labels
+        )
+        oldest = GaugeMetricFamily(
+            "chatq_scheduler_oldest_wait_seconds",
+            "How long the oldest waiting job has waited.",
+            labels=labels,
+        )
+        groups: dict[tuple[str, str], list[TenantWait]] = {}
+        for wait in self.view.waits():
+            groups.setdefault((wait.pool, wait.band), []).append(wait)
+        for (pool, band), waits in groups.items():
+            ranked = sorted(waits, key=lambda w: -w.waiting)
+            kept, rest = ranked[: self.top], ranked[self.top :]
+            for wait in kept:
+                waiting.add_metric([pool, band, wait.tenant], wait.waiting)
+                oldest.add_metric([pool, band, wait.tenant], wait.oldest_wait_s)
+            if rest:
+                waiting.add_metric([pool, band, OTHER], sum(w.waiting for w in rest))
+                oldest.add_metric([pool, band, OTHER], max(w.oldest_wait_s for w in rest))
+        yield waiting
+        yield oldest
+        share = GaugeMetricFamily(
+            "chatq_scheduler_share",
+            "A tenant's share of the weighted service released in the last minute.",
+            labels=["tenant"],
+        )
+        for tenant, value in top_with_other(self.view.shares(), self.top).items():
+            share.add_metric([tenant], value)
+        yield share
+
+
 class ThisProcess(Collector):
     """The metrics of this process alone (when no multiprocess directory is set)."""
 
@@ -61,6 +106,7 @@ def build_registry(redis: Redis, settings: Settings) -> CollectorRegistry:
     else:
         registry.register(ThisProcess())
     registry.register(QueueDepth(redis, settings))
+    registry.register(SchedulerWaits(redis))
     return registry
 
 

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 from chatq.producers.client import ChatqClient
+from chatq.producers.metrics_route import SchedulerWaits
 from chatq.shared import keys
 from chatq.shared.deployments import DeploymentRegistry
+from chatq.shared.job_state.waiting import SchedulerView
 from chatq.shared.jobs import ChatJob
 from chatq.shared.settings import Settings
 from chatq.shared.store import JobStore
@@ -176,3 +178,23 @@ def test_a_parked_job_waits_again_in_its_place_and_its_charge_is_refunded(
     redis_client.delete(INTERACTIVE)
     dispatcher.dispatch_once()
     assert released(redis_client) == [jobs[0]]
+
+
+def test_an_operator_sees_who_waits_how_long_and_the_shares(client, dispatcher, redis_client):
+    submit(client, "big", 20)
+    submit(client, "small", 2)
+    submit(client, "night", 3, priority="bulk")
+    time.sleep(0.05)
+    dispatcher.dispatch_once()
+    view = SchedulerView(redis_client)
+    waits = {(w.band, w.tenant): w for w in view.waits()}
+    assert set(waits) == {("interactive", "big"), ("interactive", "small"), ("bulk", "night")}
+    assert waits["interactive", "big"].waiting == 20 - 2  # big and small took turns
+    assert waits["interactive", "big"].oldest_wait_s >= 0.05
+    assert view.shares().keys() == {"big", "small"}
+    assert sum(view.shares().values()) == pytest.approx(1.0)
+    families = {f.name: f for f in SchedulerWaits(redis_client, top=1).collect()}
+    waiting = {
+        s.labels["tenant"]: s.value for s in families["chatq_scheduler_waiting_jobs"].samples
+    }
+    assert waiting == {"big": 18, "other": 1, "night": 3}  # top 1 of each band, the rest 'other'
