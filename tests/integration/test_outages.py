@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from chatq.shared import keys
 from chatq.shared.errors import QueueUnavailable
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import free_port, stop
+from chatq.processes import free_port, kill, stop
 from chatq.stack import start_redis
 from tests.integration.conftest import start_stack
 
@@ -94,3 +95,40 @@ def test_sigterm_to_a_worker_under_load_loses_and_repeats_nothing(redis_server):
         assert set(calls) == set(job_ids) and max(calls.values()) == 1
     finally:
         stop(stack.parts)
+
+
+def test_jobs_waiting_in_the_scheduler_survive_a_worker_sigkill_and_a_redis_restart(
+    tmp_path: Path,
+):
+    """Under a 600 rpm limit most of 80 jobs wait in the fair scheduler, in Redis: a worker
+    SIGKILLed and Redis restarted from its append-only file lose none, and each job reaches
+    the provider once, except those the killed worker had in flight (run again on lapse)."""
+    port = free_port()
+    redis = start_redis(port, tmp_path / "redis", persist=True)
+    stack = start_stack(
+        redis.address,
+        workers=2,
+        sim_args=["--rpm", "600", "--quantum-s", "1"],
+        extra_env={"CHATQ_PROVIDER_RPM": "600", "CHATQ_JOB_LEASE_S": "5"},
+    )
+    try:
+        records = stack.settings_redis()
+        with stack.client() as client:
+            job_ids = [
+                client.submit(f"wait {i}", max_tokens=5, tenant=f"t{i % 4}") for i in range(80)
+            ]
+            assert records.hlen(keys.SCHEDULER_ENTRIES) > 50  # waiting, not on a queue
+            kill(next(p for p in stack.parts if p.name.startswith("worker worker1")))
+            time.sleep(1)
+            stop([redis])  # SIGTERM: Redis writes its append-only file and exits
+            time.sleep(1)
+            redis = start_redis(port, tmp_path / "redis", persist=True)
+        with stack.client() as client:  # connections made after the restart
+            results = [client.result(job_id, timeout=120) for job_id in job_ids]
+        assert [r.status for r in results] == [JobStatus.done] * 80
+        calls = Counter(entry["job_id"] for entry in stack.sim_requests())
+        assert set(calls) == set(job_ids)
+        assert sum(calls.values()) - 80 <= 3  # calls the killed worker had in flight, again
+        assert stack.sim_stats()["rate_limited"] == 0
+    finally:
+        stop([*stack.parts, redis])
