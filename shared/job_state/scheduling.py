@@ -125,7 +125,7 @@ def admit(
             int(now + WAIT_CHECK_S),
             entry.header(),
             *_names(),
-            reserved_tokens(job),
+            entry.tokens if job.tenant is not None else 0,  # as reserved_tokens(job)
             *fields,
         ],
     )

@@ -11,7 +11,7 @@ import pytest
 from chatq.producers.client import ChatqClient
 from chatq.shared import keys
 from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus
-from chatq.shared.settings import Settings
+from chatq.shared.settings import SchedulerPolicy, Settings
 from chatq.shared.store import Claimed, JobStore
 from chatq.workers import recovery
 from chatq.workers.recovery import LostJobSweeper
@@ -23,7 +23,12 @@ QUEUE = "chatq.interactive"
 
 @pytest.fixture()
 def client(redis_server: str, redis_client: Redis) -> Iterator[ChatqClient]:
-    settings = Settings(_env_file=None, redis_url=redis_server, lost_job_check_s=CHECK_AFTER_S)
+    settings = Settings(
+        _env_file=None,
+        redis_url=redis_server,
+        lost_job_check_s=CHECK_AFTER_S,
+        scheduler=SchedulerPolicy(mode="fifo"),  # jobs go straight to their queue's list
+    )
     with ChatqClient(settings) as chatq:
         yield chatq
 

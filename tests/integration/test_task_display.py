@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from chatq.producers.client import ChatqClient
-from chatq.shared.settings import Settings
+from chatq.shared.settings import SchedulerPolicy, Settings
 from redis import Redis
 
 SECRET_TEXT = "my password is hunter2 and my card 4111 1111 1111 1111"
@@ -15,7 +15,12 @@ def test_a_queued_chat_task_shows_no_message_text(redis_server):
     url = f"{redis_server.rsplit('/', 1)[0]}/15"  # no worker reads this database
     redis = Redis.from_url(url, decode_responses=True)
     redis.flushdb()
-    settings = Settings(_env_file=None, redis_url=url, provider_base_url="http://127.0.0.1:9/v1")
+    settings = Settings(
+        _env_file=None,
+        redis_url=url,
+        provider_base_url="http://127.0.0.1:9/v1",
+        scheduler=SchedulerPolicy(mode="fifo"),  # straight to the queue: no worker releases it
+    )
     with ChatqClient(settings) as client:
         job_id = client.submit(SECRET_TEXT, max_tokens=5)
     [raw] = redis.lrange(settings.interactive_queue, 0, -1)
