@@ -28,16 +28,19 @@ local names = {
   sched = ARGV[7], entries = ARGV[8], pools = ARGV[9], job = ARGV[10], tenant = ARGV[11],
   pending = KEYS[2],
 }
-local entry = within_band(names, ARGV[6] .. '\t' .. ARGV[3])
+local entry = ARGV[6] .. '\t' .. ARGV[3]
 local e = split_entry(entry)
 local P = names.sched .. e.pool
 local conf = read_conf(P)
+if conf and conf.unlimited == '1' then  -- nothing to share: first come, first served
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('LPUSH', e.queue, e.message)
+  return 1
+end
+entry = within_band(names, entry)
+e = split_entry(entry)
 if conf and not backlogged(names, e.pool) then
   redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-  if conf.unlimited == '1' then
-    redis.call('LPUSH', e.queue, e.message)
-    return 1
-  end
   local now = now_ms()
   local count, tokens = unstarted(names, P, now, tonumber(conf.stale_ms))
   if room_in(conf, now, count, tokens) == 0 then

@@ -49,7 +49,8 @@ end
 -- wait in the bulk band, whatever the job asked for.
 local function within_band(names, entry)
   local e = split_entry(entry)
-  if e.band == 'bulk' or redis.call('HGET', names.tenant .. e.tenant, 'band') ~= 'bulk' then
+  if e.band == 'bulk' or e.tenant == '-' then return entry end
+  if redis.call('HGET', names.tenant .. e.tenant, 'band') ~= 'bulk' then
     return entry
   end
   local first = string.find(entry, '\t', 1, true)
