@@ -121,6 +121,27 @@ class _Chained:
         return text
 
 
+MOVED_PACKAGES = ("workers.", "producers.", "shared.", "simulator.")  # now under chatq.
+
+
+def _import_attribute(path: str) -> Any:
+    """``module:attribute`` (or ``module.attribute``), imported. chatq's own modules named as
+    before they moved under ``chatq`` (``workers.hooks.masking:MaskPersonalData``) are found
+    where they are now, so settings written for an older chatq keep working; a service's own
+    package of such a name is tried next."""
+    if path.startswith(MOVED_PACKAGES):
+        try:
+            return _attribute(f"chatq.{path}")
+        except (ImportError, AttributeError):
+            pass
+    return _attribute(path)
+
+
+def _attribute(path: str) -> Any:
+    module, _, attribute = path.replace(":", ".").rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def load_hooks(names: Sequence[str]) -> HookChain:
     """The hooks named in settings, built."""
     return HookChain([_load(name)() for name in names])
@@ -133,8 +154,7 @@ def _load(name: str) -> type[ChatHook]:
             (found,) = [ep for ep in entry_points(group="chatq.hooks") if ep.name == wanted]
             loaded = found.load()
         else:
-            module, _, attribute = name.replace(":", ".").rpartition(".")
-            loaded = getattr(importlib.import_module(module), attribute)
+            loaded = _import_attribute(name)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ChatqError(f"Cannot load hook '{name}': {exc}") from exc
     if not (isinstance(loaded, type) and issubclass(loaded, ChatHook)):

@@ -66,6 +66,11 @@ def test_hooks_load_by_dotted_path_and_refuse_what_is_not_a_hook():
         load_hooks(["json:dumps"])
 
 
+def test_hooks_named_by_their_paths_before_the_chatq_package_still_load():
+    chain = load_hooks(["workers.hooks.masking:MaskPersonalData"])
+    assert [type(h) for h in chain.hooks] == [MaskPersonalData]
+
+
 def test_masking_hook_masks_text_parts_and_restores_answers_and_streams():
     hook = MaskPersonalData()
     t = turn(
