@@ -46,6 +46,11 @@ def pool_limits(registry: DeploymentRegistry, alias: str, policy: SchedulerPolic
     )
 
 
+def unserved_limits(policy: SchedulerPolicy) -> PoolLimits:
+    """The limits of a pool no deployment serves: none, so that its jobs go on to fail."""
+    return PoolLimits("", "", "", "", 0.0, 0.0, 0, policy.horizon_ms, policy.stale_s * 1000, 0)
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -69,9 +74,16 @@ class Dispatcher:
         """One dispatch of every pool, in one round trip."""
         check_at = check_time(self.clock() + self.lost_job_check_s)
         calls: list[ScriptCall] = []
-        for alias in self.registry.aliases():
+        known = self.registry.aliases()
+        for alias in known:
             limits = pool_limits(self.registry, alias, self.policy)
             calls.append(dispatch(alias, limits, self.policy, check_at=check_at))
+        # Jobs of a model no deployment here serves are released at once: a worker then ends
+        # each, saying no deployment serves its model, rather than leave it waiting for good.
+        for pool in sorted(self.waiting_pools() - set(known)):
+            calls.append(
+                dispatch(pool, unserved_limits(self.policy), self.policy, check_at=check_at)
+            )
         if not calls:
             return []
         source, all_keys, all_args = chain(calls)
@@ -80,6 +92,10 @@ class Dispatcher:
             script = self._scripts.setdefault(source, self.redis.register_script(source))
         replies = script(keys=all_keys, args=all_args)
         return [dispatched(reply) for reply in replies]
+
+    def waiting_pools(self) -> set[str]:
+        pools = self.redis.smembers(keys.SCHEDULER_POOLS)
+        return {p.decode() if isinstance(p, bytes) else p for p in pools}
 
     def pause_after(self, results: list[Dispatched]) -> float:
         """How long to sleep before the next dispatch: until the soonest room, within the

@@ -198,3 +198,14 @@ def test_an_operator_sees_who_waits_how_long_and_the_shares(client, dispatcher, 
         s.labels["tenant"]: s.value for s in families["chatq_scheduler_waiting_jobs"].samples
     }
     assert waiting == {"big": 18, "other": 1, "night": 3}  # top 1 of each band, the rest 'other'
+
+
+def test_jobs_of_a_model_no_deployment_serves_are_released_to_fail(
+    settings, dispatcher, redis_client
+):
+    wider = settings.model_copy(update={"models": [MODEL, "ghost"]})
+    with ChatqClient(wider) as other:
+        job_id = other.submit("hello", model="ghost", tenant="x", max_tokens=10)
+    assert released(redis_client) == []
+    dispatcher.dispatch_once()  # its workers serve only MODEL
+    assert released(redis_client) == [job_id]
