@@ -29,6 +29,7 @@ from chatq.bench_capacity import (
     measure_ttft,
 )
 from chatq.bench_chaos import measure_chaos
+from chatq.bench_fairness import FairnessOptions, measure_fairness
 from chatq.bench_gateway import GatewayOptions, measure_gateway
 from chatq.bench_gathering import GatheringOptions, measure_gathering
 from chatq.bench_stack import bench_stack
@@ -42,7 +43,7 @@ from chatq.shared.settings import Settings
 from chatq.stack import start_workers
 
 _serial = itertools.count()
-SCENARIOS = (
+DEFAULT_SCENARIOS = (
     "pipeline",
     "sustained",
     "ttft",
@@ -53,6 +54,7 @@ SCENARIOS = (
     "gateway",
     "tracing",
 )
+SCENARIOS = (*DEFAULT_SCENARIOS, "fairness")  # fairness (about 5 minutes) only when named
 QUICK_SCENARIOS = ("pipeline", "sustained", "ttft", "memory")
 
 
@@ -70,12 +72,13 @@ class BenchOptions:
     warmup: int = 50
     workers: int = 1
     bulk_jobs: int = 5000
-    scenarios: tuple[str, ...] = SCENARIOS
+    scenarios: tuple[str, ...] = DEFAULT_SCENARIOS
     gathering: GatheringOptions = field(default_factory=GatheringOptions)
     bulk: BulkOptions = field(default_factory=BulkOptions)
     capacity: CapacityOptions = field(default_factory=CapacityOptions)
     chaos: ChaosOptions = field(default_factory=ChaosOptions)
     gateway: GatewayOptions = field(default_factory=GatewayOptions)
+    fairness: FairnessOptions = field(default_factory=FairnessOptions)
 
     @classmethod
     def quick(cls) -> BenchOptions:
@@ -135,6 +138,8 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
         report["results"].update(measure_gateway(options.gateway, console))
     if "tracing" in options.scenarios:
         report["results"].update(measure_tracing(options.gateway, console))
+    if "fairness" in options.scenarios:
+        report["results"].update(measure_fairness(options.fairness, console))
     _print(console, report)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2))
@@ -323,6 +328,8 @@ def _print(console: Console, report: dict[str, Any]) -> None:
             f"{r['tracing_off_requests_per_s']}",
             f"+{r['tracing_cost_ms_per_request']} / +{r['tracing_sampled_cost_ms_per_request']} ms",
         )
+    if "fairness_fair" in r:
+        _fairness_rows(table, r)
     if "chaos_jobs" in r:
         table.add_row(
             f"chaos: {r['chaos_jobs']} jobs, {r['chaos_kills']} workers SIGKILLed",
@@ -385,6 +392,68 @@ def _bulk_rows(table: Table, r: dict[str, Any]) -> None:
         f"{r['bulk_runner_peak_rss_mb'] / r['bulk_runner_peak_rss_mb_baseline']:.2f}x",
     )
     table.add_row("bulk batch: lines/s", f"{r['bulk_lines_per_s']}", "", "")
+
+
+def _fairness_rows(table: Table, r: dict[str, Any]) -> None:
+    o, fair, fifo = r["fairness_options"], r["fairness_fair"], r["fairness_fifo"]
+
+    def each(figures: dict[str, Any]) -> str:
+        return " / ".join(str(v) for v in figures.values())
+
+    table.add_row(
+        f"fairness: Jain's index while all wait, tenants of {'/'.join(map(str, o['skewed_jobs']))}"
+        f" jobs ({o['rpm']} rpm)",
+        f"{fair['jain']} ({fair['jain_window_s']} s)",
+        f"{fifo['jain']} (FIFO, {fifo['jain_window_s']} s)",
+        "target ~1",
+    )
+    table.add_row(
+        f"fairness: longest wait of {o['light_jobs']} light jobs, {o['light_after_s']:g} s "
+        f"after a flood of {o['flood_jobs']}, s",
+        f"{fair['light_wait_max_s']}",
+        f"{fifo['light_wait_max_s']} (FIFO)",
+        "",
+    )
+    table.add_row(
+        "fairness: jobs/s as a share of the limit (skewed load)",
+        f"{fair['throughput_share']}",
+        f"{fifo['throughput_share']} (FIFO)",
+        f"{r['fairness_throughput_fair_vs_fifo']:.3f}x (target >= 0.95)",
+    )
+    table.add_row(
+        f"fairness: Redis CPU ms per job at {' / '.join(f'{n:,}' for n in o['cpu_tenants'])} "
+        f"tenants ({o['cpu_jobs']} jobs each, {o['cpu_rpm']} rpm)",
+        each(fair["cpu_ms_per_job"]),
+        f"{each(fifo['cpu_ms_per_job'])} (FIFO)",
+        f"{fair['cpu_ratio_largest_to_smallest']}x, FIFO {fifo['cpu_ratio_largest_to_smallest']}x"
+        " (target <= 2x)",
+    )
+    table.add_row(
+        "fairness: those runs' jobs/s; peak tenants waiting",
+        f"{each(fair['cpu_jobs_per_s'])}; {each(fair['peak_backlogged_tenants'])}",
+        f"{each(fifo['cpu_jobs_per_s'])} (FIFO)",
+        "",
+    )
+    table.add_row(
+        "fairness: weighted tokens served, weight 3 : weight 1 "
+        f"({'/'.join(map(str, o['weighted_jobs']))} jobs)",
+        f"{fair['weight_ratio']} ({fair['weight_window_s']} s)",
+        "",
+        "target 3 +/- 0.3",
+    )
+    table.add_row(
+        f"fairness: bulk's share of calls beside interactive ({'/'.join(map(str, o['bulk_jobs']))}"
+        " jobs)",
+        f"{fair['bulk_share']} ({fair['bulk_window_s']} s)",
+        f"{fair['bulk_floor']} (bulk_floor)",
+        "target >= floor",
+    )
+    table.add_row(
+        "fairness: 429s from the simulator; jobs not done; wall time",
+        f"{sum(fair['rate_limited'].values())}; {fair['not_done']}",
+        f"{sum(fifo['rate_limited'].values())}; {fifo['not_done']} (FIFO)",
+        f"{r['fairness_wall_s']} s",
+    )
 
 
 def _pipeline_rows(table: Table, r: dict[str, Any]) -> None:

@@ -415,7 +415,7 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only these (repeatable): pipeline, sustained, ttft, memory, gathering, "
-            "bulk, chaos, gateway."
+            "bulk, chaos, gateway, tracing; fairness (about 5 minutes) runs only when named."
         ),
     ] = None,
     batch_lines: Annotated[

@@ -36,11 +36,11 @@ local function choose_band()
   if inter and bulk then
     local credit = tonumber(redis.call('GET', P .. ':credit') or '0')
     if credit >= 1 then
-      redis.call('SET', P .. ':credit', fmt(credit - 1))
+      redis.call('SET', P .. ':credit', string.format('%.9f', credit - 1))
       return 'bulk'
     end
     local floor = tonumber(ARGV[4])
-    redis.call('SET', P .. ':credit', fmt(credit + floor / (1 - floor)))
+    redis.call('SET', P .. ':credit', string.format('%.9f', credit + floor / (1 - floor)))
     return 'interactive'
   end
   if inter then return 'interactive' end
