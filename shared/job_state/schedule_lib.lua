@@ -106,27 +106,26 @@ local function unstarted(names, P, now, stale_ms)
   return count, tokens
 end
 
+-- How far past the horizon (ms) one GCRA limit's next slot is, once ``units`` more are booked
+-- at ``per_unit`` ms each on its theoretical arrival time ``tat_key`` (0: within it, or no limit).
+local function past_horizon(tat_key, units, per_unit, now, horizon)
+  if per_unit <= 0 then return 0 end
+  local tat = tonumber(redis.call('GET', tat_key) or '0')
+  if tat < now then tat = now end
+  local ahead = tat + units * per_unit - now - horizon
+  if ahead > 0 then return ahead end
+  return 0
+end
+
 -- How long until the pool has room for one more job: 0 when a job released now would get
 -- its provider slot within the horizon, counting the jobs released and not started.
 local function room_in(conf, now, count, tokens)
   local horizon = tonumber(conf.horizon_ms)
   local paused = tonumber(redis.call('GET', conf.paused_key) or '0')
   if paused > now then return paused - now end
-  local wait = 0
-  local per_request = tonumber(conf.ms_per_request)
-  if per_request > 0 then
-    local tat = tonumber(redis.call('GET', conf.rpm_key) or '0')
-    if tat < now then tat = now end
-    local ahead = tat + count * per_request - now - horizon
-    if ahead > wait then wait = ahead end
-  end
-  local per_token = tonumber(conf.ms_per_token)
-  if per_token > 0 then
-    local tat = tonumber(redis.call('GET', conf.tpm_key) or '0')
-    if tat < now then tat = now end
-    local ahead = tat + tokens * per_token - now - horizon
-    if ahead > wait then wait = ahead end
-  end
+  local wait = math.max(
+    past_horizon(conf.rpm_key, count, tonumber(conf.ms_per_request), now, horizon),
+    past_horizon(conf.tpm_key, tokens, tonumber(conf.ms_per_token), now, horizon))
   local max_conc = tonumber(conf.max_concurrency)
   if max_conc > 0 and wait == 0 then
     local inflight = redis.call('ZCOUNT', conf.inflight_key, now, '+inf')
