@@ -20,6 +20,9 @@ TASK_WEBHOOK = "chatq.webhook"  # args: job id, URL; calls the URL with the job'
 # kombu's Redis transport pools its connections; the default of 10 is too few for a worker
 # that keeps hundreds of calls in flight and acknowledges each of them.
 BROKER_MAX_CONNECTIONS = 1000
+# kombu's Redis transport as chatq changes it (chatq.shared.broker), named as Celery takes it.
+BROKER_TRANSPORT = "chatq.shared.broker:Transport"
+BROKER_SENTINEL_TRANSPORT = "chatq.shared.broker:SentinelTransport"
 
 
 def chat_argsrepr(job: dict[str, Any]) -> str:
@@ -46,10 +49,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings for this deployment, built from the one settings object."""
     url = settings.effective_redis_url
     transport: dict[str, Any] = {}
+    broker = BROKER_TRANSPORT
     if (sentinel := SentinelTarget.parse(url)) is not None:
         url, transport = sentinel.celery_broker()
+        broker = BROKER_SENTINEL_TRANSPORT
     return {
         "broker_url": url,
+        "broker_transport": broker,
         "result_backend": url,
         "result_backend_transport_options": transport,
         "task_serializer": "json",

@@ -52,7 +52,7 @@ chatq.bulk             list    Celery queue for bulk work
 unacked_index          zset    kombu: when each held message was taken, by delivery tag
 unacked                hash    kombu: messages workers hold, by delivery tag (restored by kombu
                                after the visibility timeout if never acknowledged); chat
-                               messages are held in memory only (chatq.workers.chat_message_acks)
+                               messages are held in memory only (chatq.shared.broker)
 """
 
 from __future__ import annotations

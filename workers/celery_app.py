@@ -7,9 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import chatq.workers.batched_pop
-import chatq.workers.chat_message_acks
-import chatq.workers.kombu_fixes  # noqa: F401
 from celery import Celery
 from celery.signals import setup_logging
 from chatq.shared.celery_config import celery_config

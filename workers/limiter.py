@@ -137,11 +137,11 @@ class ClusterLimiter:
         self.now_ms = now_ms  # None: the Redis server's clock, the same for every host
         self.clock = clock
         self._pauses: dict[str, tuple[float, float]] = {}  # name -> (checked at, paused until)
-        self._acquire = redis.register_script(lua("workers", "limiter_acquire.lua"))
-        self._settle = redis.register_script(lua("workers", "limiter_settle.lua"))
-        self._pause = redis.register_script(lua("workers", "limiter_pause.lua"))
-        self._gate = redis.register_script(lua("workers", "limiter_gate.lua"))
-        self._restamp = redis.register_script(lua("workers", "limiter_restamp.lua"))
+        self._acquire = redis.register_script(lua("chatq.workers", "limiter_acquire.lua"))
+        self._settle = redis.register_script(lua("chatq.workers", "limiter_settle.lua"))
+        self._pause = redis.register_script(lua("chatq.workers", "limiter_pause.lua"))
+        self._gate = redis.register_script(lua("chatq.workers", "limiter_gate.lua"))
+        self._restamp = redis.register_script(lua("chatq.workers", "limiter_restamp.lua"))
 
     def _now_arg(self) -> str:
         return "" if self.now_ms is None else repr(self.now_ms())

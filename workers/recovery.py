@@ -9,7 +9,7 @@ until their provider slot, and jobs whose queue message was lost.
   and is skipped.
 - A deferred job waits in ``chatq:deferred``, not in a worker's memory; when due, it is sent
   again (``release_deferred``).
-- A worker holds a chat message in memory only (``chatq.workers.chat_message_acks``), from the
+- A worker holds a chat message in memory only (``chatq.shared.broker``), from the
   moment it takes it off its queue until it claims the job, a moment later. So a due job
   that no one has claimed is looked for in its queue; if it is not there, the worker that
   took its message died before claiming it, and the job is sent again.
@@ -24,19 +24,18 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from celery.signals import worker_ready
-from chatq.shared import keys, metrics
+from chatq.shared import metrics
+from chatq.shared.broker import MessageFinder, chat_message
 from chatq.shared.job_state import Command, JobCommands, pending, pipelined
 from chatq.shared.jobs import JobStatus
 from chatq.shared.redis_clients import sync_client
-from chatq.shared.scripts import lua
 from chatq.shared.settings import get_settings
-from chatq.shared.task_messages import chat_message
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -44,7 +43,6 @@ log = logging.getLogger("chatq.worker")
 
 ENDED = {s.value for s in JobStatus if s.is_terminal}
 DUE_PER_SWEEP = 1000
-SCAN_CHUNK = 2000  # list items one script call reads: keeps each call short for Redis
 
 
 @dataclass
@@ -70,7 +68,7 @@ class LostJobSweeper:
         self.redis = redis
         self.check_after_s = check_after_s
         self.clock = clock
-        self._find = redis.register_script(lua("workers", "find_messages.lua"))
+        self._messages = MessageFinder(redis)
         self._scripts: dict[str, Any] = {}  # job-state scripts registered on ``redis``
 
     def sweep(self) -> Sweep:
@@ -97,7 +95,7 @@ class LostJobSweeper:
             else:
                 suspects[job_id] = (queue, payload)
         report.ended = len(ended)
-        found = self.find_messages(suspects.keys(), {q for q, _ in suspects.values()})
+        found = self._messages.find(suspects.keys(), {q for q, _ in suspects.values()})
         for job_id, (queue, payload) in suspects.items():
             check_at[job_id] = now + self.check_after_s
             if job_id in found:
@@ -132,27 +130,6 @@ class LostJobSweeper:
         self._run(JobCommands.send(json.loads(payload), queue))
         counter.labels(queue).inc()
         log.warning("job %s: %s; sent it again to %s", job_id, why, queue)
-
-    def find_messages(self, job_ids: Iterable[str], queues: Iterable[str]) -> set[str]:
-        """Which of the jobs have a message in one of the queues (any priority step)."""
-        wanted = set(job_ids)
-        found: set[str] = set()
-        for queue in sorted(queues):
-            for name in keys.queue_lists(queue):
-                start = 0
-                while wanted - found:
-                    scanned, hits = self._scan(name, start, wanted - found)
-                    found.update(hits)
-                    if scanned < SCAN_CHUNK:
-                        break
-                    start += SCAN_CHUNK
-        return found
-
-    def _scan(self, name: str, start: int, wanted: set[str]) -> tuple[int, list[str]]:
-        reply: list[Any] = self._find(
-            keys=[name], args=[start, start + SCAN_CHUNK - 1, *sorted(wanted)]
-        )
-        return int(reply[0]), reply[1:]
 
     def run_forever(self, node: str) -> None:
         """Releases due deferred jobs every tick; sweeps every interval, when no other worker

@@ -18,6 +18,7 @@ from typing import Any, Self, TypedDict, Unpack
 
 import orjson
 from chatq.shared import keys
+from chatq.shared.broker import chat_message
 from chatq.shared.errors import JobNotFound, JobTimeout, QueueUnavailable, QuotaExceeded
 from chatq.shared.job_state import scheduling
 from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
@@ -25,7 +26,6 @@ from chatq.shared.protocol import EndEvent, Event, decode_event, encode_delta
 from chatq.shared.redis_clients import MAX_BLOCK_MS
 from chatq.shared.scripts import ScriptCall, lua
 from chatq.shared.settings import SchedulerPolicy, Settings
-from chatq.shared.task_messages import chat_message
 from pydantic import BaseModel
 
 DEFAULT_LEASE_S = 30.0  # a worker's claim on a job lapses this long after its last renewal

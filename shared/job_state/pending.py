@@ -45,7 +45,7 @@ def take_deferred(job_id: str) -> Command:
 
 def undefer(job_id: str, queue: str, message: str) -> ScriptCall:
     """Moves a due job from the deferred set to its queue as ``message`` (a Celery message,
-    ``chatq.shared.task_messages``) in one step; replies as ``undefer_job.lua`` says."""
+    ``chatq.shared.broker``) in one step; replies as ``undefer_job.lua`` says."""
     return ScriptCall(
         lua("chatq.shared.job_state", "undefer_job.lua"),
         [keys.DEFERRED, keys.job_key(job_id), queue],

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from chatq.producers.client import ChatqClient
-from chatq.shared import keys
+from chatq.shared import broker, keys
 from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus
 from chatq.shared.settings import SchedulerPolicy, Settings
 from chatq.shared.store import Claimed, JobStore
@@ -79,7 +79,7 @@ def test_a_message_in_its_queue_is_left_alone(client: ChatqClient):
 
 
 def test_messages_deep_in_a_long_queue_are_found(client: ChatqClient, monkeypatch):
-    monkeypatch.setattr(recovery, "SCAN_CHUNK", 4)
+    monkeypatch.setattr(broker, "SCAN_CHUNK", 4)
     job_ids = [client.submit(f"job {i}", max_tokens=4) for i in range(11)]
     client.store.redis.lrem(QUEUE, 1, client.store.redis.lindex(QUEUE, 5))
     report = sweep_at(client, time.time() + CHECK_AFTER_S + 1)
