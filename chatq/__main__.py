@@ -1,3 +1,3 @@
-from chatq.cli import main
+from chatq.command import main
 
 main()

@@ -58,6 +58,7 @@ def bench_stack(
                     "CHATQ_PROVIDER_BASE_URL": sim.address,
                     "CHATQ_TASK_EVENTS": "false",
                     "CHATQ_LOG_LEVEL": "WARNING",
+                    "CHATQ_BENCH_TASKS": "true",  # the baselines, in these workers only
                     **(env or {}),
                 }
                 settings = Settings(

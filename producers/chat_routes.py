@@ -12,10 +12,10 @@ from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.callers import AdmittedCaller, Caller, Client, gateway_client
 from chatq.producers.errors import error_response
 from chatq.producers.jobs import error_for_result
+from chatq.producers.json_response import FastJSONResponse
 from chatq.producers.openai_format import (
     DONE_LINE,
     ChunkServer,
-    FastJSONResponse,
     completion,
     model_list,
     sse,

@@ -13,11 +13,11 @@ from chatq.producers import batch_routes, chat_routes, job_routes, metrics_route
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.auth import Authenticator
 from chatq.producers.batches import BatchService
+from chatq.producers.body_guard import BodyGuard
 from chatq.producers.errors import ERROR_RESPONSES, install_error_handlers
 from chatq.producers.files import FileStore
-from chatq.producers.limits import BodyGuard
+from chatq.producers.json_response import FastJSONResponse
 from chatq.producers.metrics_route import build_registry
-from chatq.producers.openai_format import FastJSONResponse
 from chatq.producers.request_ids import RequestIds
 from chatq.producers.request_spans import RequestSpans
 from chatq.shared import tracing

@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     task_events: bool = False
     # Of chat jobs, one in this many sends its events (1: every job), chosen by job id.
     task_events_every: int = Field(10, ge=1)
+    # The benchmark's baseline tasks (chatq.noop, chatq.http_probe): only in workers that
+    # `chatq bench` starts, never in production ones (the probe POSTs to any URL).
+    bench_tasks: bool = False
 
     # Who may call the gateway: API keys (`chatq keys create`) or JWT bearer tokens.
     auth_required: bool = False

@@ -13,6 +13,7 @@ from chatq.shared.celery_config import celery_config
 from chatq.shared.logs import configure_logging
 from chatq.shared.settings import get_settings
 
+_settings = get_settings()
 app = Celery(
     "chatq",
     include=[
@@ -21,9 +22,10 @@ app = Celery(
         "chatq.workers.exporter",
         "chatq.workers.recovery",
         "chatq.workers.dispatcher",
+        *(["chatq.workers.bench_tasks"] if _settings.bench_tasks else []),
     ],
 )
-app.conf.update(celery_config(get_settings()))
+app.conf.update(celery_config(_settings))
 
 
 @setup_logging.connect

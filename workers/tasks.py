@@ -8,13 +8,10 @@ import threading
 import time
 from typing import Any
 
-import requests
 from celery import Task
 from chatq.shared import tracing
 from chatq.shared.celery_config import (
     TASK_CHAT,
-    TASK_HTTP_PROBE,
-    TASK_NOOP,
     TASK_WEBHOOK,
     chat_argsrepr,
     webhook_argsrepr,
@@ -35,7 +32,6 @@ from chatq.workers.webhooks import WebhookSender
 from chatq.workers.wiring import build_runner
 from opentelemetry.trace import Span
 from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
 
 log = logging.getLogger("chatq.worker")
 
@@ -212,24 +208,6 @@ def traced_end(run: Span, ended: ChatResult | None) -> None:
         tracing.failed(run, ended.error.code or ended.error.type, ended.error.code)
 
 
-@app.task(name=TASK_NOOP)
-def noop(value: Any = None) -> Any:
-    """Does nothing: the baseline that `chatq bench` measures the pipeline against."""
-    return value
-
-
-_probe_session = requests.Session()
-_probe_session.trust_env = False
-_probe_session.mount("http://", HTTPAdapter(pool_maxsize=1000))  # one per thread, kept
-
-
-@app.task(name=TASK_HTTP_PROBE)
-def http_probe(url: str, body: dict[str, Any]) -> int:
-    """POSTs ``body`` to ``url`` once: the bare Celery prototype `chatq bench` measures chatq
-    against, with the same pool and the same provider."""
-    return _probe_session.post(url, json=body, timeout=60).status_code
-
-
 def reject_malformed(job: Any, exc: ValidationError) -> None:
     """Ends a job whose message does not parse (sent by hand or by another client) as failed."""
     job_id = job.get("id") if isinstance(job, dict) else None
@@ -245,4 +223,4 @@ def reject_malformed(job: Any, exc: ValidationError) -> None:
     get_runner().lifecycle.store.finish(result)
 
 
-__all__ = ["chat", "http_probe", "noop", "webhook"]
+__all__ = ["chat", "webhook"]
