@@ -120,26 +120,21 @@ def timed(calls: int, call: Callable[[], object]) -> list[float]:
 
 def run_bench(options: BenchOptions, console: Console, json_path: Path | None = None) -> dict:
     report: dict[str, Any] = {"options": asdict(options), "results": {}}
-    if "pipeline" in options.scenarios:
-        report["results"].update(_pipeline_scenarios(options, console))
-    if "sustained" in options.scenarios:
-        report["results"].update(measure_sustained(options.capacity, console))
-    if "ttft" in options.scenarios:
-        report["results"].update(measure_ttft(options.capacity, console))
-    if "memory" in options.scenarios:
-        report["results"].update(measure_memory(options.capacity, console))
-    if "gathering" in options.scenarios:
-        report["results"].update(measure_gathering(options.gathering, console))
-    if "bulk" in options.scenarios:
-        report["results"].update(measure_bulk(options.bulk, console))
-    if "chaos" in options.scenarios:
-        report["results"].update(measure_chaos(options.chaos, console))
-    if "gateway" in options.scenarios:
-        report["results"].update(measure_gateway(options.gateway, console))
-    if "tracing" in options.scenarios:
-        report["results"].update(measure_tracing(options.gateway, console))
-    if "fairness" in options.scenarios:
-        report["results"].update(measure_fairness(options.fairness, console))
+    measures: dict[str, Callable[[], dict[str, Any]]] = {
+        "pipeline": lambda: _pipeline_scenarios(options, console),
+        "sustained": lambda: measure_sustained(options.capacity, console),
+        "ttft": lambda: measure_ttft(options.capacity, console),
+        "memory": lambda: measure_memory(options.capacity, console),
+        "gathering": lambda: measure_gathering(options.gathering, console),
+        "bulk": lambda: measure_bulk(options.bulk, console),
+        "chaos": lambda: measure_chaos(options.chaos, console),
+        "gateway": lambda: measure_gateway(options.gateway, console),
+        "tracing": lambda: measure_tracing(options.gateway, console),
+        "fairness": lambda: measure_fairness(options.fairness, console),
+    }
+    for scenario, measure in measures.items():
+        if scenario in options.scenarios:
+            report["results"].update(measure())
     _print(console, report)
     if json_path is not None:
         json_path.write_text(json.dumps(report, indent=2))
