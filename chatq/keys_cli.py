@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chatq.producers.tenants import TenantSettings, TenantStore
+from chatq.producers.tenants import KeyInfo, TenantSettings, TenantStore
 from chatq.shared.errors import ChatqError
 from chatq.shared.jobs import Priority
 from chatq.shared.redis_clients import sync_client
@@ -34,6 +35,7 @@ Band = Annotated[
     Priority | None,
     typer.Option(help="The highest priority band the tenant's jobs may ride."),
 ]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
 
 
 def _store() -> TenantStore:
@@ -70,19 +72,33 @@ def create(
     rpm: Rpm = None,
     tokens_per_day: TokensPerDay = None,
     privacy: Privacy = None,
+    as_json: AsJson = False,
 ) -> None:
     """Create a key; its secret is shown this once and never stored."""
     store = _store()
     secret, info = store.create_key(tenant, name)
     limits = _apply_limits(store, tenant, rpm, tokens_per_day, privacy)
+    if as_json:
+        print(json.dumps({**_key_json(info), "secret": secret, "limits": limits.model_dump()}))
+        return
     console.print(f"key id:  {info.key_id}\ntenant:  {tenant}  ({_describe(limits)})")
     console.print(f"secret:  [bold]{secret}[/]  (shown once: keep it now)")
 
 
 @keys.command("list")
-def list_keys(tenant: Annotated[str | None, typer.Option(help="Only this tenant's.")] = None):
+def list_keys(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's.")] = None,
+    as_json: AsJson = False,
+) -> None:
     """List keys (ids and tenants; secrets are never shown again)."""
     store = _store()
+    if as_json:
+        rows = [
+            {**_key_json(info), "limits": store.tenant(info.tenant).model_dump()}
+            for info in store.list_keys(tenant)
+        ]
+        print(json.dumps(rows))
+        return
     table = Table(title="API keys")
     table.add_column("key id", no_wrap=True)
     for column in ("tenant", "name", "created (UTC)", "state", "tenant limits"):
@@ -123,6 +139,18 @@ def limits(
     """Show, or change, a tenant's quotas, scheduling weight and band, and privacy setting."""
     updated = _apply_limits(_store(), tenant, rpm, tokens_per_day, privacy, weight, band)
     console.print(f"{tenant}: {_describe(updated)}")
+
+
+def _key_json(info: KeyInfo) -> dict[str, object]:
+    """A key as scripts read it: its id, tenant, label, times and state (never a secret)."""
+    return {
+        "key_id": info.key_id,
+        "tenant": info.tenant,
+        "name": info.name,
+        "created_at": info.created_at,
+        "revoked_at": info.revoked_at,
+        "state": "revoked" if info.revoked_at else "active",
+    }
 
 
 def _describe(limits: TenantSettings) -> str:

@@ -223,6 +223,23 @@ def test_keys_are_created_listed_and_revoked_from_the_cli(stack):
     assert "revoked" in run("revoke", key_id)
 
 
+def test_keys_create_and_list_print_json_for_scripts(stack):
+    env = {"CHATQ_REDIS_URL": stack.redis_url, "PATH": "/usr/bin:/bin"}
+    chatq = [sys.executable, "-m", "chatq", "keys"]
+
+    def run(*args: str) -> object:
+        done = subprocess.run([*chatq, *args], env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    created = run("create", "--tenant", "json-co", "--rpm", "30", "--json")
+    assert created["tenant"] == "json-co" and created["key_id"].startswith("key_")
+    assert created["secret"] and created["limits"]["rpm"] == 30
+    listed = run("list", "--tenant", "json-co", "--json")
+    assert [row["key_id"] for row in listed] == [created["key_id"]]
+    assert listed[0]["state"] == "active" and "secret" not in listed[0]
+
+
 def test_a_tenants_batch_runs_as_that_tenant_and_is_hidden_from_others(url, tenants, stack):
     alice, _ = tenants.create_key("batch-a")
     bob, _ = tenants.create_key("batch-b")
