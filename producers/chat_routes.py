@@ -88,7 +88,7 @@ Chunk = dict[str, Any] | Failure | None  # a chunk to send, a failure, or None f
 async def sse_lines(items: AsyncIterator[Chunk]) -> AsyncIterator[str]:
     """Chunks as server-sent events: ``data: {...}``, an error object, or ``data: [DONE]``."""
     async for item in items:
-        yield _line(item)
+        yield sse_line(item)
 
 
 async def _after(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
@@ -97,7 +97,8 @@ async def _after(first: Chunk, rest: AsyncIterator[Chunk]) -> AsyncIterator[Chun
         yield item
 
 
-def _line(item: Chunk) -> str:
+def sse_line(item: Chunk) -> str:
+    """One server-sent event: a chunk, an error object, or ``[DONE]``."""
     if item is None:
         return DONE_LINE
     if isinstance(item, Failure):

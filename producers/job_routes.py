@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.auth import Principal
 from chatq.producers.callers import AdmittedCaller, Caller, Client
-from chatq.producers.chat_routes import Chunk, Failure, chunks, sse_lines
+from chatq.producers.chat_routes import Chunk, Failure, chunks, sse_line
 from chatq.producers.openai_format import ChunkServer, completion
 from chatq.shared import tracing
-from chatq.shared.errors import ChatqError, JobNotFound, error_body
+from chatq.shared.errors import ChatqError, InvalidRequest, JobNotFound, error_body
 from chatq.shared.jobs import ChatRequest, JobStatus
 from chatq.shared.store import JobRecord
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import StreamingResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
@@ -126,21 +127,34 @@ async def cancel_job(job_id: str, client: Client, who: Caller) -> JobObject:
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Chunk events."}},
 )
-async def job_events(job_id: str, client: Client, who: Caller) -> StreamingResponse:
+async def job_events(
+    job_id: str,
+    client: Client,
+    who: Caller,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume after this chunk: the `id:` of the last event received.",
+        ),
+    ] = None,
+) -> StreamingResponse:
     """The job's answer as ``chat.completion.chunk`` server-sent events, from the first delta
-    however late the caller connects, then ``[DONE]``."""
+    however late the caller connects (or after ``Last-Event-ID``), then ``[DONE]``. Each
+    chunk's event carries its number as ``id:``."""
+    after = resume_after(last_event_id, "Last-Event-ID")
     record = await own_job(client, job_id, who)
     created = int(record.created_at or time.time())
     server = ChunkServer(job_id, record.model or "", created, include_usage=True)
-    return StreamingResponse(
-        sse_lines(chunks(client, job_id, server)), media_type="text/event-stream"
-    )
+    events = numbered(chunks(client, job_id, server), after)
+    return StreamingResponse(_sse_events(events), media_type="text/event-stream")
 
 
 @router.websocket("/v1/jobs/{job_id}/ws")
 async def job_socket(websocket: WebSocket, job_id: str) -> None:
-    """The same chunks as ``/events``, one per text frame, then ``[DONE]``. Browsers, which
-    cannot set headers here, may pass the credential as ``?api_key=``."""
+    """The same chunks as ``/events``, one per text frame, then ``[DONE]``; a client that
+    reconnects passes how many chunks it has as ``?last_event_id=``. Browsers, which cannot
+    set headers here, may pass the credential as ``?api_key=``."""
     app = websocket.app
     client: AsyncChatqClient = app.state.client
     credential = websocket.headers.get("authorization")
@@ -148,6 +162,7 @@ async def job_socket(websocket: WebSocket, job_id: str) -> None:
         credential = f"Bearer {key}"
     await websocket.accept()
     try:
+        after = resume_after(websocket.query_params.get("last_event_id"), "last_event_id")
         who = await app.state.authenticator.authenticate(credential)
         record = await own_job(client, job_id, who)
     except ChatqError as exc:
@@ -157,11 +172,46 @@ async def job_socket(websocket: WebSocket, job_id: str) -> None:
     created = int(record.created_at or time.time())
     server = ChunkServer(job_id, record.model or "", created, include_usage=True)
     try:
-        async for item in chunks(client, job_id, server):
+        async for _, item in numbered(chunks(client, job_id, server), after):
             await websocket.send_text(_frame(item))
         await websocket.close()
     except WebSocketDisconnect:
         return
+
+
+MAX_EVENT_ID_DIGITS = 9
+
+
+def resume_after(value: str | None, name: str) -> int:
+    """How many chunks a reconnecting caller has already (its last event id); 0: none."""
+    if value is None or value == "":
+        return 0
+    if not value.isascii() or not value.isdigit() or len(value) > MAX_EVENT_ID_DIGITS:
+        raise InvalidRequest(
+            f"{name} must be the id of an event this stream sent (a whole number of at most "
+            f"{MAX_EVENT_ID_DIGITS} digits); got {value[:16]!r}.",
+            param=name,
+        )
+    return int(value)
+
+
+async def numbered(items: AsyncIterator[Chunk], after: int) -> AsyncIterator[tuple[int, Chunk]]:
+    """The chunks numbered from 1, those up to ``after`` left out; the end (``[DONE]``, or a
+    failure) keeps number 0 and is always sent."""
+    count = 0
+    async for item in items:
+        if item is None or isinstance(item, Failure):
+            yield 0, item
+            continue
+        count += 1
+        if count > after:
+            yield count, item
+
+
+async def _sse_events(events: AsyncIterator[tuple[int, Chunk]]) -> AsyncIterator[str]:
+    async for number, item in events:
+        line = sse_line(item)
+        yield f"id: {number}\n{line}" if number else line
 
 
 def _frame(item: Chunk) -> str:

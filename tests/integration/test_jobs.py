@@ -115,6 +115,54 @@ def test_a_websocket_from_a_late_client_carries_every_delta(stack, url):
     assert "".join(pieces) == answer
 
 
+def sse_events(url: str, job_id: str, **headers: str) -> list[tuple[str | None, str]]:
+    """The stream's events as (id, data), up to and with ``[DONE]``."""
+    events: list[tuple[str | None, str]] = []
+    event_id = None
+    with requests.get(
+        f"{url}/jobs/{job_id}/events", headers=headers, stream=True, timeout=30
+    ) as response:
+        assert response.status_code == 200, response.text
+        for line in response.iter_lines(decode_unicode=True):
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("data: "):
+                events.append((event_id, line[6:]))
+                event_id = None
+                if line == "data: [DONE]":
+                    break
+    return events
+
+
+def test_a_client_resuming_with_last_event_id_gets_exactly_the_chunks_after_it(stack, url):
+    job_id = submit(url, STREAMED)
+    wait_until_streaming(stack, job_id)
+    first = sse_events(url, job_id)
+    numbered = [(i, data) for i, data in first if i is not None]
+    assert [int(i) for i, _ in numbered] == list(range(1, len(numbered) + 1))
+    assert first[-1] == (None, "[DONE]") and len(numbered) > 5
+    resumed = sse_events(url, job_id, **{"Last-Event-ID": "4"})
+    assert resumed == [*first[4:]]
+    ws_url = url.replace("http://", "ws://") + f"/jobs/{job_id}/ws?last_event_id=4"
+    with connect(ws_url) as socket:
+        frames = []
+        while (frame := socket.recv(timeout=30)) != "[DONE]":
+            frames.append(frame)
+    assert [json.loads(f) for f in frames] == [json.loads(d) for _, d in numbered[4:]]
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "1" * 40, "\u00b2"])
+def test_a_malformed_last_event_id_is_refused_naming_the_header(url, value):
+    job_id = submit(url, {**STREAMED, "max_tokens": 4})
+    reply = requests.get(
+        f"{url}/jobs/{job_id}/events", headers={"Last-Event-ID": value}, timeout=10
+    )
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["param"] == "Last-Event-ID" and "Last-Event-ID" in error["message"]
+    assert "1" * 20 not in error["message"]
+
+
 def test_a_job_can_be_cancelled(url):
     job_id = submit(url, {**STREAMED, "max_tokens": 400})
     cancelled = requests.delete(f"{url}/jobs/{job_id}", timeout=10).json()
