@@ -26,3 +26,10 @@ def test_flower_asks_for_credentials_and_listens_on_this_host_only():
     auth = flower["environment"]["FLOWER_BASIC_AUTH"]
     assert auth.startswith("${CHATQ_FLOWER_BASIC_AUTH:?")  # compose refuses to start without it
     assert all(port.startswith("127.0.0.1:") for port in flower["ports"])
+
+
+def test_every_service_comes_back_when_it_dies():
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    assert {name: s.get("restart") for name, s in services.items()} == {
+        name: "unless-stopped" for name in services
+    }
