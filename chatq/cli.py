@@ -313,7 +313,7 @@ def batch_run(
     """Run a batch file through the bulk queue; run it again to resume after a crash."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from chatq.producers.batch import BatchRunner
+    from chatq.producers.batch_runner import BatchRunner
     from chatq.producers.client import ChatqClient
 
     def run() -> None:
@@ -353,7 +353,7 @@ def batch_run(
 
 
 def _batch_id(batch_or_input: str) -> str:
-    from chatq.producers.batch import batch_id_for
+    from chatq.producers.batch_runner import batch_id_for
 
     path = Path(batch_or_input)
     return batch_id_for(path) if path.exists() else batch_or_input
@@ -363,10 +363,10 @@ def _batch_id(batch_or_input: str) -> str:
 def batch_status(batch_or_input: Annotated[str, typer.Argument(help="Batch id or input file.")]):
     """Show a batch's progress."""
 
-    from chatq.shared.keys import batch_key
+    from chatq.producers.batch_state import BatchStore
 
-    redis = sync_client(get_settings().effective_redis_url)
-    record = redis.hgetall(batch_key(_batch_id(batch_or_input)))
+    batches = BatchStore(sync_client(get_settings().effective_redis_url))
+    record = batches.record(_batch_id(batch_or_input))
     if not record:
         console.print(f"[bold red]error:[/] no batch '{batch_or_input}'")
         raise typer.Exit(1)
@@ -377,14 +377,14 @@ def batch_status(batch_or_input: Annotated[str, typer.Argument(help="Batch id or
 def batch_cancel(batch_or_input: Annotated[str, typer.Argument(help="Batch id or input file.")]):
     """Ask a running batch to stop: nothing more is sent, jobs in flight are cancelled."""
 
-    from chatq.shared.keys import batch_key
+    from chatq.producers.batch_state import BatchStore
 
-    redis = sync_client(get_settings().effective_redis_url)
-    key = batch_key(_batch_id(batch_or_input))
-    if not redis.exists(key):
+    batches = BatchStore(sync_client(get_settings().effective_redis_url))
+    batch_id = _batch_id(batch_or_input)
+    if not batches.exists(batch_id):
         console.print(f"[bold red]error:[/] no batch '{batch_or_input}'")
         raise typer.Exit(1)
-    redis.hset(key, "cancel", "1")
+    batches.ask_to_stop(batch_id)
     console.print("cancel requested")
 
 

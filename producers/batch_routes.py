@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from chatq.producers.batches import BatchService, CreateBatch
+from chatq.producers.batch_service import BatchService, CreateBatch
 from chatq.producers.callers import AdmittedCaller, Caller
 from chatq.producers.files import FileStore
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile

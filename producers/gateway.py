@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from chatq.producers import batch_routes, chat_routes, job_routes, metrics_route, session_routes
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.auth import Authenticator
-from chatq.producers.batches import BatchService
+from chatq.producers.batch_service import BatchService
 from chatq.producers.body_guard import BodyGuard
 from chatq.producers.errors import ERROR_RESPONSES, install_error_handlers
 from chatq.producers.files import FileStore

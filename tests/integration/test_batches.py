@@ -8,7 +8,7 @@ import time
 
 import openai
 import pytest
-from chatq.producers.batches import BatchService, CreateBatch
+from chatq.producers.batch_service import BatchService, CreateBatch
 from chatq.producers.files import FileStore
 from redis import Redis
 

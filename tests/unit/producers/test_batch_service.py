@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from chatq.producers.batches import batch_object
+from chatq.producers.batch_service import batch_object
 
 
 def test_a_batch_record_reads_as_an_openai_batch():

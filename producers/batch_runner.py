@@ -16,17 +16,17 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from chatq.producers.batch_state import BatchStore
 from chatq.producers.client import ChatqClient
 from chatq.producers.jobs import describe_validation_errors, error_for_result
 from chatq.producers.openai_format import completion
-from chatq.shared import keys, tracing
+from chatq.shared import tracing
 from chatq.shared.errors import ChatqError, error_body, http_status_and_type
 from chatq.shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
-from chatq.shared.scripts import lua
 from pydantic import ValidationError
 
 CHAT_URL = "/v1/chat/completions"
@@ -194,8 +194,7 @@ class BatchRunner:
         self.expires_at = expires_at  # Unix time; lines not done by then fail as batch_expired
         self.expired = False  # set once a line expired
         self.traceparent = traceparent  # the trace the batch was created in, if traced
-        self.redis = client.store.redis
-        self.record = keys.batch_key(self.batch_id)
+        self.batches = BatchStore(client.store.redis)
 
     def run(self) -> Progress:
         """Submits every line not yet answered and writes the answers as they end; with
@@ -207,9 +206,7 @@ class BatchRunner:
     def _run_lines(self) -> Progress:
         written, bad_lines = already_written(self.output_path, self.error_path)
         progress = Progress(total=_count_lines(self.input_path))
-        self.redis.register_script(lua("producers", "batch_start.lua"))(
-            keys=[self.record], args=[str(self.input_path), progress.total]
-        )
+        self.batches.start(self.batch_id, str(self.input_path), progress.total)
         pending: deque[Request] = deque()
         with self.output_path.open("a") as out, self.error_path.open("a") as errors:
             for item in self._requests(progress, written, bad_lines, errors):
@@ -240,7 +237,7 @@ class BatchRunner:
                 self._collect(item, out, errors, progress)
         self._save(progress)
         if self.record_end:
-            self.redis.hset(self.record, "status", self.outcome())
+            self.batches.set(self.batch_id, status=self.outcome())
         return progress
 
     def _fair_within_tenant(self, body: ChatRequest) -> ChatRequest:
@@ -323,19 +320,10 @@ class BatchRunner:
             self._save(progress)
 
     def _save(self, progress: Progress) -> None:
-        self.redis.hset(
-            self.record,
-            mapping={
-                "done": progress.done,
-                "failed": progress.failed,
-                "invalid": progress.invalid,
-                "skipped": progress.skipped,
-                "total": progress.total,
-            },
-        )
+        self.batches.save_progress(self.batch_id, asdict(progress))
 
     def _cancelled(self) -> bool:
-        return self.redis.hget(self.record, "cancel") == "1"
+        return self.batches.stop_asked(self.batch_id)
 
 
 def _count_lines(path: Path) -> int:

@@ -3,7 +3,7 @@
 A batch created with ``POST /v1/batches`` is run by a thread of some gateway process, the
 batch's *driver*, which holds a renewed Redis lock. Every gateway looks for batches with no
 live driver (their gateway died) and adopts them; the runner resumes where the output ends.
-The run itself is ``chatq.producers.batch.BatchRunner``, the same as ``chatq batch run``.
+The run itself is ``chatq.producers.batch_runner.BatchRunner``, the same as ``chatq batch run``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
-from chatq.producers.batch import BatchRunner
+from chatq.producers.batch_runner import BatchRunner
+from chatq.producers.batch_state import TERMINAL, BatchStore
 from chatq.producers.client import ChatqClient
 from chatq.producers.files import FileStore
 from chatq.producers.tenants import TenantStore
-from chatq.shared import keys, tracing
+from chatq.shared import tracing
 from chatq.shared.errors import BatchNotFound, InvalidRequest
 from chatq.shared.settings import Settings
 from pydantic import BaseModel, Field
@@ -30,7 +31,6 @@ from redis.exceptions import LockError, RedisError
 
 log = logging.getLogger("chatq.batches")
 
-TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
 ADOPT_EVERY_S = 10.0
 
 
@@ -55,6 +55,7 @@ class BatchService:
     ):
         self.settings = settings
         self.redis = redis
+        self.batches = BatchStore(redis)
         self.files = files
         self.client_factory = client_factory or (lambda: ChatqClient(settings))
         self.lease_s = lease_s
@@ -84,16 +85,13 @@ class BatchService:
             record["tenant"] = tenant
         if (trace := tracing.traceparent()) is not None:  # the request's: the batch's parent
             record["traceparent"] = trace
-        with self.redis.pipeline() as pipe:
-            pipe.hset(keys.batch_key(batch_id), mapping=record)
-            pipe.zadd(keys.BATCHES, {batch_id: now})
-            pipe.execute()
+        self.batches.create(batch_id, record, now)
         self._start_driver(batch_id)
         return self.get(batch_id, tenant)
 
     def get(self, batch_id: str, tenant: str | None = None) -> dict[str, Any]:
         """The batch, if it exists and belongs to ``tenant``."""
-        record = self.redis.hgetall(keys.batch_key(batch_id))
+        record = self.batches.record(batch_id)
         if not record or "endpoint" not in record or record.get("tenant") != tenant:
             raise BatchNotFound(f"No batch with id '{batch_id}'.", param="batch_id")
         return batch_object(batch_id, record)
@@ -103,8 +101,8 @@ class BatchService:
     ) -> dict[str, Any]:
         ids = [
             batch_id
-            for batch_id in self.redis.zrevrange(keys.BATCHES, 0, -1)
-            if self.redis.hget(keys.batch_key(batch_id), "tenant") == tenant
+            for batch_id in self.batches.ids(newest_first=True)
+            if self.batches.field(batch_id, "tenant") == tenant
         ]
         if after is not None:
             ids = ids[ids.index(after) + 1 :] if after in ids else []
@@ -120,10 +118,7 @@ class BatchService:
     def cancel(self, batch_id: str, tenant: str | None = None) -> dict[str, Any]:
         batch = self.get(batch_id, tenant)
         if batch["status"] not in TERMINAL and batch["status"] != "cancelling":
-            self.redis.hset(
-                keys.batch_key(batch_id),
-                mapping={"cancel": "1", "status": "cancelling", "cancelling_at": int(time.time())},
-            )
+            self.batches.cancel(batch_id, _now())
         return self.get(batch_id, tenant)
 
     # Driving batches.
@@ -144,10 +139,10 @@ class BatchService:
             self._stopping.wait(ADOPT_EVERY_S)
 
     def adopt_orphans(self) -> None:
-        for batch_id in self.redis.zrange(keys.BATCHES, 0, -1):
-            status = self.redis.hget(keys.batch_key(batch_id), "status")
-            driven = self.redis.exists(keys.batch_driver_key(batch_id))
-            if status is not None and status not in TERMINAL and not driven:
+        for batch_id in self.batches.ids():
+            status = self.batches.field(batch_id, "status")
+            running = status is not None and status not in TERMINAL
+            if running and not self.batches.is_driven(batch_id):
                 self._start_driver(batch_id)
 
     def _start_driver(self, batch_id: str) -> None:
@@ -162,9 +157,7 @@ class BatchService:
             thread.start()
 
     def _drive(self, batch_id: str) -> None:
-        lock = self.redis.lock(
-            keys.batch_driver_key(batch_id), timeout=self.lease_s, thread_local=False
-        )
+        lock = self.batches.driver_lock(batch_id, self.lease_s)
         if not lock.acquire(blocking=False):
             return  # another gateway drives it
         done = threading.Event()
@@ -188,15 +181,14 @@ class BatchService:
                 log.warning("batch driver lock not renewed: %s", exc)
 
     def _run(self, batch_id: str) -> None:
-        record_key = keys.batch_key(batch_id)
-        record = self.redis.hgetall(record_key)
+        record = self.batches.record(batch_id)
         try:
             source = self.files.path(record["input_file_id"], record.get("tenant"))
         except Exception as exc:
             self._fail(batch_id, f"The input file is gone: {exc}")
             return
         if "in_progress_at" not in record:
-            self.redis.hset(record_key, "in_progress_at", int(time.time()))
+            self.batches.set(batch_id, in_progress_at=_now())
         work = self.files.directory
         output = work / f"{batch_id}.output.jsonl"
         errors = work / f"{batch_id}.errors.jsonl"
@@ -217,13 +209,12 @@ class BatchService:
             )
             runner.run()
             end = runner.outcome()
-        self.redis.hset(record_key, mapping={"status": "finalizing", "finalizing_at": _now()})
+        self.batches.reach(batch_id, "finalizing", _now())
         self._publish_outputs(batch_id, output, errors)
-        self.redis.hset(record_key, mapping={"status": end, f"{end}_at": _now()})
+        self.batches.reach(batch_id, end, _now())
 
     def _publish_outputs(self, batch_id: str, output: Any, errors: Any) -> None:
-        record_key = keys.batch_key(batch_id)
-        record = self.redis.hgetall(record_key)
+        record = self.batches.record(batch_id)
         for field, path, name in (
             ("output_file_id", output, f"{batch_id}_output.jsonl"),
             ("error_file_id", errors, f"{batch_id}_error.jsonl"),
@@ -234,14 +225,10 @@ class BatchService:
                 path.unlink()
                 continue
             adopted = self.files.adopt(path, name, "batch_output", record.get("tenant"))
-            self.redis.hset(record_key, field, adopted["id"])
+            self.batches.set(batch_id, **{field: adopted["id"]})
 
     def _fail(self, batch_id: str, message: str) -> None:
-        errors = {"object": "list", "data": [{"code": "batch_failed", "message": message}]}
-        self.redis.hset(
-            keys.batch_key(batch_id),
-            mapping={"status": "failed", "failed_at": _now(), "errors": json.dumps(errors)},
-        )
+        self.batches.fail(batch_id, message, _now())
 
 
 def _now() -> int:

@@ -1,0 +1,152 @@
+"""A batch's state in Redis, with one owner, as a job's has: pure builders of every command on
+a batch's keys (its record hash, the index of batches, its driver's lock) in
+``BatchCommands``, sent by the thin shell ``BatchStore``. The gateway's batch service, the
+batch runner and the ``chatq batch`` commands all write through here.
+
+The record's fields are OpenAI's batch object's (``status``, ``<status>_at`` times, the file
+ids, ``errors``), the request counts (``done``, ``failed``, ``invalid``, ``skipped``,
+``total``), the runner's ``input``, and ``cancel`` ("1": asked to stop)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from chatq.shared import keys
+from chatq.shared.job_state import Command, pipelined
+from chatq.shared.scripts import ScriptCall, lua
+from redis import Redis
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
+COUNTS = ("done", "failed", "invalid", "skipped", "total")
+
+
+class BatchCommands:
+    """The commands of a batch's life; each is built, not sent."""
+
+    @staticmethod
+    def create(batch_id: str, record: Mapping[str, Any], created_at: int) -> list[Command]:
+        return [
+            Command("hset", (keys.batch_key(batch_id),), {"mapping": dict(record)}),
+            Command("zadd", (keys.BATCHES, {batch_id: created_at})),
+        ]
+
+    @staticmethod
+    def record(batch_id: str) -> Command:
+        return Command("hgetall", (keys.batch_key(batch_id),))
+
+    @staticmethod
+    def field(batch_id: str, name: str) -> Command:
+        return Command("hget", (keys.batch_key(batch_id), name))
+
+    @staticmethod
+    def exists(batch_id: str) -> Command:
+        return Command("exists", (keys.batch_key(batch_id),))
+
+    @staticmethod
+    def newest_first() -> Command:
+        return Command("zrevrange", (keys.BATCHES, 0, -1))
+
+    @staticmethod
+    def oldest_first() -> Command:
+        return Command("zrange", (keys.BATCHES, 0, -1))
+
+    @staticmethod
+    def is_driven(batch_id: str) -> Command:
+        return Command("exists", (keys.batch_driver_key(batch_id),))
+
+    @staticmethod
+    def ask_to_stop(batch_id: str) -> Command:
+        """The flag the batch's runner checks before each line (``chatq batch cancel``)."""
+        return Command("hset", (keys.batch_key(batch_id), "cancel", "1"))
+
+    @staticmethod
+    def cancel(batch_id: str, at: int) -> Command:
+        """Asks the batch to stop and shows it as ``cancelling`` until its runner has."""
+        mapping = {"cancel": "1", "status": "cancelling", "cancelling_at": at}
+        return Command("hset", (keys.batch_key(batch_id),), {"mapping": mapping})
+
+    @staticmethod
+    def start(batch_id: str, input_path: str, total: int) -> ScriptCall:
+        """Marks the batch running, unless a cancel came first (``batch_start.lua``)."""
+        source = lua("chatq.producers", "batch_start.lua")
+        return ScriptCall(source, [keys.batch_key(batch_id)], [input_path, total])
+
+    @staticmethod
+    def progress(batch_id: str, counts: Mapping[str, int]) -> Command:
+        mapping = {name: counts[name] for name in COUNTS}
+        return Command("hset", (keys.batch_key(batch_id),), {"mapping": mapping})
+
+    @staticmethod
+    def set(batch_id: str, **fields: Any) -> Command:
+        """Fields of the record as they are (an output file's id, a time)."""
+        return Command("hset", (keys.batch_key(batch_id),), {"mapping": fields})
+
+    @staticmethod
+    def reach(batch_id: str, status: str, at: int) -> Command:
+        """The batch in ``status`` from ``at`` (its ``<status>_at`` field)."""
+        return BatchCommands.set(batch_id, status=status, **{f"{status}_at": at})
+
+    @staticmethod
+    def fail(batch_id: str, message: str, at: int) -> Command:
+        errors = {"object": "list", "data": [{"code": "batch_failed", "message": message}]}
+        return BatchCommands.set(batch_id, status="failed", failed_at=at, errors=json.dumps(errors))
+
+
+class BatchStore:
+    """Sends ``BatchCommands`` on a synchronous client (``decode_responses``)."""
+
+    def __init__(self, redis: Redis):
+        self.redis = redis
+        self._scripts: dict[str, Any] = {}
+
+    def _run(self, command: Command | ScriptCall) -> Any:
+        return command.run(self.redis, self._scripts)
+
+    def create(self, batch_id: str, record: Mapping[str, Any], created_at: int) -> None:
+        pipelined(self.redis, BatchCommands.create(batch_id, record, created_at))
+
+    def record(self, batch_id: str) -> dict[str, str]:
+        return self._run(BatchCommands.record(batch_id))
+
+    def field(self, batch_id: str, name: str) -> str | None:
+        return self._run(BatchCommands.field(batch_id, name))
+
+    def exists(self, batch_id: str) -> bool:
+        return bool(self._run(BatchCommands.exists(batch_id)))
+
+    def ids(self, *, newest_first: bool = False) -> list[str]:
+        order = BatchCommands.newest_first() if newest_first else BatchCommands.oldest_first()
+        return self._run(order)
+
+    def is_driven(self, batch_id: str) -> bool:
+        return bool(self._run(BatchCommands.is_driven(batch_id)))
+
+    def driver_lock(self, batch_id: str, lease_s: float) -> Any:
+        """The lock its one driver holds (renewed while it runs the batch)."""
+        return self.redis.lock(keys.batch_driver_key(batch_id), timeout=lease_s, thread_local=False)
+
+    def ask_to_stop(self, batch_id: str) -> None:
+        self._run(BatchCommands.ask_to_stop(batch_id))
+
+    def stop_asked(self, batch_id: str) -> bool:
+        return self.field(batch_id, "cancel") == "1"
+
+    def cancel(self, batch_id: str, at: int) -> None:
+        self._run(BatchCommands.cancel(batch_id, at))
+
+    def start(self, batch_id: str, input_path: str, total: int) -> str:
+        return self._run(BatchCommands.start(batch_id, input_path, total))
+
+    def save_progress(self, batch_id: str, counts: Mapping[str, int]) -> None:
+        self._run(BatchCommands.progress(batch_id, counts))
+
+    def set(self, batch_id: str, **fields: Any) -> None:
+        self._run(BatchCommands.set(batch_id, **fields))
+
+    def reach(self, batch_id: str, status: str, at: int) -> None:
+        self._run(BatchCommands.reach(batch_id, status, at))
+
+    def fail(self, batch_id: str, message: str, at: int) -> None:
+        self._run(BatchCommands.fail(batch_id, message, at))
