@@ -44,7 +44,7 @@ def python_module_command(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-# The network namespace ``spawn`` starts processes in (``chatq.lab``); None: this one.
+# The network namespace ``spawn`` starts processes in (``tests.support.lab``); None: this one.
 NETWORK_NAMESPACE: ContextVar[str | None] = ContextVar("network_namespace", default=None)
 
 

@@ -1,5 +1,5 @@
-"""chatq across separate hosts (chatq.lab): Redis, the simulator, the gateway and two workers
-each on a network namespace of its own, joined by a switch, and the test on a sixth, the
+"""chatq across separate hosts (tests.support.lab): Redis, the simulator, the gateway and two
+workers each on a network namespace of its own, joined by a switch, and the test on a sixth, the
 client. Every packet takes 20 ms from any host to any other."""
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from chatq.shared.redis_clients import sync_client
 from chatq.shared.settings import Settings
 from chatq.shared.store import JobRecord
 
-from chatq.lab import Lab
 from chatq.processes import Part, free_port, stop
 from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator, start_workers
 from tests.integration.conftest import PROVIDER_NICENESS, TEST_ENV, eventually
+from tests.support.lab import Lab
 
 HOSTS = ("redis", "sim", "gateway", "w1", "w2", "client")
 WORKER_HOSTS = ("w1", "w2")

@@ -1,6 +1,6 @@
 """Separate hosts on one Linux machine, for tests of chatq over a real network: each host is a
 network namespace with an address of its own, its link a TUN device that the lab's switch
-(``chatq.lab_switch``, a process) carries packets through, holding each ``delay_ms`` and
+(``tests.support.lab_switch``, a process) carries packets through, holding each ``delay_ms`` and
 dropping a share ``loss``. Parts started within ``lab.on(host)`` run on that host; the caller
 enters a host with ``lab.entered(host)``. A host can be cut off (packets are dropped, nothing is
 refused) and joined again, or lose its route to one other host.
@@ -19,10 +19,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chatq import netns
-from chatq.lab_switch import DEVICE
-from chatq.processes import in_network_namespace
 from chatq.shared.errors import ChatqError
+
+from chatq.processes import in_network_namespace
+from tests.support import netns
+from tests.support.lab_switch import DEVICE
 
 SUBNET = "10.213.0"  # host n gets SUBNET.n; nothing outside the lab's namespaces uses it
 
@@ -147,7 +148,7 @@ class Lab:
             [
                 sys.executable,
                 "-m",
-                "chatq.lab_switch",
+                "tests.support.lab_switch",
                 "--delay-ms",
                 f"{self.delay_ms:g}",
                 "--loss",

@@ -3,7 +3,8 @@ device in each host's namespace, holding each packet ``--delay-ms`` and dropping
 ``--loss`` of them, as a long or lossy link would. The kernel's netem does this where it is
 built in; this needs only TUN, which kernels without netem still have.
 
-Run by ``chatq.lab``: ``python -m chatq.lab_switch --delay-ms 20 NAMESPACE=ADDRESS ...``. It
+Run by ``tests.support.lab``:
+``python -m tests.support.lab_switch --delay-ms 20 NAMESPACE=ADDRESS ...``. It
 prints ``ready`` once every host has its device, then reads ``cut ADDRESS`` and ``join
 ADDRESS`` lines on stdin (a cut host's packets go nowhere and none reach it, as with its cable
 pulled), and stops when stdin closes.
@@ -25,7 +26,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from chatq.netns import entered
+from tests.support.netns import entered
 
 DEVICE = "eth0"  # each host's end of its link
 TUNSETIFF = 0x400454CA
@@ -112,7 +113,7 @@ def serve(switch: Switch) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m chatq.lab_switch")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.lab_switch")
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--loss", type=float, default=0.0, help="share of packets dropped")
     parser.add_argument("hosts", nargs="+", metavar="NAMESPACE=ADDRESS")

@@ -1,4 +1,4 @@
-"""The lab's switch, as packets pass through it (chatq.lab_switch), without devices."""
+"""The lab's switch, as packets pass through it (tests.support.lab_switch), without devices."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from chatq.lab_switch import Switch
+from tests.support.lab_switch import Switch
 
 A, B = socket.inet_aton("10.213.0.1"), socket.inet_aton("10.213.0.2")
 
