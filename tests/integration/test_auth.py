@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from redis import Redis
 
 from chatq.processes import stop
-from tests.integration.conftest import eventually, start_stack
+from tests.support.stacks import start_stack
+from tests.support.waiting import eventually
 
 SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
 ISSUER, AUDIENCE = "https://id.example.test", "chatq-gateway"
@@ -60,7 +61,7 @@ def stack(redis_server, rsa_key):
 
 @pytest.fixture(scope="module")
 def url(stack) -> str:
-    return next(p.address for p in stack.parts if p.name == "gateway")
+    return stack.gateway_url
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
 BAD_LINES = {
     7: "{not json",
@@ -59,11 +56,7 @@ def batch_command(stack, *args: str) -> list[str]:
     return [sys.executable, "-m", "chatq", "batch", "run", *args]
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server):
-    running = start_stack(redis_server, workers=2)
-    yield running
-    stop(running.parts)
+stack = stack_fixture(workers=2)
 
 
 def env(stack) -> dict[str, str]:
@@ -123,21 +116,17 @@ def test_a_killed_batch_run_again_writes_each_custom_id_once(stack, tmp_path):
     assert len(read(tmp_path / "out.errors.jsonl")) == len(BAD_LINES)
 
 
-@pytest.fixture()
-def fragile(redis_server):
-    """Two workers that may die: their jobs come back to the survivor within seconds."""
-    running = start_stack(
-        redis_server,
-        workers=2,
-        sim_args=["--ttft-ms", "50"],
-        extra_env={
-            "CHATQ_VISIBILITY_TIMEOUT_S": "4",
-            "CHATQ_JOB_LEASE_S": "3",
-            "CHATQ_WORKER_CONCURRENCY": "20",
-        },
-    )
-    yield running
-    stop(running.parts)
+# Two workers that may die: their jobs come back to the survivor within seconds.
+fragile = stack_fixture(
+    scope="function",
+    workers=2,
+    sim_args=["--ttft-ms", "50"],
+    extra_env={
+        "CHATQ_VISIBILITY_TIMEOUT_S": "4",
+        "CHATQ_JOB_LEASE_S": "3",
+        "CHATQ_WORKER_CONCURRENCY": "20",
+    },
+)
 
 
 def test_killing_the_runner_and_a_worker_loses_and_repeats_nothing(fragile, tmp_path):

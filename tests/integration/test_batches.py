@@ -12,21 +12,15 @@ from chatq.producers.batch_service import BatchService, CreateBatch
 from chatq.producers.files import FileStore
 from redis import Redis
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
 from tests.integration.test_batch import write_batch
+from tests.support.stacks import stack_fixture
 
-
-@pytest.fixture(scope="module")
-def stack(redis_server):
-    running = start_stack(redis_server, workers=1, gateway=True)
-    yield running
-    stop(running.parts)
+stack = stack_fixture(workers=1, gateway=True)
 
 
 @pytest.fixture(scope="module")
 def client(stack) -> openai.OpenAI:
-    base_url = next(p.address for p in stack.parts if p.name == "gateway")
+    base_url = stack.gateway_url
     return openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
 
 
@@ -155,21 +149,17 @@ def test_a_batch_adopted_after_its_window_ended_expires_every_line(stack, client
     assert sorted(expired) == sorted(custom_ids)
 
 
-@pytest.fixture()
-def short_window_stack(redis_server):
-    running = start_stack(
-        redis_server,
-        workers=1,
-        gateway=True,
-        sim_args=["--ttft-ms", "500"],
-        extra_env={"CHATQ_BATCH_COMPLETION_WINDOW_S": "3", "CHATQ_WORKER_CONCURRENCY": "20"},
-    )
-    yield running
-    stop(running.parts)
+short_window_stack = stack_fixture(
+    scope="function",
+    workers=1,
+    gateway=True,
+    sim_args=["--ttft-ms", "500"],
+    extra_env={"CHATQ_BATCH_COMPLETION_WINDOW_S": "3", "CHATQ_WORKER_CONCURRENCY": "20"},
+)
 
 
 def test_a_batch_still_running_when_its_window_ends_expires_the_rest(short_window_stack, tmp_path):
-    base_url = next(p.address for p in short_window_stack.parts if p.name == "gateway")
+    base_url = short_window_stack.gateway_url
     client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
     file_id, custom_ids = upload(client, tmp_path, 1000)  # 5 lines are malformed
     batch = client.batches.create(

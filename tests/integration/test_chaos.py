@@ -9,9 +9,8 @@ import pytest
 from chatq.producers.client import ChatqClient
 
 from chatq.chaos import ChaosOptions, run_chaos
-from chatq.processes import stop
 from chatq.stack import start_worker
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -22,16 +21,12 @@ RUN_S = 0.3 + 16 / 50  # the simulator's time to first token plus 16 tokens at 5
 SLACK_S = 4.0  # a loaded 2-core machine: a restarted worker's start, scheduling
 
 
-@pytest.fixture()
-def chaos_stack(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--ttft-ms", "300", "--tokens-per-s", "50"],
-        workers=3,
-        extra_env=OPTIONS.worker_env(),
-    )
-    yield running
-    stop(running.parts)
+chaos_stack = stack_fixture(
+    scope="function",
+    sim_args=["--ttft-ms", "300", "--tokens-per-s", "50"],
+    workers=3,
+    extra_env=OPTIONS.worker_env(),
+)
 
 
 def test_killing_workers_under_load_loses_no_job_doubles_none_and_delays_none(chaos_stack):

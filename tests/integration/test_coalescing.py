@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
-
-@pytest.fixture(scope="module")
-def slow(redis_server):
-    """Two workers and a provider slow enough for identical jobs to overlap in flight."""
-    running = start_stack(
-        redis_server, workers=2, sim_args=["--ttft-ms", "300", "--tokens-per-s", "200"]
-    )
-    yield running
-    stop(running.parts)
+# Two workers and a provider slow enough for identical jobs to overlap in flight.
+slow = stack_fixture(workers=2, sim_args=["--ttft-ms", "300", "--tokens-per-s", "200"])
 
 
 def test_100_identical_jobs_make_one_call_and_share_its_answer(slow):

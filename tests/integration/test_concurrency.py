@@ -8,8 +8,8 @@ import time
 import pytest
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import stop
-from tests.integration.conftest import ended_count, start_stack
+from tests.support.stacks import stack_fixture
+from tests.support.waiting import ended_count
 
 pytestmark = pytest.mark.slow
 
@@ -17,15 +17,11 @@ THREADS = 300
 TTFT_MS = 3000
 
 
-@pytest.fixture()
-def wide_worker(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--ttft-ms", str(TTFT_MS), "--tokens-per-s", "0"],
-        extra_env={"CHATQ_WORKER_CONCURRENCY": str(THREADS)},
-    )
-    yield running
-    stop(running.parts)
+wide_worker = stack_fixture(
+    scope="function",
+    sim_args=["--ttft-ms", str(TTFT_MS), "--tokens-per-s", "0"],
+    extra_env={"CHATQ_WORKER_CONCURRENCY": str(THREADS)},
+)
 
 
 def test_300_slow_calls_at_once_each_run_once_without_detours(wide_worker):
@@ -47,15 +43,11 @@ def test_300_slow_calls_at_once_each_run_once_without_detours(wide_worker):
 NARROW = 4
 
 
-@pytest.fixture()
-def narrow_worker(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--ttft-ms", "1500", "--tokens-per-s", "0"],
-        extra_env={"CHATQ_WORKER_CONCURRENCY": str(NARROW)},
-    )
-    yield running
-    stop(running.parts)
+narrow_worker = stack_fixture(
+    scope="function",
+    sim_args=["--ttft-ms", "1500", "--tokens-per-s", "0"],
+    extra_env={"CHATQ_WORKER_CONCURRENCY": str(NARROW)},
+)
 
 
 def test_a_worker_holds_no_more_messages_than_it_runs(narrow_worker):

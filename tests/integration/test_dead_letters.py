@@ -7,19 +7,12 @@ import subprocess
 import sys
 from collections import Counter
 
-import pytest
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
-
-@pytest.fixture(scope="module")
-def rejecting(redis_server):
-    """A provider that serves only sim-mini; chatq also offers sim-large, which fails for good."""
-    running = start_stack(redis_server, sim_args=["--models", "sim-mini"])
-    yield running
-    stop(running.parts)
+# A provider that serves only sim-mini; chatq also offers sim-large, which fails for good.
+rejecting = stack_fixture(shared="one-model", sim_args=["--models", "sim-mini"])
 
 
 def test_a_job_id_submitted_five_times_runs_once(rejecting):

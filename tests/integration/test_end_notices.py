@@ -17,7 +17,7 @@ from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from chatq.shared.protocol import EndEvent
 from chatq.shared.store import JobStore
 
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 
 
 @pytest.fixture()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import openai
@@ -17,28 +16,23 @@ import requests
 from chatq.producers.tenants import TenantStore
 from chatq.shared import keys
 
-from chatq.processes import stop
-from tests.integration.conftest import Stack, eventually, start_stack
+from tests.support.stacks import Stack, stack_fixture
+from tests.support.waiting import eventually
 
 RPM = 600
 
 
-@pytest.fixture(scope="module")
-def shared_stack(redis_server) -> Iterator[Stack]:
-    running = start_stack(
-        redis_server,
-        workers=2,
-        gateway=True,
-        sim_args=["--rpm", str(RPM), "--quantum-s", "1"],
-        extra_env={"CHATQ_PROVIDER_RPM": str(RPM), "CHATQ_AUTH_REQUIRED": "true"},
-    )
-    yield running
-    stop(running.parts)
+shared_stack = stack_fixture(
+    workers=2,
+    gateway=True,
+    sim_args=["--rpm", str(RPM), "--quantum-s", "1"],
+    extra_env={"CHATQ_PROVIDER_RPM": str(RPM), "CHATQ_AUTH_REQUIRED": "true"},
+)
 
 
 @pytest.fixture(scope="module")
 def gateway(shared_stack: Stack) -> str:
-    return next(p.address for p in shared_stack.parts if p.name == "gateway")
+    return shared_stack.gateway_url
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from chatq.shared.jobs import JobStatus
 
 from chatq.processes import free_port, stop
 from chatq.stack import start_simulator
-from tests.integration.conftest import start_stack
+from tests.support.stacks import start_stack
 
 DEPLOYMENTS = """
 [[deployments]]

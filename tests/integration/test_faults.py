@@ -10,29 +10,22 @@ from chatq.producers.jobs import raise_for_result
 from chatq.shared.errors import ProviderRejected
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
-
-@pytest.fixture(scope="module")
-def faulty_stack(redis_server):
-    """A simulator failing 30% of calls with 500, 503, hangs and streams cut mid-way."""
-    running = start_stack(
-        redis_server,
-        sim_args=[
-            "--fail-rate",
-            "0.3",
-            "--faults",
-            "500,503,timeout,cut",
-            "--hang-s",
-            "5",
-            "--seed",
-            "7",
-        ],
-        extra_env={"CHATQ_PROVIDER_TIMEOUT__READ": "1"},
-    )
-    yield running
-    stop(running.parts)
+# A simulator failing 30% of calls with 500, 503, hangs and streams cut mid-way.
+faulty_stack = stack_fixture(
+    sim_args=[
+        "--fail-rate",
+        "0.3",
+        "--faults",
+        "500,503,timeout,cut",
+        "--hang-s",
+        "5",
+        "--seed",
+        "7",
+    ],
+    extra_env={"CHATQ_PROVIDER_TIMEOUT__READ": "1"},
+)
 
 
 def test_200_jobs_all_succeed_despite_30_percent_faults(faulty_stack):
@@ -50,11 +43,7 @@ def test_200_jobs_all_succeed_despite_30_percent_faults(faulty_stack):
     assert max(r.attempts for r in results) == 1  # retries happen inside one delivery
 
 
-@pytest.fixture(scope="module")
-def limited_stack(redis_server):
-    running = start_stack(redis_server, sim_args=["--rpm", "60"])
-    yield running
-    stop(running.parts)
+limited_stack = stack_fixture(sim_args=["--rpm", "60"])
 
 
 def test_429s_are_retried_after_the_providers_retry_after(limited_stack):
@@ -73,12 +62,8 @@ def test_429s_are_retried_after_the_providers_retry_after(limited_stack):
                 assert retried["t"] - refused["t"] >= refused["retry_after"] - 0.05
 
 
-@pytest.fixture(scope="module")
-def rejecting_stack(redis_server):
-    """A provider that knows only sim-mini, while chatq also offers sim-large."""
-    running = start_stack(redis_server, sim_args=["--models", "sim-mini"])
-    yield running
-    stop(running.parts)
+# A provider that knows only sim-mini, while chatq also offers sim-large.
+rejecting_stack = stack_fixture(shared="one-model", sim_args=["--models", "sim-mini"])
 
 
 def test_a_4xx_from_the_provider_fails_at_once_as_the_provider_said_it(rejecting_stack):

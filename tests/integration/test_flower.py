@@ -12,7 +12,8 @@ from chatq.workers.sampled_events import in_sample
 
 from chatq.processes import free_port, python_module_command, spawn, stop
 from chatq.stack import start_flower, without_metrics_dir
-from tests.integration.conftest import eventually, start_stack
+from tests.support.stacks import start_stack
+from tests.support.waiting import eventually
 
 SECRET = "a very private question 91c2"
 COLUMNS = (

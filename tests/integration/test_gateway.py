@@ -6,20 +6,14 @@ import openai
 import pytest
 import requests
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
-
-@pytest.fixture(scope="module")
-def gateway_stack(redis_server):
-    running = start_stack(redis_server, gateway=True)
-    yield running
-    stop(running.parts)
+gateway_stack = stack_fixture(gateway=True)
 
 
 @pytest.fixture(scope="module")
 def base_url(gateway_stack) -> str:
-    return next(p.address for p in gateway_stack.parts if p.name == "gateway")
+    return gateway_stack.gateway_url
 
 
 @pytest.fixture(scope="module")

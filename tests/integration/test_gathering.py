@@ -3,22 +3,14 @@ answer; real worker processes, Redis and simulator."""
 
 from __future__ import annotations
 
-import pytest
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
-
-@pytest.fixture(scope="module")
-def batching(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--ttft-ms", "100"],
-        extra_env={"CHATQ_PROVIDER_MAX_N": "8", "CHATQ_GATHER_WINDOW_MS": "50"},
-    )
-    yield running
-    stop(running.parts)
+batching = stack_fixture(
+    sim_args=["--ttft-ms", "100"],
+    extra_env={"CHATQ_PROVIDER_MAX_N": "8", "CHATQ_GATHER_WINDOW_MS": "50"},
+)
 
 
 def test_identical_sampled_jobs_share_calls_and_each_gets_its_own_choice(batching):

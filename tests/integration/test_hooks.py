@@ -3,26 +3,16 @@ caller, and an intent is answered without the provider."""
 
 from __future__ import annotations
 
-import pytest
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
 ORDER_STATUS = "chatq.workers.hooks.intents:OrderStatus"
 MASKING = "chatq.workers.hooks.masking:MaskPersonalData"
 PERSONAL = "Reach me at ana.li@example.com or 13812345678, card 4111 1111 1111 1111."
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--echo"],
-        extra_env={"CHATQ_HOOKS": f"{ORDER_STATUS},{MASKING}"},
-    )
-    yield running
-    stop(running.parts)
+stack = stack_fixture(sim_args=["--echo"], extra_env={"CHATQ_HOOKS": f"{ORDER_STATUS},{MASKING}"})
 
 
 def sent_texts(stack) -> list[str]:

@@ -17,8 +17,8 @@ import requests
 from chatq.producers.tenants import TenantStore
 from redis import Redis
 
-from chatq.processes import stop
-from tests.integration.conftest import Stack, eventually, start_stack
+from tests.support.stacks import stack_fixture
+from tests.support.waiting import eventually
 
 SECRET = "hostile-suite-jwt-secret-long-enough-for-hs256"
 WEBHOOK_SECRET = "whsec-hostile"
@@ -64,30 +64,25 @@ def internal():
     server.shutdown()
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server) -> Iterator[Stack]:
-    running = start_stack(
-        redis_server,
-        gateway=True,
-        extra_env={
-            "CHATQ_AUTH_REQUIRED": "true",
-            "CHATQ_JWT_SECRET": SECRET,
-            "CHATQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "CHATQ_WEBHOOK_ALLOW_HTTP": "true",  # so that the addresses are what is judged
-            "CHATQ_WEBHOOK_ALLOW_HOSTS": ALLOWED_HOST,
-            "CHATQ_WEBHOOK_MAX_RETRIES": "0",
-            "CHATQ_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
-            "CHATQ_MAX_BATCH_LINES": str(MAX_BATCH_LINES),
-            "CHATQ_BODY_READ_TIMEOUT_S": "1",
-        },
-    )
-    yield running
-    stop(running.parts)
+stack = stack_fixture(
+    gateway=True,
+    extra_env={
+        "CHATQ_AUTH_REQUIRED": "true",
+        "CHATQ_JWT_SECRET": SECRET,
+        "CHATQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CHATQ_WEBHOOK_ALLOW_HTTP": "true",  # so that the addresses are what is judged
+        "CHATQ_WEBHOOK_ALLOW_HOSTS": ALLOWED_HOST,
+        "CHATQ_WEBHOOK_MAX_RETRIES": "0",
+        "CHATQ_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
+        "CHATQ_MAX_BATCH_LINES": str(MAX_BATCH_LINES),
+        "CHATQ_BODY_READ_TIMEOUT_S": "1",
+    },
+)
 
 
 @pytest.fixture(scope="module")
 def url(stack) -> str:
-    return next(p.address for p in stack.parts if p.name == "gateway")
+    return stack.gateway_url
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,7 @@ import requests
 from chatq.shared.webhooks import SIGNATURE_HEADER, verify
 from websockets.sync.client import connect
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
 WEBHOOK_SECRET = "whsec-test"
 STREAMED = {
@@ -26,25 +25,20 @@ STREAMED = {
 }
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server):
-    running = start_stack(
-        redis_server,
-        gateway=True,
-        sim_args=["--ttft-ms", "100", "--tokens-per-s", "40"],
-        extra_env={
-            "CHATQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "CHATQ_WEBHOOK_ALLOW_HTTP": "true",  # the test's receiver, on loopback
-            "CHATQ_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
-        },
-    )
-    yield running
-    stop(running.parts)
+stack = stack_fixture(
+    gateway=True,
+    sim_args=["--ttft-ms", "100", "--tokens-per-s", "40"],
+    extra_env={
+        "CHATQ_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "CHATQ_WEBHOOK_ALLOW_HTTP": "true",  # the test's receiver, on loopback
+        "CHATQ_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+    },
+)
 
 
 @pytest.fixture(scope="module")
 def url(stack) -> str:
-    return next(p.address for p in stack.parts if p.name == "gateway")
+    return stack.gateway_url
 
 
 def submit(url: str, body: dict) -> str:

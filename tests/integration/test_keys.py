@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 from chatq.shared.jobs import JobStatus
 from chatq.workers.health import key_fingerprint
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
 DEPLOYMENT = """
 [[deployments]]
@@ -21,15 +19,11 @@ api_keys = {keys}
 """
 
 
-@pytest.fixture()
-def keyed(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--api-keys", "good-key,new-key"],
-        deployments=lambda url: DEPLOYMENT.format(url=url, keys='["bad-key", "good-key"]'),
-    )
-    yield running
-    stop(running.parts)
+keyed = stack_fixture(
+    scope="function",
+    sim_args=["--api-keys", "good-key,new-key"],
+    deployments=lambda url: DEPLOYMENT.format(url=url, keys='["bad-key", "good-key"]'),
+)
 
 
 def run(stack, count: int) -> None:

@@ -26,8 +26,9 @@ from chatq.shared.store import JobRecord
 
 from chatq.processes import Part, free_port, stop
 from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator, start_workers
-from tests.integration.conftest import PROVIDER_NICENESS, TEST_ENV, eventually
 from tests.support.lab import Lab
+from tests.support.stacks import PROVIDER_NICENESS, TEST_ENV
+from tests.support.waiting import eventually
 
 HOSTS = ("redis", "sim", "gateway", "w1", "w2", "client")
 WORKER_HOSTS = ("w1", "w2")

@@ -7,7 +7,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import start_stack
 
 FAMILIES = {
     "chatq_jobs_submitted": "counter",
@@ -41,7 +41,7 @@ def test_metrics_carry_every_family_after_traffic(redis_server):
         extra_env={"CHATQ_RETRY__MAX_RETRIES": "50"},
     )
     try:
-        gateway = next(p.address for p in stack.parts if p.name == "gateway")
+        gateway = stack.gateway_url
 
         def submit(i: int) -> str:
             return requests.post(f"{gateway}/jobs", json=body(i), timeout=10).json()["id"]

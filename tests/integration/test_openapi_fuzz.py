@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import start_stack
 
 # positive_data_acceptance is left out: a request can match the schema and still be refused,
 # for a model no deployment serves (the list changes at run time) or a tool message with no
@@ -24,7 +24,7 @@ CHECKS = ["--checks", "all", "--exclude-checks", "positive_data_acceptance"]
 @pytest.fixture(scope="module")
 def gateway(redis_server):
     running = start_stack(redis_server, gateway=True)
-    yield next(p.address for p in running.parts if p.name == "gateway").removesuffix("/v1")
+    yield running.gateway_url.removesuffix("/v1")
     stop(running.parts)
 
 

@@ -17,7 +17,7 @@ from chatq.shared.jobs import JobStatus
 
 from chatq.processes import free_port, kill, stop
 from chatq.stack import start_redis
-from tests.integration.conftest import start_stack
+from tests.support.stacks import start_stack
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
@@ -38,7 +38,7 @@ def test_a_redis_restart_under_load_loses_no_job(tmp_path: Path):
         sim_args=["--ttft-ms", "300"],
         extra_env={"CHATQ_VISIBILITY_TIMEOUT_S": "10", "CHATQ_JOB_LEASE_S": "5"},
     )
-    gateway = next(p.address for p in stack.parts if p.name == "gateway")
+    gateway = stack.gateway_url
     try:
         with stack.client() as client:
             job_ids = [client.submit(f"survive {i}", max_tokens=5) for i in range(200)]

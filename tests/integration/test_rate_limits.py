@@ -15,8 +15,7 @@ from chatq.shared import keys
 from chatq.shared.jobs import JobStatus
 from chatq.shared.tokens import count_prompt_tokens
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
 pytestmark = pytest.mark.slow
 
@@ -34,16 +33,12 @@ def sent(stack) -> list[dict]:
     return [e for e in stack.sim_requests() if e["outcome"] == "ok"]
 
 
-@pytest.fixture()
-def rpm_stack(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--rpm", "600", "--quantum-s", "1"],
-        workers=3,
-        extra_env={"CHATQ_PROVIDER_RPM": "600"},
-    )
-    yield running
-    stop(running.parts)
+rpm_stack = stack_fixture(
+    scope="function",
+    sim_args=["--rpm", "600", "--quantum-s", "1"],
+    workers=3,
+    extra_env={"CHATQ_PROVIDER_RPM": "600"},
+)
 
 
 def test_three_workers_keep_600_rpm_together_and_use_90_percent_of_it(rpm_stack):
@@ -60,16 +55,12 @@ def test_three_workers_keep_600_rpm_together_and_use_90_percent_of_it(rpm_stack)
         assert achieved_rpm >= 0.9 * 600
 
 
-@pytest.fixture()
-def tpm_stack(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--tpm", "36000", "--quantum-s", "1"],
-        workers=3,
-        extra_env={"CHATQ_PROVIDER_TPM": "36000"},
-    )
-    yield running
-    stop(running.parts)
+tpm_stack = stack_fixture(
+    scope="function",
+    sim_args=["--tpm", "36000", "--quantum-s", "1"],
+    workers=3,
+    extra_env={"CHATQ_PROVIDER_TPM": "36000"},
+)
 
 
 def test_three_workers_keep_a_tpm_limit_together_and_use_90_percent_of_it(tpm_stack):
@@ -87,18 +78,17 @@ def test_three_workers_keep_a_tpm_limit_together_and_use_90_percent_of_it(tpm_st
     assert achieved_tpm >= 0.9 * 36000
 
 
-@pytest.fixture(params=["fifo", "fair"])
-def deferring_stack(request, redis_server):
-    running = start_stack(
-        redis_server,
-        extra_env={
+deferring_stack = stack_fixture(
+    scope="function",
+    params=["fifo", "fair"],
+    per_param=lambda mode: {
+        "extra_env": {
             "CHATQ_PROVIDER_RPM": "120",
             "CHATQ_MAX_INLINE_WAIT_S": "1",
-            "CHATQ_SCHEDULER__MODE": request.param,
-        },
-    )
-    yield running
-    stop(running.parts)
+            "CHATQ_SCHEDULER__MODE": mode,
+        }
+    },
+)
 
 
 def snapshot(redis, settings, job_ids: list[str]) -> tuple[int, int, int]:

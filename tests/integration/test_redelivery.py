@@ -13,7 +13,8 @@ from chatq.producers.jobs import prepare_job
 from chatq.shared.jobs import JobStatus
 
 from chatq.processes import kill, stop
-from tests.integration.conftest import eventually, start_stack
+from tests.support.stacks import stack_fixture, start_stack
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -61,13 +62,9 @@ def test_sigkill_mid_way_loses_no_job_and_doubles_none(two_workers):
     print(f"{len(called_twice)} jobs were in flight on the killed worker and ran again")
 
 
-@pytest.fixture()
-def slow_worker(redis_server):
-    running = start_stack(
-        redis_server, sim_args=["--ttft-ms", "1500"], extra_env={"CHATQ_SHUTDOWN_GRACE_S": "20"}
-    )
-    yield running
-    stop(running.parts)
+slow_worker = stack_fixture(
+    scope="function", sim_args=["--ttft-ms", "1500"], extra_env={"CHATQ_SHUTDOWN_GRACE_S": "20"}
+)
 
 
 def test_sigterm_lets_in_flight_calls_finish(slow_worker):
@@ -101,21 +98,17 @@ def test_a_job_whose_message_was_lost_runs_once_all_the_same(two_workers):
     assert calls[job.id] == 1
 
 
-@pytest.fixture()
-def holding_workers(redis_server):
-    """Two workers with the default lease and checks, and answers that take 3 s: each holds
-    up to its 200 threads' worth of jobs."""
-    running = start_stack(
-        redis_server, sim_args=["--ttft-ms", "3000", "--tokens-per-s", "0"], workers=2, gateway=True
-    )
-    yield running
-    stop(running.parts)
+# Two workers with the default lease and checks, and answers that take 3 s: each holds
+# up to its 200 threads' worth of jobs.
+holding_workers = stack_fixture(
+    scope="function", sim_args=["--ttft-ms", "3000", "--tokens-per-s", "0"], workers=2, gateway=True
+)
 
 
 def test_a_worker_killed_holding_many_jobs_costs_seconds_not_minutes(holding_workers):
     stack = holding_workers
     redis = stack.settings_redis()
-    url = next(p.address for p in stack.parts if p.name == "gateway")
+    url = stack.gateway_url
     victim = next(p for p in stack.parts if p.name.startswith("worker worker1"))
     body = {"model": "sim-mini", "max_tokens": 4}
     job_ids = [

@@ -22,7 +22,8 @@ from chatq.shared.settings import Settings
 
 from chatq.processes import Part, free_port, kill, stop
 from chatq.stack import start_redis, start_sentinel
-from tests.integration.conftest import eventually, start_stack
+from tests.support.stacks import start_stack
+from tests.support.waiting import eventually
 
 MASTER = "chatq"
 RECOVERY_BOUND_S = 15.0  # from the master's death to jobs flowing again

@@ -9,26 +9,17 @@ import requests
 from chatq.producers.client import ChatqClient
 from chatq.producers.sessions import SUMMARISE
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
 BUDGET = 400
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server):
-    running = start_stack(
-        redis_server,
-        gateway=True,
-        extra_env={"CHATQ_SESSION_TOKEN_BUDGET": str(BUDGET)},
-    )
-    yield running
-    stop(running.parts)
+stack = stack_fixture(gateway=True, extra_env={"CHATQ_SESSION_TOKEN_BUDGET": str(BUDGET)})
 
 
 @pytest.fixture(scope="module")
 def url(stack) -> str:
-    return next(p.address for p in stack.parts if p.name == "gateway")
+    return stack.gateway_url
 
 
 @pytest.fixture(scope="module")

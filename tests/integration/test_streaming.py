@@ -5,20 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 from chatq.producers.aio import AsyncChatqClient
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
-
-@pytest.fixture(scope="module")
-def slow_stack(redis_server):
-    """A simulator that streams at 100 tokens/s after 300 ms, so jobs can be caught mid-way."""
-    running = start_stack(redis_server, sim_args=["--ttft-ms", "300", "--tokens-per-s", "100"])
-    yield running
-    stop(running.parts)
+# A simulator that streams at 100 tokens/s after 300 ms, so jobs can be caught mid-way.
+slow_stack = stack_fixture(sim_args=["--ttft-ms", "300", "--tokens-per-s", "100"])
 
 
 def test_stream_matches_the_final_result(slow_stack):

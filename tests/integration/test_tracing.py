@@ -19,7 +19,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from chatq.otlp_sink import OtlpSink
 from chatq.processes import stop
-from tests.integration.conftest import Stack, eventually, start_stack
+from tests.support.stacks import Stack, start_stack
+from tests.support.waiting import eventually
 
 SECRET_TEXT = "violet-harbour-4417"  # in every message: no span may hold it
 API_KEY = "sk-tracing-test-key-5d1e"

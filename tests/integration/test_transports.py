@@ -2,34 +2,26 @@
 
 from __future__ import annotations
 
-import pytest
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import stop
-from tests.integration.conftest import start_stack
+from tests.support.stacks import stack_fixture
 
 TRANSPORTS = ["http", "websocket"]
 
 
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def faulty(request, redis_server):
-    """A provider failing 30% of calls (500, 503, streams cut mid-way), over one transport."""
-    running = start_stack(
-        redis_server,
-        sim_args=[
-            "--fail-rate",
-            "0.3",
-            "--faults",
-            "500,503,cut",
-            "--seed",
-            "3",
-            "--tokens-per-s",
-            "2000",
-        ],
-        extra_env={"CHATQ_PROVIDER_TRANSPORT": request.param},
-    )
-    yield running
-    stop(running.parts)
+def over(transport: str) -> dict[str, object]:
+    return {"extra_env": {"CHATQ_PROVIDER_TRANSPORT": transport}}
+
+
+# A provider failing 30% of calls (500, 503, streams cut mid-way), over one transport.
+faulty = stack_fixture(
+    params=TRANSPORTS,
+    per_param=over,
+    sim_args=[
+        *("--fail-rate", "0.3", "--faults", "500,503,cut"),
+        *("--seed", "3", "--tokens-per-s", "2000"),
+    ],
+)
 
 
 def test_every_job_succeeds_and_streams_are_whole(faulty):
@@ -51,15 +43,7 @@ def test_plain_and_streamed_answers_agree(faulty):
     assert streamed == plain.content
 
 
-@pytest.fixture(scope="module", params=TRANSPORTS)
-def limited(request, redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--rpm", "120"],
-        extra_env={"CHATQ_PROVIDER_TRANSPORT": request.param},
-    )
-    yield running
-    stop(running.parts)
+limited = stack_fixture(params=TRANSPORTS, per_param=over, sim_args=["--rpm", "120"])
 
 
 def test_429s_pause_and_retry(limited):

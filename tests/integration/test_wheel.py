@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from chatq.processes import free_port
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 OLDEST = ["celery==5.4.0", "kombu==5.4.0"]  # the lower bounds in pyproject.toml

@@ -14,22 +14,16 @@ import openai
 import pytest
 import requests
 
-from chatq.processes import stop
-from tests.integration.conftest import Stack, eventually, start_stack
+from tests.support.stacks import Stack, stack_fixture
+from tests.support.waiting import eventually
 
 REASONER = "sim-reasoner"
 _serial = itertools.count()
 
 
-@pytest.fixture(scope="module")
-def wire_stack(redis_server) -> Stack:
-    running = start_stack(
-        redis_server,
-        gateway=True,
-        extra_env={"CHATQ_MODELS": f"sim-mini,{REASONER}", "CHATQ_PROVIDER_MAX_N": "8"},
-    )
-    yield running
-    stop(running.parts)
+wire_stack = stack_fixture(
+    gateway=True, extra_env={"CHATQ_MODELS": f"sim-mini,{REASONER}", "CHATQ_PROVIDER_MAX_N": "8"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +33,7 @@ def direct(wire_stack) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def via(wire_stack) -> openai.OpenAI:
-    gateway = next(p.address for p in wire_stack.parts if p.name == "gateway")
+    gateway = wire_stack.gateway_url
     return openai.OpenAI(base_url=gateway, api_key="unused", max_retries=0)
 
 
@@ -249,7 +243,7 @@ def test_unknown_fields_are_forwarded_unchanged(via, wire_stack):
 
 
 def gateway_url(stack: Stack) -> str:
-    return next(p.address for p in stack.parts if p.name == "gateway")
+    return stack.gateway_url
 
 
 def tool_request(text: str, **extra: Any) -> dict[str, Any]:

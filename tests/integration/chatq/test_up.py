@@ -15,7 +15,7 @@ from chatq.producers.jobs import producer_app
 from chatq.shared.settings import Settings
 
 from chatq.processes import free_port, port_in_use
-from tests.integration.conftest import eventually
+from tests.support.waiting import eventually
 
 
 def up_command(*args: str) -> tuple[list[str], dict[str, str], dict[str, int]]:
