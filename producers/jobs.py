@@ -10,6 +10,7 @@ from celery import Celery
 from chatq.producers.limits import RequestLimits
 from chatq.shared import metrics, tracing
 from chatq.shared.celery_config import (
+    CELERY_AMQP,
     TASK_WEBHOOK,
     celery_config,
     queue_for,
@@ -128,7 +129,7 @@ def queue_errors(settings: Settings) -> Iterator[None]:
 
 def producer_app(settings: Settings) -> Celery:
     """A Celery app used only to send tasks by name; producers never import worker code."""
-    app = Celery("chatq-producer")
+    app = Celery("chatq-producer", amqp=CELERY_AMQP)
     app.conf.update(celery_config(settings))
     return app
 

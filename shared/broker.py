@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from queue import Empty
 from typing import Any
 
+import celery.app.amqp
 import kombu
 import orjson
 from chatq.shared import keys
@@ -238,6 +239,33 @@ class Transport(kombu_redis.Transport):
 
 class SentinelTransport(kombu_redis.SentinelTransport):
     Channel = SentinelChannel
+
+
+# The URL scheme each of chatq's transports serves, by the name Celery is given for it.
+_SCHEMES = {
+    f"{__name__}:SentinelTransport": "sentinel",
+    f"{__name__}:Transport": "redis",
+}
+
+
+class Connection(kombu.Connection):
+    """kombu's connection, whose URI gives chatq's transports the schemes they serve
+    (``redis://``, ``sentinel://``), not their class names: tools that read it, such as
+    Flower's broker page, pick their client by that scheme."""
+
+    def as_uri(self, *args: Any, **kwargs: Any) -> str:
+        uri = super().as_uri(*args, **kwargs)
+        for name, scheme in _SCHEMES.items():
+            if uri.startswith(f"{name}://"):
+                return scheme + uri[len(name) :]
+        return uri
+
+
+class AMQP(celery.app.amqp.AMQP):
+    """Celery's messaging layer with ``Connection`` above: Celery apps take it as
+    ``amqp="chatq.shared.broker:AMQP"``."""
+
+    Connection = Connection
 
 
 _ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"

@@ -23,6 +23,7 @@ BROKER_MAX_CONNECTIONS = 1000
 # kombu's Redis transport as chatq changes it (chatq.shared.broker), named as Celery takes it.
 BROKER_TRANSPORT = "chatq.shared.broker:Transport"
 BROKER_SENTINEL_TRANSPORT = "chatq.shared.broker:SentinelTransport"
+CELERY_AMQP = "chatq.shared.broker:AMQP"  # Celery(amqp=...): connections that name them well
 
 
 def chat_argsrepr(job: dict[str, Any]) -> str:

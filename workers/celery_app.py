@@ -9,13 +9,14 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import setup_logging
-from chatq.shared.celery_config import celery_config
+from chatq.shared.celery_config import CELERY_AMQP, celery_config
 from chatq.shared.logs import configure_logging
 from chatq.shared.settings import get_settings
 
 _settings = get_settings()
 app = Celery(
     "chatq",
+    amqp=CELERY_AMQP,
     include=[
         "chatq.workers.tasks",
         "chatq.workers.shutdown",

@@ -11,6 +11,7 @@ import tokenize
 import kombu
 import pytest
 from chatq.shared import broker
+from chatq.shared.celery_config import BROKER_SENTINEL_TRANSPORT, BROKER_TRANSPORT
 from kombu.message import Message
 from kombu.transport import redis as kombu_redis
 
@@ -90,3 +91,14 @@ def test_fast_loads_reads_plain_and_typed_json():
     }
     typed = b'{"at": {"__type__": "datetime", "__value__": "2026-01-01T00:00:00"}}'
     assert broker.fast_loads(typed)["at"].year == 2026
+
+
+@pytest.mark.parametrize(
+    ("transport", "url", "scheme"),
+    [
+        (BROKER_TRANSPORT, "redis://127.0.0.1:6379/0", "redis://"),
+        (BROKER_SENTINEL_TRANSPORT, "sentinel://127.0.0.1:26379/0", "sentinel://"),
+    ],
+)
+def test_a_connection_names_chatqs_transport_by_the_scheme_it_serves(transport, url, scheme):
+    assert broker.Connection(url, transport=transport).as_uri().startswith(scheme)
