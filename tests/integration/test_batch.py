@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.support.stacks import stack_fixture
+from tests.support.waiting import eventually
 
 BAD_LINES = {
     7: "{not json",
@@ -68,10 +68,12 @@ def start_until(stack, command: list[str], output: Path, lines: int) -> subproce
     running = subprocess.Popen(
         command, env=env(stack), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 60
-    while len(output.read_text().splitlines()) < lines if output.exists() else True:
-        assert time.monotonic() < deadline and running.poll() is None
-        time.sleep(0.05)
+
+    def written() -> bool | None:
+        assert running.poll() is None, "the batch run ended early"
+        return (output.exists() and len(output.read_text().splitlines()) >= lines) or None
+
+    eventually(written, every=0.05)
     return running
 
 

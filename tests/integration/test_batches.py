@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 
 import openai
 import pytest
@@ -14,6 +13,7 @@ from redis import Redis
 
 from tests.integration.test_batch import write_batch
 from tests.support.stacks import stack_fixture
+from tests.support.waiting import eventually
 
 stack = stack_fixture(workers=1, gateway=True)
 
@@ -34,13 +34,11 @@ def upload(client: openai.OpenAI, tmp_path, lines: int) -> tuple[str, list[str]]
 
 
 def wait_for(client: openai.OpenAI, batch_id: str, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while True:
+    def ended() -> object | None:
         batch = client.batches.retrieve(batch_id)
-        if batch.status in ("completed", "failed", "cancelled", "expired"):
-            return batch
-        assert time.monotonic() < deadline, f"batch still {batch.status}"
-        time.sleep(0.3)
+        return batch if batch.status in ("completed", "failed", "cancelled", "expired") else None
+
+    return eventually(ended, timeout=timeout, every=0.3, what="the batch still running")
 
 
 def test_a_batch_from_an_uploaded_file_completes_with_output_and_error_files(client, tmp_path):

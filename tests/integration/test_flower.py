@@ -84,14 +84,15 @@ def test_flower_with_basic_auth_as_the_compose_file_runs_it_asks_for_credentials
     flower = spawn("flower", command, env=env, quiet=True)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def answer() -> requests.Response | None:
             try:
-                anonymous = requests.get(url, timeout=2)
-                break
+                return requests.get(url, timeout=2)
             except requests.ConnectionError:
-                assert time.monotonic() < deadline and flower.alive(), "Flower did not start"
-                time.sleep(0.3)
+                assert flower.alive(), "Flower did not start"
+                return None
+
+        anonymous = eventually(answer, every=0.3)
         signed_in = requests.get(url, auth=("admin", "s3cret"), timeout=10)
         wrong = requests.get(url, auth=("admin", "guess"), timeout=10)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -15,6 +14,7 @@ from chatq.shared.webhooks import SIGNATURE_HEADER, verify
 from websockets.sync.client import connect
 
 from tests.support.stacks import stack_fixture
+from tests.support.waiting import eventually
 
 WEBHOOK_SECRET = "whsec-test"
 STREAMED = {
@@ -53,20 +53,15 @@ def submit(url: str, body: dict) -> str:
 def wait_until_streaming(stack, job_id: str) -> None:
     """Returns once the job has published a few deltas, so a client connecting now is late."""
     redis = stack.settings_redis()
-    deadline = time.monotonic() + 30
-    while redis.xlen(f"chatq:events:{job_id}") < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    eventually(lambda: redis.xlen(f"chatq:events:{job_id}") >= 5 or None, every=0.02)
 
 
 def final(url: str, job_id: str) -> dict:
-    deadline = time.monotonic() + 30
-    while True:
+    def ended() -> dict | None:
         job = requests.get(f"{url}/jobs/{job_id}", timeout=10).json()
-        if job["status"] in ("done", "failed", "cancelled"):
-            return job
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+        return job if job["status"] in ("done", "failed", "cancelled") else None
+
+    return eventually(ended, timeout=30, every=0.05)
 
 
 def test_a_job_is_submitted_then_polled_to_its_answer(url):
@@ -192,16 +187,13 @@ def test_a_webhook_is_signed_and_retried_until_delivered(stack, url):
     try:
         hook = f"http://127.0.0.1:{server.server_port}/hook"
         job_id = submit(url, {**STREAMED, "stream": False, "max_tokens": 5, "webhook_url": hook})
-        deadline = time.monotonic() + 30
-        while len(Receiver.calls) < 2:
-            assert time.monotonic() < deadline, f"{len(Receiver.calls)} webhook calls"
-            time.sleep(0.05)
+        eventually(lambda: len(Receiver.calls) >= 2 or None, every=0.05, what="no 2 calls")
     finally:
         server.shutdown()
-    deadline = time.monotonic() + 10
-    while stack.settings_redis().hget(f"chatq:job:{job_id}", "webhook") != "delivered":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    record = f"chatq:job:{job_id}"
+    eventually(
+        lambda: stack.settings_redis().hget(record, "webhook") == "delivered" or None, every=0.05
+    )
     headers, body = Receiver.calls[-1]
     assert verify(WEBHOOK_SECRET, headers[SIGNATURE_HEADER], body)
     assert not verify("another-secret", headers[SIGNATURE_HEADER], body)

@@ -18,13 +18,11 @@ from chatq.shared.jobs import JobStatus
 from chatq.processes import free_port, kill, stop
 from chatq.stack import start_redis
 from tests.support.stacks import start_stack
+from tests.support.waiting import eventually
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
+    eventually(lambda: condition() or None, timeout=timeout, what=f"still waiting for {what}")
 
 
 def test_a_redis_restart_under_load_loses_no_job(tmp_path: Path):

@@ -44,10 +44,11 @@ def test_sigkill_mid_way_loses_no_job_and_doubles_none(two_workers):
     victim = next(p for p in stack.parts if p.name.startswith("worker worker1"))
     with stack.client() as client:
         job_ids = [client.submit(f"job {i}", max_tokens=4) for i in range(300)]
-        deadline = time.monotonic() + 60
-        while sum(client.status(j).status is JobStatus.done for j in job_ids[:150]) < 60:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        eventually(
+            lambda: (
+                sum(client.status(j).status is JobStatus.done for j in job_ids[:150]) >= 60 or None
+            )
+        )
         os.kill(victim.process.pid, signal.SIGKILL)
         results = [client.result(job_id, timeout=120) for job_id in job_ids]
     assert [r.status for r in results] == [JobStatus.done] * 300
@@ -72,10 +73,11 @@ def test_sigterm_lets_in_flight_calls_finish(slow_worker):
     worker = next(p for p in stack.parts if p.name.startswith("worker"))
     with stack.client() as client:
         job_ids = [client.submit(f"slow {i}", max_tokens=4) for i in range(10)]
-        deadline = time.monotonic() + 30
-        while sum(client.status(j).status is JobStatus.in_progress for j in job_ids) < 10:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        eventually(
+            lambda: all(client.status(j).status is JobStatus.in_progress for j in job_ids) or None,
+            timeout=30,
+            every=0.05,
+        )
         os.kill(worker.process.pid, signal.SIGTERM)
         assert worker.process.wait(timeout=20) == 0
         results = [client.result(job_id, timeout=5) for job_id in job_ids]

@@ -9,6 +9,7 @@ from chatq.producers.aio import AsyncChatqClient
 from chatq.shared.jobs import JobStatus
 
 from tests.support.stacks import stack_fixture
+from tests.support.waiting import eventually
 
 # A simulator that streams at 100 tokens/s after 300 ms, so jobs can be caught mid-way.
 slow_stack = stack_fixture(sim_args=["--ttft-ms", "300", "--tokens-per-s", "100"])
@@ -29,10 +30,8 @@ def test_a_late_subscriber_gets_every_delta_from_the_first(slow_stack):
     redis = slow_stack.settings_redis()
     with slow_stack.client() as client:
         job_id = client.submit("A long answer please", stream=True, max_tokens=40)
-        deadline = time.monotonic() + 10
-        while redis.xlen(f"chatq:events:{job_id}") < 5:  # the job is well under way
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        # the job is well under way
+        eventually(lambda: redis.xlen(f"chatq:events:{job_id}") >= 5 or None, every=0.01)
         assert client.status(job_id).status is JobStatus.in_progress
         late = list(client.stream(job_id, timeout=30))
         after_the_end = list(client.stream(job_id, timeout=30))

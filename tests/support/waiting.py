@@ -13,7 +13,9 @@ from redis import Redis
 T = TypeVar("T")
 
 
-def eventually(probe: Callable[[], T | None], *, timeout: float = 60.0, every: float = 0.1) -> T:
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float = 60.0, every: float = 0.1, what: str = ""
+) -> T:
     """What ``probe`` returns once it returns something (not None), asked every ``every``
     seconds; fails the test if that takes longer than ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -21,7 +23,7 @@ def eventually(probe: Callable[[], T | None], *, timeout: float = 60.0, every: f
         found = probe()
         if found is not None:
             return found
-        assert time.monotonic() < deadline, f"still nothing after {timeout:g} s"
+        assert time.monotonic() < deadline, f"{what or 'still nothing'} after {timeout:g} s"
         time.sleep(every)
 
 
