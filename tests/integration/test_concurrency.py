@@ -60,7 +60,7 @@ def test_a_worker_holds_no_more_messages_than_it_runs(narrow_worker):
             waiting = redis.llen(narrow_worker.settings.interactive_queue)
             queued.append(waiting)
             held.append(len(job_ids) - waiting - ended_count(redis, job_ids))  # out of the queue
-            time.sleep(0.05)
+            time.sleep(0.05)  # a sample every 50 ms while the jobs run
         assert all(client.result(j).status is JobStatus.done for j in job_ids)
     assert max(held) <= NARROW
     assert max(queued) >= 20 - NARROW - 1  # the rest waited in the queue, for any worker

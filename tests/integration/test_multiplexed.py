@@ -5,15 +5,17 @@ that is lost or abandoned mid-reply gives way to a fresh one; for coroutines and
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from chatq.shared.multiplexed import Multiplexer, ThreadMultiplexer
 from chatq.shared.redis_clients import async_client, sync_client
 from chatq.shared.scripts import ScriptCall
+from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+
+from tests.support.waiting import eventually
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 
@@ -131,7 +133,7 @@ def test_a_killed_connection_fails_the_threads_waiting_and_the_next_command_reco
         with ThreadPoolExecutor(4) as pool:
             blocked = pool.submit(lines.execute, "BLPOP", "mx:never", 5)
             behind = [pool.submit(lines.execute, "ECHO", "x") for _ in range(3)]
-            time.sleep(0.2)
+            eventually(lambda: blocked_on_blpop(client, name), timeout=5, every=0.02)
             client.execute_command("CLIENT", "KILL", "ID", name)
             with pytest.raises(RedisConnectionError):
                 blocked.result()
@@ -141,3 +143,8 @@ def test_a_killed_connection_fails_the_threads_waiting_and_the_next_command_reco
     finally:
         lines.close()
         client.close()
+
+
+def blocked_on_blpop(client: Redis, name: int) -> bool | None:
+    """Whether the connection ``name`` is waiting in its BLPOP (CLIENT LIST)."""
+    return any(c["id"] == str(name) and c["cmd"] == "blpop" for c in client.client_list()) or None

@@ -55,7 +55,7 @@ def test_a_redis_restart_under_load_loses_no_job(tmp_path: Path):
             down = requests.post(f"{gateway}/chat/completions", json=body, timeout=30)
             assert down.status_code == 503 and down.headers["Retry-After"]
             assert down.json()["error"]["code"] == "queue_unavailable"
-            time.sleep(3)
+            time.sleep(3)  # Redis stays down a while under load
             redis = start_redis(port, data, persist=True)
             results = [client.result(job_id, timeout=180) for job_id in job_ids]
         assert [r.status for r in results] == [JobStatus.done] * 200
@@ -117,9 +117,9 @@ def test_jobs_waiting_in_the_scheduler_survive_a_worker_sigkill_and_a_redis_rest
             ]
             assert records.hlen(keys.SCHEDULER_ENTRIES) > 50  # waiting, not on a queue
             kill(next(p for p in stack.parts if p.name.startswith("worker worker1")))
-            time.sleep(1)
+            time.sleep(1)  # the dead worker's jobs wait a moment before Redis goes
             stop([redis])  # SIGTERM: Redis writes its append-only file and exits
-            time.sleep(1)
+            time.sleep(1)  # down for a second
             redis = start_redis(port, tmp_path / "redis", persist=True)
         with stack.client() as client:  # connections made after the restart
             results = [client.result(job_id, timeout=120) for job_id in job_ids]

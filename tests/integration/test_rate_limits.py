@@ -122,7 +122,7 @@ def test_a_job_whose_slot_is_far_off_waits_in_redis_not_in_a_worker(deferring_st
             held = len(job_ids) - waiting - deferred - ended
             if deferred >= 3 and time.monotonic() > settled_at:
                 held_while_deferred.append(held)
-            time.sleep(0.05)
+            time.sleep(0.05)  # a sample every 50 ms while the jobs run
         results = [client.result(job_id, timeout=60) for job_id in job_ids]
         records = [client.status(job_id) for job_id in job_ids]
     assert [r.status for r in results] == [JobStatus.done] * JOBS

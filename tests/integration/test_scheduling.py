@@ -184,7 +184,7 @@ def test_an_operator_sees_who_waits_how_long_and_the_shares(client, dispatcher, 
     submit(client, "big", 20)
     submit(client, "small", 2)
     submit(client, "night", 3, priority="bulk")
-    time.sleep(0.05)
+    time.sleep(0.05)  # the jobs have waited a measurable while: the view reports it
     dispatcher.dispatch_once()
     view = SchedulerView(redis_client)
     waits = {(w.band, w.tenant): w for w in view.waits()}

@@ -115,7 +115,7 @@ class Load:
                 self.accepted.append((time.monotonic(), job_id))
             except (ChatqError, OSError):  # not accepted: the caller was told so
                 self.refused += 1
-            time.sleep(every_s)
+            time.sleep(every_s)  # the load's pace
 
 
 def test_jobs_flow_again_after_the_master_dies_and_every_accepted_job_ends_once(group):

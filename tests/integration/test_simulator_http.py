@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 import requests
 
 from chatq.processes import free_port
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 MESSAGES = [
@@ -50,18 +50,16 @@ def sim_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
     request.addfinalizer(stop)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
+
+    def healthy() -> bool | None:
         if process.poll() is not None:
             pytest.fail(f"the simulator exited: {process.stderr.read().decode()}")
         try:
-            if requests.get(f"{base}/health", timeout=1).ok:
-                break
+            return requests.get(f"{base}/health", timeout=1).ok or None
         except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail("the simulator did not answer /health within 30 s")
-        time.sleep(0.05)
+            return None
+
+    eventually(healthy, timeout=30, every=0.05, what="the simulator not answering /health")
     yield base
 
 

@@ -50,7 +50,7 @@ def test_the_same_request_streamed_or_not_gives_the_same_answer(slow_stack):
 def test_cancel_during_the_call_ends_the_job_once_as_cancelled(slow_stack):
     with slow_stack.client() as client:
         job_id = client.submit("Slow one", max_tokens=30)
-        time.sleep(0.1)
+        eventually(lambda: client.status(job_id).status is JobStatus.in_progress or None)
         assert client.cancel(job_id)
         result = client.result(job_id, timeout=10)
         time.sleep(0.6)  # the worker's own finish comes after, and must change nothing

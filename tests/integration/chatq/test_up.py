@@ -43,19 +43,9 @@ def test_ctrl_c_stops_every_process(tmp_path):
     env["CHATQ_DATA_DIR"] = str(tmp_path)
     up = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 120
         gateway = f"http://127.0.0.1:{ports['port']}/health"
         flower = f"http://127.0.0.1:{ports['flower-port']}/healthcheck"
-        while True:
-            assert up.poll() is None, up.stdout.read().decode()
-            assert time.monotonic() < deadline
-            try:
-                if requests.get(gateway, timeout=1).ok and requests.get(flower, timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        time.sleep(0.5)
+        wait_ready(up, [gateway, flower])
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 5  # redis, simulator, worker, gateway, flower
         up.send_signal(signal.SIGINT)
@@ -73,19 +63,24 @@ def start_up(tmp_path, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, i
     command, env, ports = up_command("--no-demo", *args)
     env["CHATQ_DATA_DIR"] = str(tmp_path)
     up = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
     urls = [f"http://127.0.0.1:{ports['port']}/health"]
     if "--no-flower" not in args:
         urls.append(f"http://127.0.0.1:{ports['flower-port']}/healthcheck")
-    while True:
-        assert up.poll() is None, up.stdout.read().decode()
-        assert time.monotonic() < deadline, "chatq up was not ready in time"
+    wait_ready(up, urls)
+    return up, ports
+
+
+def wait_ready(up: subprocess.Popen[bytes], urls: list[str]) -> None:
+    """Returns once every URL answers 200; fails if ``chatq up`` exits meanwhile."""
+
+    def ready() -> bool | None:
+        assert up.poll() is None, up.stdout.read().decode()  # type: ignore[union-attr]
         try:
-            if all(requests.get(url, timeout=1).ok for url in urls):
-                return up, ports
+            return all(requests.get(url, timeout=1).ok for url in urls) or None
         except requests.RequestException:
-            pass
-        time.sleep(0.2)
+            return None
+
+    eventually(ready, timeout=120, every=0.2, what="chatq up not ready")
 
 
 def worker_processes(up: subprocess.Popen[bytes], name: str) -> list[psutil.Process]:
@@ -118,7 +113,7 @@ def test_a_dead_worker_is_restarted_while_the_rest_keep_serving(tmp_path):
             assert time.monotonic() - killed_at < 10, "worker2 was not restarted within 10 s"
             chat = {"model": "sim-mini", "messages": [{"role": "user", "content": "still up?"}]}
             answers.append(requests.post(chat_url, json=chat, timeout=30).status_code)
-            time.sleep(0.2)
+            time.sleep(0.2)  # a chat every 200 ms while worker2 is down
         assert answers and set(answers) == {200}  # the gateway kept answering throughout
         eventually(
             lambda: _answers_ping(ports, "worker2@"), timeout=10 - (time.monotonic() - killed_at)
@@ -188,12 +183,12 @@ def test_redis_killed_under_load_comes_back_and_loses_no_accepted_job(tmp_path):
             else:
                 assert response.status_code == 503, response.text
                 refused.append((time.monotonic(), response.headers.get("Retry-After")))
-            time.sleep(0.02)
+            time.sleep(0.02)  # the load's pace
 
     loader = threading.Thread(target=load, daemon=True)
     try:
         loader.start()
-        time.sleep(2)
+        time.sleep(2)  # steady load before Redis dies
         [redis] = [p for p in psutil.Process(up.pid).children() if "redis-server" in p.name()]
         redis.kill()
         killed_at = time.monotonic()
@@ -201,7 +196,7 @@ def test_redis_killed_under_load_comes_back_and_loses_no_accepted_job(tmp_path):
         count_at_kill = len(accepted)
         eventually(lambda: True if len(accepted) > count_at_kill + 20 else None, timeout=30)
         back_at = time.monotonic()
-        time.sleep(2)
+        time.sleep(2)  # steady load after it is back
         stop_load.set()
         loader.join()
         statuses = {}
