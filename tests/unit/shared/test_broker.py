@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import inspect
 import io
+import re
 import tokenize
+from pathlib import Path
 
 import kombu
 import pytest
@@ -102,3 +104,15 @@ def test_fast_loads_reads_plain_and_typed_json():
 )
 def test_a_connection_names_chatqs_transport_by_the_scheme_it_serves(transport, url, scheme):
     assert broker.Connection(url, transport=transport).as_uri().startswith(scheme)
+
+
+def test_no_module_but_the_broker_touches_a_private_kombu_name():
+    root = Path(__file__).resolve().parents[3]
+    private = re.compile(r"from kombu[\w.]* import [^\n]*\b_\w|kombu\w*\.(?:\w+\.)*_[a-z]\w*")
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("chatq", "producers", "workers", "shared", "simulator")
+        for path in (root / folder).rglob("*.py")
+        if path.name != "broker.py" and private.search(path.read_text())
+    ]
+    assert offenders == []
