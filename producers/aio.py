@@ -33,7 +33,7 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
         published to this process instead of the job's stream, and the wait costs Redis
         nothing."""
         job, queue = self.prepare(messages, **fields)
-        new_id = fields.get("job_id") is None
+        new_id = fields.get("job_id") is None and fields.get("idempotency_key") is None
         return await self._send(job, queue, resend_queued=False, new_id=new_id, awaited=True)
 
     async def _send(
@@ -44,6 +44,8 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
         if job.request.session_id is not None or job.request.user is not None:
             job = await asyncio.to_thread(self._history().with_history, job, job.tenant)
         ends = self._end_notices() if awaited else None
+        if ends is not None and ends.expects(job.id):  # a retry of a job awaited here already
+            ends = None
         if ends is not None:
             ends.expect(job.id)
         created = False
@@ -54,8 +56,12 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
                     created = await self.store.create(job, queue, reply_to=reply_to, new_id=new_id)
                 if created:  # recorded and queued in one step
                     jobs.count_submitted(job)
-                elif resend_queued and (await self.store.get(job.id)).status is JobStatus.queued:
-                    await self.store.send(job.model_dump(mode="json", exclude_none=True), queue)
+                elif resend_queued or job.request_hash is not None:
+                    record = await self.store.get(job.id)
+                    if job.request_hash is not None:
+                        jobs.check_retry(job, record)
+                    if resend_queued and record.status is JobStatus.queued:
+                        await self.store.send(job.model_dump(mode="json", exclude_none=True), queue)
         finally:
             if ends is not None and not created:  # another submission's job: not ours
                 ends.forget(job.id)

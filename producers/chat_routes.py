@@ -23,6 +23,7 @@ from chatq.producers.openai_format import (
 from chatq.shared import tracing
 from chatq.shared.completion import text_completion
 from chatq.shared.errors import ChatqError, error_body
+from chatq.shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from chatq.shared.jobs import ChatRequest, JobStatus
 from chatq.shared.protocol import DeltaEvent, EndEvent
 from fastapi import APIRouter, Request
@@ -54,7 +55,13 @@ async def chat_completions(
         body.session_id = session
     submit = client.submit if body.stream else client.submit_awaited
     trace = tracing.onward(request.headers.get("traceparent"))
-    job_id = await submit(request=body, tenant=who.tenant, privacy=who.privacy, traceparent=trace)
+    job_id = await submit(
+        request=body,
+        tenant=who.tenant,
+        privacy=who.privacy,
+        traceparent=trace,
+        idempotency_key=request.headers.get(IDEMPOTENCY_HEADER) or None,
+    )
     log.info("job %s submitted (model %s, stream=%s)", job_id, body.model, body.stream)
     created = int(time.time())
     headers = {"X-Chatq-Job-Id": job_id}

@@ -7,6 +7,7 @@ from typing import Any
 
 from chatq.producers.jobs import (
     Messages,
+    check_retry,
     check_webhook,
     count_submitted,
     queue_errors,
@@ -51,7 +52,12 @@ class ChatqClient(ClientBase[str]):
         with queue_errors(self.settings):
             if self.store.create(job, queue, new_id=new_id):  # recorded and queued in one step
                 count_submitted(job)
-            elif resend_queued and self.store.get(job.id).status is JobStatus.queued:
+                return job.id
+            record = self.store.get(job.id) if resend_queued or job.request_hash else None
+        if job.request_hash is not None and record is not None:
+            check_retry(job, record)
+        if resend_queued and record is not None and record.status is JobStatus.queued:
+            with queue_errors(self.settings):
                 self.store.send(job.model_dump(mode="json", exclude_none=True), queue)
         return job.id
 

@@ -17,6 +17,7 @@ from chatq.producers.chat_routes import Chunk, Failure, chunks, sse_line
 from chatq.producers.openai_format import ChunkServer, completion
 from chatq.shared import tracing
 from chatq.shared.errors import ChatqError, InvalidRequest, JobNotFound, error_body
+from chatq.shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from chatq.shared.jobs import ChatRequest, JobStatus
 from chatq.shared.store import JobRecord
 from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect, status
@@ -102,6 +103,7 @@ async def submit_job(
         webhook_url=webhook,
         privacy=who.privacy,
         traceparent=tracing.onward(http.headers.get("traceparent")),
+        idempotency_key=http.headers.get(IDEMPOTENCY_HEADER) or None,
     )
     # As accepted: a worker may have started it already, which GET /v1/jobs/{id} shows.
     return JobObject(

@@ -8,7 +8,7 @@ from typing import Any
 
 from celery import Celery
 from chatq.producers.limits import RequestLimits
-from chatq.shared import metrics, tracing
+from chatq.shared import idempotency, metrics, tracing
 from chatq.shared.celery_config import (
     CELERY_AMQP,
     TASK_WEBHOOK,
@@ -32,6 +32,7 @@ from chatq.shared.logs import request_id_var
 from chatq.shared.outage import REDIS_DOWN
 from chatq.shared.redis_clients import redact
 from chatq.shared.settings import Settings
+from chatq.shared.store import JobRecord
 from chatq.shared.webhook_targets import resolve_target, webhook_policy
 from kombu.exceptions import OperationalError
 from pydantic import ValidationError
@@ -85,9 +86,12 @@ def prepare_job(
     webhook_url: str | None = None,
     privacy: bool = True,
     traceparent: str | None = None,
+    idempotency_key: str | None = None,
 ) -> tuple[ChatJob, str]:
     """The validated job a ``submit`` call stands for, and the queue it goes to. Its trace
-    is ``traceparent``, else the current span's (when tracing is on)."""
+    is ``traceparent``, else the current span's (when tracing is on). With an
+    ``idempotency_key``, its id is the key's for the tenant and it carries its request's
+    hash (``chatq.shared.idempotency``)."""
     if request is None:
         if messages is None:
             raise TypeError("submit() needs messages or a request")
@@ -101,10 +105,22 @@ def prepare_job(
         "request_id": request_id_var.get(),
         "traceparent": traceparent or tracing.traceparent(),
     }
+    if idempotency_key is not None:
+        if job_id is not None:
+            raise InvalidJob("Give a job id or an idempotency key, not both.")
+        job_id = idempotency.scoped_id("job", tenant, idempotency.check_key(idempotency_key))
+        sent = request.model_dump(mode="json", exclude_unset=True)
+        extra["request_hash"] = idempotency.request_hash([sent, webhook_url])
     if job_id is not None:
         extra["id"] = job_id
     job = ChatJob(request=request, **extra)
     return job, queue_for(job.request.priority, settings)
+
+
+def check_retry(job: ChatJob, record: JobRecord) -> None:
+    """A job whose idempotency key's id was taken: a retry of the same request, or
+    ``IdempotencyKeyReused``."""
+    idempotency.check_same(record.request_hash, job.request_hash or "")
 
 
 @contextmanager

@@ -32,6 +32,7 @@ class ClientBase(Generic[Submitted]):
         privacy: bool = True,
         resend_queued: bool = False,
         traceparent: str | None = None,
+        idempotency_key: str | None = None,
         **params: Any,
     ) -> Submitted:
         """Enqueues a chat job and returns its id at once (the asyncio client: awaitable).
@@ -42,6 +43,8 @@ class ClientBase(Generic[Submitted]):
         a crashed sender. That is safe, as a job runs once however many of its messages
         arrive. Invalid arguments raise ``InvalidJob`` before anything is sent. The job's
         trace continues ``traceparent`` (W3C), else the current span, if tracing is on.
+        ``idempotency_key``: a submission retried with it (same tenant, same request) is the
+        first one's job; with another request it raises ``IdempotencyKeyReused``.
         """
         job, queue = self.prepare(
             messages,
@@ -52,9 +55,11 @@ class ClientBase(Generic[Submitted]):
             webhook_url=webhook_url,
             privacy=privacy,
             traceparent=traceparent,
+            idempotency_key=idempotency_key,
             **params,
         )
-        return self._send(job, queue, resend_queued=resend_queued, new_id=job_id is None)
+        new_id = job_id is None and idempotency_key is None
+        return self._send(job, queue, resend_queued=resend_queued, new_id=new_id)
 
     def prepare(
         self,
@@ -67,6 +72,7 @@ class ClientBase(Generic[Submitted]):
         webhook_url: str | None = None,
         privacy: bool = True,
         traceparent: str | None = None,
+        idempotency_key: str | None = None,
         **params: Any,
     ) -> tuple[ChatJob, str]:
         """The validated job ``submit`` would send, and its queue."""
@@ -81,6 +87,8 @@ class ClientBase(Generic[Submitted]):
             tenant=tenant,
             webhook_url=webhook_url,
             privacy=privacy,
+            traceparent=traceparent,
+            idempotency_key=idempotency_key,
         )
 
     def _send(self, job: ChatJob, queue: str, *, resend_queued: bool, new_id: bool) -> Submitted:

@@ -44,6 +44,12 @@ class ModelNotFound(InvalidJob):
     code = "model_not_found"
 
 
+class IdempotencyKeyReused(InvalidRequest):
+    """An idempotency key sent again with a different request."""
+
+    code = "idempotency_key_reused"
+
+
 class PayloadTooLarge(InvalidRequest):
     """The request body (or an uploaded file) is larger than allowed."""
 
@@ -153,6 +159,7 @@ ERROR_TABLE: dict[type[ChatqError], tuple[int, str]] = {
     InvalidRequest: (400, "invalid_request_error"),
     ModelNotFound: (404, "invalid_request_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
+    IdempotencyKeyReused: (422, "invalid_request_error"),
     NotFound: (404, "invalid_request_error"),
     JobCancelled: (409, "invalid_request_error"),
     JobTimeout: (504, "server_error"),

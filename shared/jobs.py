@@ -213,6 +213,7 @@ class ChatJob(BaseModel):
     session_new_from: int | None = None  # messages from here on are new to the session
     request_id: str | None = None  # the HTTP request that submitted it, for the logs
     traceparent: str | None = None  # W3C trace context of its submission (chatq.shared.tracing)
+    request_hash: str | None = None  # with an idempotency key: its request's hash
 
     @field_validator("traceparent", mode="before")
     @classmethod

@@ -142,6 +142,7 @@ class JobRecord(BaseModel):
     worker: str | None = None  # the node that claimed it last (worker1@host)
     webhook_url: str | None = None
     webhook: str | None = None  # how its delivery went: delivered, retrying or failed
+    request_hash: str | None = None  # submitted with an idempotency key: its request's hash
     result: ChatResult | None = None
 
     @classmethod
@@ -161,6 +162,7 @@ class JobRecord(BaseModel):
             worker=data.get("worker") or None,
             webhook_url=data.get("webhook_url"),
             webhook=data.get("webhook"),
+            request_hash=data.get("request_hash"),
             result=ChatResult.model_validate_json(result) if result else None,
         )
 
@@ -195,6 +197,8 @@ def queued_fields(
         fields["reply_to"] = reply_to
     if job.traceparent is not None:  # outlives the payload: a shared answer links to it
         fields["traceparent"] = job.traceparent
+    if job.request_hash is not None:  # a retry with its idempotency key is checked against it
+        fields["request_hash"] = job.request_hash
     return fields
 
 
