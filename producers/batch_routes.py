@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from chatq.producers.batch_service import BatchService, CreateBatch
 from chatq.producers.callers import AdmittedCaller, Caller
 from chatq.producers.files import FileStore
+from chatq.shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
@@ -35,7 +36,8 @@ def upload_file(
 ) -> dict[str, Any]:
     """Uploads a JSONL file of batch requests (purpose ``batch``)."""
     name = file.filename or "upload.jsonl"
-    return _files(request).upload(file.file, name, purpose, who.tenant)
+    key = request.headers.get(IDEMPOTENCY_HEADER) or None
+    return _files(request).upload(file.file, name, purpose, who.tenant, idempotency_key=key)
 
 
 @router.get("/v1/files")
@@ -74,7 +76,8 @@ def delete_file(request: Request, file_id: str, who: Caller) -> dict[str, Any]:
 @router.post("/v1/batches")
 def create_batch(request: Request, body: CreateBatch, who: AdmittedCaller) -> dict[str, Any]:
     """Starts a batch over an uploaded file; poll it with ``GET /v1/batches/{id}``."""
-    return _batches(request).create(body, who.tenant)
+    key = request.headers.get(IDEMPOTENCY_HEADER) or None
+    return _batches(request).create(body, who.tenant, idempotency_key=key)
 
 
 @router.get("/v1/batches")

@@ -22,7 +22,7 @@ from chatq.producers.batch_state import TERMINAL, BatchStore
 from chatq.producers.client import ChatqClient
 from chatq.producers.files import FileStore
 from chatq.producers.tenants import TenantStore
-from chatq.shared import tracing
+from chatq.shared import idempotency, tracing
 from chatq.shared.errors import BatchNotFound, InvalidRequest
 from chatq.shared.settings import Settings
 from pydantic import BaseModel, Field
@@ -63,7 +63,11 @@ class BatchService:
         self._drivers: dict[str, threading.Thread] = {}
         self._lock = threading.Lock()
 
-    def create(self, request: CreateBatch, tenant: str | None = None) -> dict[str, Any]:
+    def create(
+        self, request: CreateBatch, tenant: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Records the batch and starts driving it. With ``idempotency_key``, a retry of the
+        same request gets the first one's batch; another request, ``IdempotencyKeyReused``."""
         source = self.files.get(request.input_file_id, tenant)
         if source["purpose"] != "batch":
             raise InvalidRequest(
@@ -71,6 +75,10 @@ class BatchService:
                 param="input_file_id",
             )
         batch_id = f"batch_{uuid.uuid4().hex}"
+        if idempotency_key is not None:
+            batch_id = idempotency.scoped_id(
+                "batch", tenant, idempotency.check_key(idempotency_key)
+            )
         now = int(time.time())
         record = {
             "status": "validating",
@@ -85,7 +93,14 @@ class BatchService:
             record["tenant"] = tenant
         if (trace := tracing.traceparent()) is not None:  # the request's: the batch's parent
             record["traceparent"] = trace
-        self.batches.create(batch_id, record, now)
+        if idempotency_key is None:
+            self.batches.create(batch_id, record, now)
+        else:
+            record["request_hash"] = idempotency.request_hash(request.model_dump(mode="json"))
+            created, first = self.batches.create_once(batch_id, record, now)
+            if not created:
+                idempotency.check_same(first, record["request_hash"])
+                return self.get(batch_id, tenant)
         self._start_driver(batch_id)
         return self.get(batch_id, tenant)
 

@@ -22,6 +22,15 @@ TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
 COUNTS = ("done", "failed", "invalid", "skipped", "total")
 
 
+def create_once(
+    key: str, index: str, item_id: str, record: Mapping[str, Any], created_at: int
+) -> ScriptCall:
+    """A record created and indexed unless one with its id exists (``create_once.lua``)."""
+    fields = [x for pair in record.items() for x in pair]
+    source = lua("chatq.producers", "create_once.lua")
+    return ScriptCall(source, [key, index], [created_at, item_id, *fields])
+
+
 class BatchCommands:
     """The commands of a batch's life; each is built, not sent."""
 
@@ -31,6 +40,11 @@ class BatchCommands:
             Command("hset", (keys.batch_key(batch_id),), {"mapping": dict(record)}),
             Command("zadd", (keys.BATCHES, {batch_id: created_at})),
         ]
+
+    @staticmethod
+    def create_once(batch_id: str, record: Mapping[str, Any], created_at: int) -> ScriptCall:
+        """``create``, unless the batch exists: replies {1}, or {0, its request_hash}."""
+        return create_once(keys.batch_key(batch_id), keys.BATCHES, batch_id, record, created_at)
 
     @staticmethod
     def record(batch_id: str) -> Command:
@@ -106,6 +120,13 @@ class BatchStore:
 
     def create(self, batch_id: str, record: Mapping[str, Any], created_at: int) -> None:
         pipelined(self.redis, BatchCommands.create(batch_id, record, created_at))
+
+    def create_once(
+        self, batch_id: str, record: Mapping[str, Any], created_at: int
+    ) -> tuple[bool, str | None]:
+        """Whether the batch was created; if not, the existing one's request hash."""
+        reply = self._run(BatchCommands.create_once(batch_id, record, created_at))
+        return bool(reply[0]), (reply[1] or None) if len(reply) > 1 else None
 
     def record(self, batch_id: str) -> dict[str, str]:
         return self._run(BatchCommands.record(batch_id))

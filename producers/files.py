@@ -6,13 +6,15 @@ file's metadata lives in Redis (``chatq:file:{id}``), so any gateway can describ
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import time
 import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chatq.shared import keys
+from chatq.producers.batch_state import create_once
+from chatq.shared import idempotency, keys
 from chatq.shared.errors import FileNotFound, InvalidRequest, PayloadTooLarge
 from redis import Redis
 
@@ -36,19 +38,29 @@ class FileStore:
         return self.directory / f"{file_id}.jsonl"
 
     def upload(
-        self, source: BinaryIO, filename: str, purpose: str, tenant: str | None = None
+        self,
+        source: BinaryIO,
+        filename: str,
+        purpose: str,
+        tenant: str | None = None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Stores an uploaded file, refusing one larger than the limit before keeping it."""
+        """Stores an uploaded file, refusing one larger than the limit before keeping it.
+        With ``idempotency_key``, a retry of the same upload gets the first one's file."""
         if purpose != "batch":
             raise InvalidRequest(
                 f"Invalid purpose '{purpose}': files uploaded here are for 'batch'.",
                 param="purpose",
             )
         file_id = f"file-{uuid.uuid4().hex}"
-        target = self._path(file_id)
+        if idempotency_key is not None:
+            file_id = idempotency.scoped_id("file", tenant, idempotency.check_key(idempotency_key))
+        target = self.directory / f"{file_id}.{uuid.uuid4().hex}.part"
         size, lines, last = 0, 0, b"\n"
+        content = hashlib.sha256()
         with target.open("wb") as out:
             while chunk := source.read(COPY_CHUNK):
+                content.update(chunk)
                 size += len(chunk)
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
@@ -64,7 +76,38 @@ class FileStore:
         if size == 0:
             target.unlink(missing_ok=True)
             raise InvalidRequest("The file is empty: send one JSON request per line.", param="file")
-        return self._register(file_id, filename, purpose, size, tenant)
+        fingerprint = None
+        if idempotency_key is not None:
+            fingerprint = idempotency.request_hash([content.hexdigest(), filename, purpose])
+        return self._keep(target, file_id, filename, purpose, size, tenant, fingerprint)
+
+    def _keep(
+        self,
+        upload: Path,
+        file_id: str,
+        filename: str,
+        purpose: str,
+        size: int,
+        tenant: str | None,
+        fingerprint: str | None,
+    ) -> dict[str, Any]:
+        """The uploaded file, registered; with an idempotency key's ``fingerprint``, the
+        first upload's file if this one is its retry."""
+        if fingerprint is None:
+            upload.rename(self._path(file_id))
+            return self._register(file_id, filename, purpose, size, tenant)
+        record = self._record(filename, purpose, size, tenant)
+        record["request_hash"] = fingerprint
+        claim = create_once(
+            keys.file_key(file_id), keys.FILES, file_id, record, record["created_at"]
+        )
+        reply = claim.run(self.redis, {})
+        if reply[0]:
+            upload.rename(self._path(file_id))
+            return file_object(file_id, record)
+        upload.unlink(missing_ok=True)
+        idempotency.check_same(reply[1] if len(reply) > 1 else None, fingerprint)
+        return self.get(file_id, tenant)
 
     def _over_limit(self, size: int, lines: int) -> InvalidRequest | None:
         if size > self.max_bytes:
@@ -93,20 +136,24 @@ class FileStore:
     def _register(
         self, file_id: str, filename: str, purpose: str, size: int, tenant: str | None
     ) -> dict[str, Any]:
-        created = int(time.time())
+        record = self._record(filename, purpose, size, tenant)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(keys.file_key(file_id), mapping=record)
+            pipe.zadd(keys.FILES, {file_id: record["created_at"]})
+            pipe.execute()
+        return file_object(file_id, record)
+
+    @staticmethod
+    def _record(filename: str, purpose: str, size: int, tenant: str | None) -> dict[str, Any]:
         record: dict[str, Any] = {
             "filename": filename,
             "bytes": size,
             "purpose": purpose,
-            "created_at": created,
+            "created_at": int(time.time()),
         }
         if tenant is not None:
             record["tenant"] = tenant
-        with self.redis.pipeline() as pipe:
-            pipe.hset(keys.file_key(file_id), mapping=record)
-            pipe.zadd(keys.FILES, {file_id: created})
-            pipe.execute()
-        return file_object(file_id, record)
+        return record
 
     def get(self, file_id: str, tenant: str | None = None) -> dict[str, Any]:
         """The file, if it exists and belongs to ``tenant``."""

@@ -3,6 +3,7 @@ key reused for another body is refused; two tenants' equal keys are two jobs."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -105,3 +106,47 @@ def test_the_sdk_takes_an_idempotency_key(stack):
         assert client.submit("sdk retry", max_tokens=3, idempotency_key="order-17") == first
         with pytest.raises(IdempotencyKeyReused):
             client.submit("another request", max_tokens=3, idempotency_key="order-17")
+
+
+def upload(stack, secret: str, key: str, content: bytes) -> requests.Response:
+    return requests.post(
+        f"{stack.gateway_url}/files",
+        headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": key},
+        files={"file": ("in.jsonl", content)},
+        data={"purpose": "batch"},
+        timeout=30,
+    )
+
+
+def batch_line(custom_id: str) -> bytes:
+    line = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions"}
+    return (json.dumps({**line, "body": body(custom_id)}) + "\n").encode()
+
+
+def test_an_upload_and_a_batch_retried_with_their_keys_are_made_once(stack, secrets):
+    file_key, batch_key = str(uuid.uuid4()), str(uuid.uuid4())
+    content = batch_line("a") + batch_line("b")
+    first = upload(stack, secrets["acme"], file_key, content)
+    again = upload(stack, secrets["acme"], file_key, content)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    other = upload(stack, secrets["acme"], file_key, batch_line("c"))
+    assert other.status_code == 422
+    create = {
+        "input_file_id": first.json()["id"],
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+    }
+    batches = [post(stack, "/batches", secrets["acme"], batch_key, create) for _ in range(2)]
+    assert [b.status_code for b in batches] == [200, 200]
+    assert batches[0].json()["id"] == batches[1].json()["id"]
+    listed = requests.get(
+        f"{stack.gateway_url}/batches",
+        headers={"Authorization": f"Bearer {secrets['acme']}"},
+        timeout=30,
+    ).json()["data"]
+    assert [b["id"] for b in listed].count(batches[0].json()["id"]) == 1
+    changed = post(
+        stack, "/batches", secrets["acme"], batch_key, {**create, "metadata": {"a": "b"}}
+    )
+    assert changed.status_code == 422
