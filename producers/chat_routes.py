@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from chatq.producers import request_headers
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.callers import AdmittedCaller, Caller, Client, gateway_client
 from chatq.producers.errors import error_response
@@ -51,7 +52,7 @@ async def chat_completions(
     body: ChatRequest, request: Request, who: AdmittedCaller
 ) -> JSONResponse | StreamingResponse:
     client = gateway_client(request)  # not a dependency: the hot path's, solved per request
-    if (session := request.headers.get("x-session-id")) and body.session_id is None:
+    if (session := request_headers.session_id(request.headers)) and body.session_id is None:
         body.session_id = session
     submit = client.submit if body.stream else client.submit_awaited
     trace = tracing.onward(request.headers.get("traceparent"))

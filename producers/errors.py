@@ -5,8 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from chatq.producers.jobs import describe_validation_errors
-from chatq.shared.errors import ChatqError, error_body, http_status_and_type, openai_error_body
+from chatq.shared.errors import (
+    ChatqError,
+    InvalidRequest,
+    error_body,
+    http_status_and_type,
+    openai_error_body,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -66,6 +73,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ChatqError, _chatq_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(RedisError, _redis_error)  # type: ignore[arg-type]
+    app.add_exception_handler(orjson.JSONEncodeError, _unencodable)  # type: ignore[arg-type]
+    app.add_exception_handler(UnicodeEncodeError, _unencodable)  # type: ignore[arg-type]
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -94,6 +103,23 @@ def _methods_for(request: Request) -> set[str]:
         if isinstance(route, APIRoute) and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route.methods
     return methods
+
+
+async def _unencodable(request: Request, exc: Exception) -> JSONResponse:
+    """Text JSON cannot carry (a lone surrogate such as ``\\ud800``), refused as sent: a
+    400 before anything is queued, not a plain-text 500."""
+    if isinstance(exc, UnicodeEncodeError) or "surrogates" in str(exc) or "UTF-8" in str(exc):
+        return error_response(
+            InvalidRequest(
+                "The request holds text that is not valid Unicode (a lone surrogate, such as "
+                "\\ud800): send UTF-8 text only."
+            )
+        )
+    log.exception("a response could not be encoded")
+    return JSONResponse(
+        openai_error_body("The server could not encode its answer.", "server_error"),
+        status_code=500,
+    )
 
 
 async def _chatq_error(request: Request, exc: ChatqError) -> JSONResponse:

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+from chatq.producers import request_headers
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.auth import Principal
 from chatq.producers.callers import AdmittedCaller, Caller, Client
@@ -94,7 +95,7 @@ async def submit_job(
     request = ChatRequest.model_validate(
         body.model_dump(exclude={"webhook_url"}, exclude_unset=True)
     )
-    if (session := http.headers.get("x-session-id")) and request.session_id is None:
+    if (session := request_headers.session_id(http.headers)) and request.session_id is None:
         request.session_id = session
     webhook = str(body.webhook_url) if body.webhook_url else None
     job_id = await client.submit(

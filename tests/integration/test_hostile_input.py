@@ -346,3 +346,34 @@ def test_deeply_nested_json_gets_a_4xx(url, auth):
         timeout=30,
     )
     assert 400 <= response.status_code < 500
+
+
+@pytest.mark.parametrize("session", ["x" * 5000, "../../etc", "a b", "caf\u00e9"])
+def test_a_bad_session_header_is_a_400_naming_it_with_a_short_echo(url, auth, session):
+    body = {"model": "sim-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    for path in ("/chat/completions", "/jobs"):
+        reply = requests.post(
+            url + path,
+            json=body,
+            headers={**auth, "X-Session-Id": session.encode("latin-1")},
+            timeout=30,
+        )
+        assert reply.status_code == 400, reply.text
+        error = reply.json()["error"]
+        assert error["param"] == "X-Session-Id" and "x" * 20 not in error["message"]
+
+
+def test_text_json_cannot_carry_is_a_400_not_a_500(url, auth):
+    raw = (
+        '{"model": "sim-mini", "max_tokens": 3, '
+        '"messages": [{"role": "user", "content": "lone \\ud800 surrogate"}]}'
+    )
+    for path in ("/chat/completions", "/jobs"):
+        reply = requests.post(
+            url + path,
+            data=raw,
+            headers={**auth, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert reply.status_code == 400, reply.text
+        assert "surrogate" in reply.json()["error"]["message"]
