@@ -316,7 +316,7 @@ def sse_chunks(response: requests.Response) -> Any:
     """The JSON chunks of a server-sent event stream, ids and ``created`` aside, up to [DONE]."""
     with response:
         for line in response.iter_lines(decode_unicode=True):
-            if line and line != "data: [DONE]":
+            if line.startswith("data: ") and line != "data: [DONE]":  # id: lines aside
                 yield _as_sent(json.loads(line.removeprefix("data: ")))
 
 
