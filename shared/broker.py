@@ -41,6 +41,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from queue import Empty
 from typing import Any
+from urllib.parse import urlparse
 
 import celery.app.amqp
 import kombu
@@ -315,6 +316,46 @@ def chat_message(job: dict[str, Any], queue: str) -> str:
         },
     }
     return orjson.dumps(envelope).decode()
+
+
+EVENT_EXCHANGE = "celeryev"  # Celery's event exchange (event_exchange), a fanout on PUB/SUB
+_EVENT_TYPES = {"done": "task-succeeded", "failed": "task-failed", "cancelled": "task-revoked"}
+
+
+def broker_db(url: str) -> int:
+    """The Redis database a broker URL names (``redis://host/3``: 3), as kombu reads it."""
+    from chatq.shared.redis_clients import SentinelTarget
+
+    if (sentinel := SentinelTarget.parse(url)) is not None:
+        return sentinel.db
+    path = urlparse(url).path.strip("/")
+    return int(path) if path.isdigit() else 0
+
+
+def task_end_event(db: int, fields: dict[str, Any]) -> tuple[str, str]:
+    """A chat task's end as one Celery task event, and the PUB/SUB channel kombu's Redis
+    transport carries Celery's events on: what Flower needs of a task (name, arguments,
+    worker, received, started and end times, runtime) in the single event its end script
+    publishes, instead of three events sent by the worker. ``fields`` holds ``status``
+    (done, failed, cancelled), ``uuid``, ``hostname`` and the rest of the event's fields."""
+    status = fields.pop("status")
+    event_type = _EVENT_TYPES[status]
+    routing_key = event_type.replace("-", ".")
+    event = {"type": event_type, "utcoffset": 0, "pid": 0, "clock": 0, **fields}
+    envelope = {
+        "body": orjson.dumps(event).decode(),  # no body_encoding: the JSON text as it is
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {"hostname": fields.get("hostname")},
+        "properties": {
+            "delivery_mode": 1,
+            "delivery_info": {"exchange": EVENT_EXCHANGE, "routing_key": routing_key},
+            "priority": 0,
+            "delivery_tag": secrets.token_hex(16),
+        },
+    }
+    channel = f"/{db}.{EVENT_EXCHANGE}/{routing_key}"
+    return channel, orjson.dumps(envelope).decode()
 
 
 class MessageFinder:

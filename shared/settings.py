@@ -166,8 +166,12 @@ class Settings(BaseSettings):
     # Celery task events cost each job three of them and Flower a millisecond to read: off
     # unless asked for. Flower, while it runs, turns them on itself (its enable_events).
     task_events: bool = False
-    # Of chat jobs, one in this many sends its events (1: every job), chosen by job id.
+    # Of chat jobs, one in this many sends Celery's own three events (1: every job), chosen by
+    # job id; with flower_events, none does: each job's end publishes one event instead.
     task_events_every: int = Field(10, ge=1)
+    # Each chat job's end script publishes one task event carrying what Flower shows (name,
+    # masked arguments, worker, times, runtime): Flower lists every chat task.
+    flower_events: bool = True
     # The benchmark's baseline tasks (chatq.noop, chatq.http_probe): only in workers that
     # `chatq bench` starts, never in production ones (the probe POSTs to any URL).
     bench_tasks: bool = False

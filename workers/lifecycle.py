@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chatq.shared.broker import task_end_event
+from chatq.shared.celery_config import TASK_CHAT, chat_argsrepr
 from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
 from chatq.shared.outage import retry_while_redis_down
 from chatq.shared.store import AlreadyEnded, Busy, Claimed, JobStore
@@ -57,8 +59,12 @@ class JobLifecycle:
         clock: Callable[[], float],
         listeners: Sequence[EndListener] = (),
         before_end: Sequence[EndListener] = (),
+        task_events_db: int | None = None,
     ):
         self.store = store
+        # The broker's database, where each job's end publishes its task event for Flower;
+        # None: no event.
+        self.task_events_db = task_events_db
         self.worker_name = worker_name  # Celery's node name, once known
         self.lease_s = lease_s
         self.clock = clock
@@ -128,12 +134,46 @@ class JobLifecycle:
                 dead_letter=dead_letter,
                 share_key=sharing.key if sharing else None,
                 cache_ttl_s=sharing.cache_ttl_s if sharing else 0,
+                task_event=self._task_event(job, result),
             ),
             patience_s=REDIS_PATIENCE_S,
         )
         if ended:
             self._tell(self.listeners, JobEnd(job, result, cached_as))
         return result
+
+    def _task_event(self, job: ChatJob, result: ChatResult) -> tuple[str, str] | None:
+        """The job's end as Flower reads a task's: name, masked arguments, worker, times."""
+        if self.task_events_db is None:
+            return None
+        timings = result.timings
+        received = job.created_at
+        started = timings.started_at or received
+        finished = timings.finished_at or self.clock()
+        fields: dict[str, Any] = {
+            "status": result.status.value,
+            "uuid": job.id,
+            "hostname": self.worker_name,
+            "timestamp": finished,
+            "name": TASK_CHAT,
+            "args": chat_argsrepr(job.model_dump(mode="json")),
+            "kwargs": "{}",
+            "retries": 0,
+            "root_id": job.id,
+            "parent_id": None,
+            "received": received,
+            "started": started,
+            "runtime": max(0.0, finished - started),
+        }
+        if result.status is JobStatus.done:
+            usage = result.usage
+            fields["result"] = f"done, {usage.total_tokens if usage else 0} tokens"
+        elif result.error is not None:
+            fields["exception"] = (
+                f"{result.error.code or result.error.type}: {result.error.message}"
+            )
+            fields["traceback"] = ""
+        return task_end_event(self.task_events_db, fields)
 
     @staticmethod
     def _tell(listeners: Sequence[EndListener], end: JobEnd) -> None:

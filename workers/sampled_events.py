@@ -17,8 +17,11 @@ from chatq.shared.settings import get_settings
 
 
 def in_sample(task_id: str, every: int) -> bool:
-    """Whether the job with this id is one of the one-in-``every`` whose events are sent."""
-    return every <= 1 or zlib.crc32(task_id.encode()) % every == 0
+    """Whether the job with this id is one of the one-in-``every`` whose events are sent
+    (``every`` 0: none, as each job's end publishes its own event for Flower)."""
+    if every <= 0:
+        return False
+    return every == 1 or zlib.crc32(task_id.encode()) % every == 0
 
 
 class SampledDispatcher:
@@ -52,7 +55,8 @@ class _SampledConsumer:
 
 def sampled_strategy(task: Any, app: Any, consumer: Any, **options: Any) -> Any:
     """Celery's default strategy, with the task's events sampled (``CHATQ_TASK_EVENTS_EVERY``)."""
-    every = get_settings().task_events_every
-    if every > 1:
+    settings = get_settings()
+    every = 0 if settings.flower_events else settings.task_events_every
+    if every != 1:
         consumer = _SampledConsumer(consumer, every)
     return default(task, app, consumer, **options)

@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 
+from chatq.shared.broker import broker_db
 from chatq.shared.deployments import DeploymentRegistry
 from chatq.shared.jobs import ChatJob, ChatResult
 from chatq.shared.sessions import SessionStore, UserStore
@@ -48,6 +49,7 @@ def build_runner(
         worker_name=f"{socket.gethostname()}:{os.getpid()}",  # Celery's node name, once known
         lease_s=settings.job_lease_s,
         clock=time.time,
+        task_events_db=broker_db(settings.effective_redis_url) if settings.flower_events else None,
         before_end=[SessionTurns(SessionStore(store.redis, settings))],
         listeners=[
             UserIndex(UserStore(store.redis)),

@@ -230,6 +230,7 @@ class Ending(TypedDict, total=False):
     dead_letter: ChatJob | None  # a failed job given here is filed as a dead letter
     share_key: str | None  # the key of the call it led for identical requests: freed, or...
     cache_ttl_s: int  # ...if done and this is > 0, its record is their cached answer
+    task_event: tuple[str, str] | None  # a channel and the task event published on it
 
 
 class EventCursor:
@@ -478,6 +479,7 @@ class JobCommands:
         dead_letter = how.get("dead_letter")
         share_key = how.get("share_key")
         cache_ttl_s = how.get("cache_ttl_s", 0)
+        channel, event = how.get("task_event") or ("", "")
         if not result.status.is_terminal:
             raise ValueError(f"a job ends with a terminal status, not {result.status}")
         now = self.clock()
@@ -506,6 +508,8 @@ class JobCommands:
             job_id,
             "1" if share_key else "0",
             cache_ttl_s,
+            channel,
+            event,
         ]
         return ScriptCall(lua("chatq.shared.job_state", "finish_job.lua"), script_keys, args)
 

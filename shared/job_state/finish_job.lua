@@ -21,6 +21,8 @@
 --          is freed
 -- ARGV[10] cache TTL in seconds (0: do not cache)
 -- KEYS[6]  pending jobs (zset): the job leaves it, and its record empties the message payload
+-- ARGV[11], ARGV[12]  a channel and the task event published on it as the job ends (Flower's,
+--          chatq.shared.broker.task_end_event), or '' and ''
 -- Returns 1 if this call ended the job, 0 if it had already ended, -1 if it does not exist.
 local record = redis.call('HMGET', KEYS[1], 'status', 'reply_to', 'watched')
 local status, reply_to = record[1], record[2]
@@ -44,6 +46,9 @@ end
 if ARGV[9] == '1' and not (ARGV[1] == 'done' and tonumber(ARGV[10]) > 0)
     and redis.call('GET', KEYS[5]) == ARGV[8] then
   redis.call('DEL', KEYS[5])
+end
+if ARGV[11] and ARGV[11] ~= '' then
+  redis.call('PUBLISH', ARGV[11], ARGV[12])
 end
 if ARGV[1] == 'failed' and ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[8])

@@ -3,7 +3,6 @@ job id, never the user's text: the tasks of one chat job in ``CHATQ_TASK_EVENTS_
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import requests
@@ -35,38 +34,49 @@ def job_id(sampled: bool) -> str:
     return candidate
 
 
-def test_flower_shows_queues_and_masked_task_arguments(redis_server):
-    stack = start_stack(redis_server)  # task events off: Flower turns them on while it runs
-    flower = start_flower(free_port(), without_metrics_dir(stack.env))
+def test_flower_lists_every_chat_task_with_its_worker_times_and_masked_arguments(redis_server):
+    """60 chats through the gateway: 10 started before Flower, 50 after; Flower's own API
+    knows all 60 as succeeded chatq.chat tasks, from the one event each job's end
+    publishes (chatq.shared.broker.task_end_event)."""
+    # Answers take 4 s: the first 10 jobs start before Flower is up and end after.
+    stack = start_stack(redis_server, gateway=True, sim_args=["--ttft-ms", "4000"])
+    flower = None
     try:
+        early = [post_job(stack, SECRET) for _ in range(10)]
+        env = {**without_metrics_dir(stack.env), "FLOWER_UNAUTHENTICATED_API": "true"}
+        flower = start_flower(free_port(), env)
+        late = [post_job(stack, SECRET) for _ in range(50)]
+        job_ids = early + late
         with stack.client() as client:
-
-            def probe_seen() -> bool | None:
-                probe = client.submit("probe", max_tokens=4, cache=False, job_id=job_id(True))
-                client.result(probe, timeout=30)
-                time.sleep(0.5)  # Flower reads the event a moment after the job ends
-                return True if probe in flower_rows(flower) else None
-
-            eventually(probe_seen, timeout=60)
-            unseen = client.submit(SECRET, max_tokens=4, cache=False, job_id=job_id(False))
-            job_ids = [
-                client.submit(SECRET, max_tokens=4, cache=False, job_id=job_id(True))
-                for _ in range(3)
-            ]
-            for each in [unseen, *job_ids]:
-                client.result(each, timeout=30)
-        rows = eventually(lambda: r if set(job_ids) <= set(r := flower_rows(flower)) else None)
-        table = requests.get(f"{flower.address}/tasks/datatable?{COLUMNS}", timeout=10).text
+            for each in job_ids:
+                assert client.result(each, timeout=60).status.value == "done"
+        tasks = eventually(lambda: t if set(job_ids) <= set(t := flower_tasks(flower)) else None)
         broker = requests.get(f"{flower.address}/broker", timeout=10).text
-        pages = broker + table + requests.get(f"{flower.address}/tasks", timeout=10).text
+        pages = broker + requests.get(f"{flower.address}/tasks", timeout=10).text
+        pages += requests.get(f"{flower.address}/api/tasks", timeout=10).text
     finally:
-        stop([flower, *stack.parts])
+        stop([*([flower] if flower else []), *stack.parts])
     assert "chatq.interactive" in broker and "chatq.bulk" in broker
     for each in job_ids:
-        assert rows[each]["name"] == "chatq.chat"
-        assert rows[each]["args"] == f"(job {each}, model sim-mini, 1 messages, stream=False)"
-    assert unseen not in rows  # outside the sample: its events were not sent
+        task = tasks[each]
+        assert (task["name"], task["state"]) == ("chatq.chat", "SUCCESS")
+        assert task["args"] == f"(job {each}, model sim-mini, 1 messages, stream=False)"
+        assert task["worker"].startswith("worker1@")
+        assert task["received"] <= task["started"] <= task["succeeded"]
+        assert task["runtime"] > 0
     assert SECRET not in pages
+
+
+def post_job(stack, text: str) -> str:
+    body = {"model": "sim-mini", "max_tokens": 4, "messages": [{"role": "user", "content": text}]}
+    body["cache"] = False
+    reply = requests.post(f"{stack.gateway_url}/jobs", json=body, timeout=10)
+    assert reply.status_code == 202, reply.text
+    return reply.json()["id"]
+
+
+def flower_tasks(flower) -> dict[str, dict]:
+    return requests.get(f"{flower.address}/api/tasks?limit=1000", timeout=10).json()
 
 
 def test_flower_with_basic_auth_as_the_compose_file_runs_it_asks_for_credentials(redis_server):
