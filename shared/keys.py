@@ -47,6 +47,7 @@ chatq:user:{tenant}:{uid}:sessions set   that user's sessions   (erasing a user 
 chatq:user:{tenant}:{uid}:jobs     set   that user's job ids
 chatq:user:{tenant}:{uid}:cache    set   cache keys that user's jobs filled
 chatq:demo:orders      hash    the order-status hook example's orders: order id -> status
+chatq:cancels          channel ids of jobs cancelled while running: their workers stop the call
 chatq.interactive      list    Celery queue for chat traffic (kombu owns its layout)
 chatq.bulk             list    Celery queue for bulk work
 unacked_index          zset    kombu: when each held message was taken, by delivery tag
@@ -61,6 +62,7 @@ PREFIX = "chatq"
 DEAD_LETTERS = f"{PREFIX}:dlq"
 DEAD_LETTER_JOBS = f"{PREFIX}:dlq:jobs"
 PENDING = f"{PREFIX}:pending"
+CANCELS = f"{PREFIX}:cancels"
 SWEEPER = f"{PREFIX}:sweeper"
 DEFERRED = f"{PREFIX}:deferred"
 QUOTA = f"{PREFIX}:quota:"

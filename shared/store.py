@@ -156,6 +156,10 @@ class JobStore(StoreBase):
         """Notes how the job's webhook delivery went (delivered, retrying, failed)."""
         self.send_command(self.commands.note_webhook(job_id, state))
 
+    def note_partial_answer(self, job_id: str, completion_json: str) -> None:
+        """Adds a job's answer so far, with its usage, to the result its cancel wrote."""
+        self.send_command(self.commands.note_partial_answer(job_id, completion_json))
+
     def count_tenant_tokens(self, tenant: str, tokens: int, now: float) -> None:
         """Adds tokens a tenant's job used to its daily quota counter."""
         key = keys.quota_tokens_key(tenant, now)

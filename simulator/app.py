@@ -128,7 +128,8 @@ def create_app(
                 done=sim.completed,
             )
             headers["cache-control"] = "no-cache"
-            return StreamingResponse(paced, media_type="text/event-stream", headers=headers)
+            tracked = _generating(paced, sim.stats)
+            return StreamingResponse(tracked, media_type="text/event-stream", headers=headers)
         answered = completion(
             replies,
             completion_id=f"chatcmpl-{uuid.uuid4().hex}",
@@ -285,6 +286,21 @@ def rate_limited(refusal: Refusal, headers: dict[str, str]) -> Refused:
     )
     body = error(message, "rate_limit_error", "rate_limit_exceeded")
     return Refused(429, body, headers, wait)
+
+
+async def _generating(events: AsyncIterator[bytes], stats: Any) -> AsyncIterator[bytes]:
+    """A stream counted in ``stats.active`` while it runs; one that stopped before its end
+    (its client gone, or a cut) counts in ``stats.abandoned``."""
+    stats.active += 1
+    finished = False
+    try:
+        async for event in events:
+            yield event
+        finished = True
+    finally:
+        stats.active -= 1
+        if not finished:
+            stats.abandoned += 1
 
 
 async def _paced(

@@ -25,6 +25,8 @@ class Stats:
     faults_by_kind: dict[str, int] = field(default_factory=dict)
     completed: int = 0  # answers sent in full, plain or streamed
     streamed: int = 0  # streams started (a cut one included)
+    active: int = 0  # answers being generated now (a real server's busy slots)
+    abandoned: int = 0  # streams stopped before their end (client gone, or cut)
     prompt_tokens: int = 0  # of completed answers
     completion_tokens: int = 0
 

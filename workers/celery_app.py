@@ -23,6 +23,7 @@ app = Celery(
         "chatq.workers.exporter",
         "chatq.workers.recovery",
         "chatq.workers.dispatcher",
+        "chatq.workers.cancels",
         *(["chatq.workers.bench_tasks"] if _settings.bench_tasks else []),
     ],
 )

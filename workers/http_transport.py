@@ -12,9 +12,10 @@ through a proxy (``HTTPS_PROXY``, ``NO_PROXY``...) is still reached with urllib3
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 
 import urllib3
@@ -106,14 +107,24 @@ class Pool:
         self._lock = threading.Lock()
 
     def post(
-        self, path: str, body: bytes, headers: dict[str, str], *, connect_s: float, read_s: float
+        self,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        connect_s: float,
+        read_s: float,
+        on_socket: Callable[[socket.socket], None] | None = None,
     ) -> Reply:
-        """Sends the request and reads the answer's status and headers."""
+        """Sends the request and reads the answer's status and headers; ``on_socket`` is
+        given the connection's socket first (so that the call can be aborted)."""
         connection = self._take()
         try:
             if connection.sock is None:
                 connection.timeout = connect_s
                 connection.connect()
+            if on_socket is not None:
+                on_socket(connection.sock)
             connection.sock.settimeout(read_s)
             connection.request("POST", path, body=body, headers=headers)
             tell_sent()

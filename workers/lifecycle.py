@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
 from chatq.shared.broker import task_end_event
 from chatq.shared.celery_config import TASK_CHAT, chat_argsrepr
 from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
@@ -138,6 +139,11 @@ class JobLifecycle:
             ),
             patience_s=REDIS_PATIENCE_S,
         )
+        if not ended and result.status is JobStatus.cancelled and result.completion is not None:
+            # cancelled by a caller while its call ran here, stopped by this worker: the
+            # record gets what it used, and the listeners (quota, metrics, webhook) its end
+            self.store.note_partial_answer(job.id, orjson.dumps(result.completion.wire()).decode())
+            ended = True
         if ended:
             self._tell(self.listeners, JobEnd(job, result, cached_as))
         return result

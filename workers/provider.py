@@ -16,11 +16,13 @@ import orjson
 import urllib3
 from chatq.shared.completion import Completion
 from chatq.shared.errors import (
+    JobCancelled,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
 )
 from chatq.shared.settings import ProviderTimeouts
+from chatq.workers.call_aborts import CallAborts
 from chatq.workers.http_transport import Pool, Reply, proxied
 from chatq.workers.provider_errors import ProviderSaid, provider_error
 from chatq.workers.rate_headers import exhausted_for, retry_after_seconds
@@ -76,8 +78,15 @@ class ProviderClient:
     (``chatq.workers.http_transport``). Proxies from the environment (``HTTPS_PROXY``,
     ``NO_PROXY``...) are honoured per endpoint."""
 
-    def __init__(self, *, timeouts: ProviderTimeouts, pool_size: int = 100):
+    def __init__(
+        self,
+        *,
+        timeouts: ProviderTimeouts,
+        pool_size: int = 100,
+        aborts: CallAborts | None = None,
+    ):
         self.timeouts = timeouts
+        self.aborts = aborts or CallAborts()  # calls stopped when their job is cancelled
         self.timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.read)
         self.pool_size = pool_size
         self._via: dict[str, urllib3.ProxyManager | None] = {}  # URL -> its proxy, if any
@@ -94,13 +103,21 @@ class ProviderClient:
             ):
                 answer.add(piece.data)
             return ProviderReply(answer.completion())
-        response = self._post(endpoint, body, job_id=job_id, stream=False, trace=trace)
         try:
+            response = self._post(endpoint, body, job_id=job_id, stream=False, trace=trace)
             data = response.read()
         except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
+            self._raise_if_aborted(job_id, exc)
             raise ProviderTimeout(f"Provider did not answer within the timeout: {exc}") from exc
         except UNREACHABLE as exc:
+            self._raise_if_aborted(job_id, exc)
             raise ProviderUnavailable(f"The provider's answer broke off: {exc}") from exc
+        except ProviderError as exc:
+            self._raise_if_aborted(job_id, exc)
+            raise
+        finally:
+            self.aborts.closed(job_id)
+        self._raise_if_aborted(job_id)
         try:
             completion = Completion.model_validate_json(data)
         except ValidationError as exc:
@@ -126,7 +143,12 @@ class ProviderClient:
                 yield StreamChunk(chunk)
             state.done = True
             return
-        response = self._post(endpoint, body, job_id=job_id, stream=True, trace=trace)
+        try:
+            response = self._post(endpoint, body, job_id=job_id, stream=True, trace=trace)
+        except ProviderError as exc:
+            self.aborts.closed(job_id)
+            self._raise_if_aborted(job_id, exc)
+            raise
         state.exhausted_for = exhausted_for(response.headers)
         try:
             for data in iter_sse_data(response.chunks()):
@@ -137,13 +159,23 @@ class ProviderClient:
                 if "error" in chunk:
                     raise ProviderUnavailable(f"Provider stream error: {chunk['error']}")
                 yield StreamChunk(chunk, data)
+            self._raise_if_aborted(job_id)  # shut down mid-stream: the answer ended early
         except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
+            self._raise_if_aborted(job_id, exc)
             idle = self.timeouts.read
             raise ProviderTimeout(f"Provider stream idle for over {idle:g} s") from exc
         except (*UNREACHABLE, ValueError) as exc:
+            self._raise_if_aborted(job_id, exc)
             raise ProviderUnavailable(f"Provider stream broke off: {exc}") from exc
         finally:
+            self.aborts.closed(job_id)
             response.close()
+
+    def _raise_if_aborted(self, job_id: str, cause: BaseException | None = None) -> None:
+        """Raises ``JobCancelled`` if the job's call was stopped for its cancel."""
+        if self.aborts.aborted(job_id):
+            message = "The job was cancelled while its provider call ran; the call was stopped."
+            raise JobCancelled(message) from cause
 
     @staticmethod
     def _headers(
@@ -193,6 +225,7 @@ class ProviderClient:
         stream: bool,
         trace: str | None,
     ) -> Reply:
+        self._raise_if_aborted(job_id)  # cancelled between tries: none more
         url = endpoint.url
         data = orjson.dumps(body)
         headers = self._headers(endpoint, job_id=job_id, stream=stream, trace=trace)
@@ -201,7 +234,12 @@ class ProviderClient:
             if proxy is None:
                 pool, path = self._pool(url)
                 response = pool.post(
-                    path, data, headers, connect_s=self.timeouts.connect, read_s=self.timeouts.read
+                    path,
+                    data,
+                    headers,
+                    connect_s=self.timeouts.connect,
+                    read_s=self.timeouts.read,
+                    on_socket=lambda sock: self.aborts.opened(job_id, sock),
                 )
             else:
                 response = proxied(

@@ -22,6 +22,7 @@ from chatq.shared.completion import Completion, Usage
 from chatq.shared.deployments import Deployment, DeploymentRegistry
 from chatq.shared.errors import (
     ChatqError,
+    JobCancelled,
     ProviderAuthRejected,
     ProviderError,
     ProviderRejected,
@@ -191,6 +192,8 @@ class ProviderCalls:
                     if attempt.is_recording():
                         attempt.set_attributes(answer_attributes(reply.completion))
                     return reply.completion
+                except JobCancelled:  # stopped for its cancel: no retry, and no fault of the
+                    raise  # deployment's
                 except ChatqError as exc:
                     error = exc
                     tracing.failed(attempt, exc.code or type(exc).__name__, exc.code)

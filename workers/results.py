@@ -7,8 +7,9 @@ from chatq.shared import metrics
 from chatq.shared.completion import Completion, Usage, text_completion
 from chatq.shared.errors import ChatqError, ProviderRejected, http_status_and_type
 from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
-from chatq.shared.tokens import count_text_tokens
+from chatq.shared.tokens import count_prompt_tokens, count_text_tokens
 from chatq.workers.hooks import Answered
+from chatq.workers.streamed_answer import StreamedAnswer
 
 
 def failed_result(job: ChatJob, exc: ChatqError, timings: Timings, attempts: int) -> ChatResult:
@@ -123,3 +124,37 @@ def record_end_metrics(job: ChatJob, result: ChatResult) -> None:
     if how in ("miss", "gathered") and result.usage is not None:
         metrics.TOKENS.labels(model, "prompt").inc(result.usage.prompt_tokens)
         metrics.TOKENS.labels(model, "completion").inc(result.usage.completion_tokens)
+
+
+def cancelled_mid_call(
+    job: ChatJob,
+    error: ChatqError,
+    timings: Timings,
+    answer: StreamedAnswer | None,
+    now: float,
+) -> ChatResult:
+    """A job cancelled while its call ran, which was stopped: cancelled, with the answer it
+    had so far and the tokens used (the prompt, and what was streamed before the stop)
+    counted here, as the provider's own count never came."""
+    prompt = count_prompt_tokens(
+        m.content for m in job.request.messages if isinstance(m.content, str)
+    )
+    partial = answer.completion() if answer is not None and not answer.empty else None
+    first = partial.first if partial is not None else None
+    text = first.message.content if first is not None else None
+    completion = partial if partial is not None else text_completion("")
+    completion_tokens = count_text_tokens(text) if isinstance(text, str) else 0
+    completion.usage = Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt + completion_tokens,
+    )
+    timings.finished_at = now
+    return ChatResult(
+        job_id=job.id,
+        status=JobStatus.cancelled,
+        model=job.request.model,
+        completion=completion,
+        error=JobError(type="cancelled", code="job_cancelled", message=error.message),
+        timings=timings,
+    )

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from chatq.shared.completion import chunks_of, text_completion
-from chatq.shared.errors import ChatqError
+from chatq.shared.errors import ChatqError, JobCancelled
 from chatq.shared.jobs import ChatJob, ChatResult, Timings
 from chatq.shared.outage import REDIS_DOWN
 from chatq.shared.store import Claimed
@@ -24,7 +24,13 @@ from chatq.workers.hooks import HookChain, Turn
 from chatq.workers.lifecycle import JobLifecycle
 from chatq.workers.limiter import Deferred, Lease
 from chatq.workers.provider_call import ProviderCalls, Route
-from chatq.workers.results import deadline_result, done_result, failed_result, hook_answer
+from chatq.workers.results import (
+    cancelled_mid_call,
+    deadline_result,
+    done_result,
+    failed_result,
+    hook_answer,
+)
 from chatq.workers.sharing import SharedAnswers
 from chatq.workers.streamed_answer import StreamedAnswer
 from chatq.workers.streaming import ChunkPublisher, StreamRelay
@@ -82,8 +88,13 @@ class ChatRunner:
                 self.calls.release(lease)
                 return None
         timings = Timings(created_at=job.created_at, started_at=self.clock())
+        streamed: list[StreamRelay] = []  # the job's stream, once made: what it had so far
         try:
-            result = self._answer(job, route, lease, claimed, timings)
+            result = self._answer(job, route, lease, claimed, timings, streamed)
+        except JobCancelled as exc:  # its call was stopped: cancelled, with what it used
+            log.info("job %s: %s", job.id, exc.message)
+            answer = streamed[0].answer if streamed else None
+            result = cancelled_mid_call(job, exc, timings, answer, self.clock())
         except ChatqError as exc:
             log.warning("job %s failed: %s", job.id, exc.message)
             result = failed_result(job, exc, timings, claimed.attempt)
@@ -126,7 +137,13 @@ class ChatRunner:
             return self.calls.wait_for_slot(job, route.first)  # already claimed: wait here
 
     def _answer(
-        self, job: ChatJob, route: Route, lease: Lease, claimed: Claimed, timings: Timings
+        self,
+        job: ChatJob,
+        route: Route,
+        lease: Lease,
+        claimed: Claimed,
+        timings: Timings,
+        streamed: list[StreamRelay],
     ) -> ChatResult:
         turn = Turn(job, job.request, route.deployments)
         answered = self.hooks.before(turn)
@@ -138,6 +155,8 @@ class ChatRunner:
             return hook_answer(job, answered, timings, claimed.attempt)
         sent = job.model_copy(update={"request": turn.request})
         relay = self._relay(job, timings, turn) if job.request.stream else None
+        if relay is not None:
+            streamed.append(relay)
         completion = self.calls.answer(sent, route, lease, relay)
         return done_result(job, self.hooks.after(turn, completion), timings, claimed.attempt)
 

@@ -510,6 +510,7 @@ class JobCommands:
             cache_ttl_s,
             channel,
             event,
+            keys.CANCELS,
         ]
         return ScriptCall(lua("chatq.shared.job_state", "finish_job.lua"), script_keys, args)
 
@@ -519,6 +520,12 @@ class JobCommands:
         return ScriptCall(
             lua("chatq.shared.job_state", "note_webhook.lua"), [keys.job_key(job_id)], [state]
         )
+
+    @staticmethod
+    def note_partial_answer(job_id: str, completion_json: str) -> ScriptCall:
+        """Adds a cancelled job's answer so far, with its usage, to its result."""
+        source = lua("chatq.shared.job_state", "note_partial_answer.lua")
+        return ScriptCall(source, [keys.job_key(job_id)], [completion_json])
 
     @staticmethod
     def erase(job_ids: Iterable[str], answer_keys: Iterable[str]) -> list[Command]:

@@ -23,6 +23,8 @@
 -- KEYS[6]  pending jobs (zset): the job leaves it, and its record empties the message payload
 -- ARGV[11], ARGV[12]  a channel and the task event published on it as the job ends (Flower's,
 --          chatq.shared.broker.task_end_event), or '' and ''
+-- ARGV[13] the channel a job cancelled while in progress is named on, for its worker to stop
+--          the provider call (keys.CANCELS)
 -- Returns 1 if this call ended the job, 0 if it had already ended, -1 if it does not exist.
 local record = redis.call('HMGET', KEYS[1], 'status', 'reply_to', 'watched')
 local status, reply_to = record[1], record[2]
@@ -46,6 +48,9 @@ end
 if ARGV[9] == '1' and not (ARGV[1] == 'done' and tonumber(ARGV[10]) > 0)
     and redis.call('GET', KEYS[5]) == ARGV[8] then
   redis.call('DEL', KEYS[5])
+end
+if ARGV[1] == 'cancelled' and status == 'in_progress' and ARGV[13] then
+  redis.call('PUBLISH', ARGV[13], ARGV[8])
 end
 if ARGV[11] and ARGV[11] ~= '' then
   redis.call('PUBLISH', ARGV[11], ARGV[12])

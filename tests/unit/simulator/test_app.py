@@ -337,6 +337,8 @@ def test_stats_count_tokens_of_completed_answers():
         "faults_by_kind": {"500": 0, "503": 0},
         "completed": 2,
         "streamed": 1,
+        "active": 0,  # streams still being generated
+        "abandoned": 0,  # streams stopped before their end
         "prompt_tokens": 2 * plain["usage"]["prompt_tokens"],
         "completion_tokens": 2 * plain["usage"]["completion_tokens"],
     }
