@@ -25,12 +25,13 @@ from chatq.producers.client import ChatqClient
 from chatq.producers.jobs import describe_validation_errors, error_for_result
 from chatq.producers.openai_format import completion
 from chatq.shared import tracing
-from chatq.shared.errors import ChatqError, error_body, http_status_and_type
+from chatq.shared.errors import ChatqError, JobTimeout, error_body, http_status_and_type
 from chatq.shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
 from pydantic import ValidationError
 
 CHAT_URL = "/v1/chat/completions"
 DEFAULT_WINDOW = 500
+CANCEL_CHECK_S = 0.5  # while a line is awaited, how often a cancel of the batch is looked for
 
 
 def batch_id_for(input_path: Path) -> str:
@@ -195,6 +196,7 @@ class BatchRunner:
         self.expired = False  # set once a line expired
         self.traceparent = traceparent  # the trace the batch was created in, if traced
         self.batches = BatchStore(client.store.redis)
+        self._in_flight: set[str] = set()  # the jobs of lines submitted, not yet collected
 
     def run(self) -> Progress:
         """Submits every line not yet answered and writes the answers as they end; with
@@ -224,6 +226,7 @@ class BatchRunner:
                     privacy=self.privacy,
                 )
                 pending.append(item)
+                self._in_flight.add(job_id)
                 if len(pending) >= self.window:
                     self._collect(pending.popleft(), out, errors, progress)
             while pending:
@@ -294,7 +297,7 @@ class BatchRunner:
     def _collect(self, item: Request, out: TextIO, errors: TextIO, progress: Progress) -> None:
         job_id = job_id_for(self.batch_id, item.custom_id)
         try:
-            result = self.client.result(job_id)
+            result = self._await(job_id)
         except ChatqError as exc:
             record = {
                 "id": None,
@@ -313,6 +316,24 @@ class BatchRunner:
                 _write(errors, record)
                 progress.failed += 1
         self._report(progress)
+
+    def _await(self, job_id: str) -> ChatResult:
+        """The line's result; a cancel of the batch meanwhile cancels every line in flight
+        at once (their calls stop), not after the line awaited ends."""
+        waited = 0.0
+        while True:
+            try:
+                result = self.client.result(job_id, timeout=CANCEL_CHECK_S)
+            except JobTimeout:
+                waited += CANCEL_CHECK_S
+                if self._cancelled():
+                    for in_flight in sorted(self._in_flight):
+                        self.client.cancel(in_flight)
+                elif waited >= self.client.settings.wait_timeout_s:
+                    raise
+                continue
+            self._in_flight.discard(job_id)
+            return result
 
     def _report(self, progress: Progress) -> None:
         self.on_progress(progress)

@@ -22,7 +22,7 @@ from chatq.shared.errors import (
     ProviderUnavailable,
 )
 from chatq.shared.settings import ProviderTimeouts
-from chatq.workers.call_aborts import CallAborts
+from chatq.workers.call_aborts import DEADLINE, CallAborts
 from chatq.workers.http_transport import Pool, Reply, proxied
 from chatq.workers.provider_errors import ProviderSaid, provider_error
 from chatq.workers.rate_headers import exhausted_for, retry_after_seconds
@@ -172,8 +172,13 @@ class ProviderClient:
             response.close()
 
     def _raise_if_aborted(self, job_id: str, cause: BaseException | None = None) -> None:
-        """Raises ``JobCancelled`` if the job's call was stopped for its cancel."""
-        if self.aborts.aborted(job_id):
+        """Raises ``JobCancelled`` if the job's call was stopped (for its cancel, or its
+        deadline)."""
+        why = self.aborts.aborted(job_id)
+        if why == DEADLINE:
+            message = "The job's deadline passed during its provider call; the call was stopped."
+            raise JobCancelled(message, code="deadline_exceeded") from cause
+        if why is not None:
             message = "The job was cancelled while its provider call ran; the call was stopped."
             raise JobCancelled(message) from cause
 

@@ -155,6 +155,6 @@ def cancelled_mid_call(
         status=JobStatus.cancelled,
         model=job.request.model,
         completion=completion,
-        error=JobError(type="cancelled", code="job_cancelled", message=error.message),
+        error=JobError(type="cancelled", code=error.code or "job_cancelled", message=error.message),
         timings=timings,
     )

@@ -89,6 +89,9 @@ class ChatRunner:
                 return None
         timings = Timings(created_at=job.created_at, started_at=self.clock())
         streamed: list[StreamRelay] = []  # the job's stream, once made: what it had so far
+        aborts = self.calls.provider.aborts
+        if job.deadline is not None:  # passed mid-call, the call is stopped
+            aborts.expire_at(job.id, job.deadline)
         try:
             result = self._answer(job, route, lease, claimed, timings, streamed)
         except JobCancelled as exc:  # its call was stopped: cancelled, with what it used
@@ -112,6 +115,8 @@ class ChatRunner:
             result = failed_result(job, internal, timings, claimed.attempt)
         finally:
             self.lifecycle.release(job.id)
+            if job.deadline is not None:
+                aborts.forget(job.id)
         sharing = None
         if share_key is not None and self.sharing is not None:
             sharing = self.sharing.ending(job, share_key, result)

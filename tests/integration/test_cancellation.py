@@ -3,6 +3,7 @@ provider stops generating within a second, and the job ends cancelled once."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import requests
@@ -11,8 +12,11 @@ from chatq.shared.jobs import JobStatus
 from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
-# 1500 tokens at 40 a second: a call of over 30 s, unless it is stopped.
-stack = stack_fixture(gateway=True, sim_args=["--ttft-ms", "100", "--tokens-per-s", "40"])
+# Answers of up to 1500 tokens at 40 a second: calls of many seconds, unless stopped.
+stack = stack_fixture(
+    gateway=True,
+    sim_args=["--ttft-ms", "100", "--tokens-per-s", "40", "--max-reply-tokens", "1500"],
+)
 
 
 def generating(stack) -> int:
@@ -41,3 +45,68 @@ def test_cancelling_a_streaming_job_stops_the_providers_generation_within_a_seco
         assert usage is not None and usage.prompt_tokens > 0
         assert 0 < usage.completion_tokens < 1500  # what was streamed before the stop
         print(f"provider stopped generating {stopped_in * 1000:.0f} ms after the cancel")
+
+
+def test_a_deadline_passing_mid_call_stops_the_call_and_keeps_the_usage(stack):
+    with stack.client() as client:
+        job_id = client.submit(
+            "A long answer with a deadline",
+            stream=True,
+            max_tokens=1500,
+            cache=False,
+            deadline_s=0.7,
+        )
+        result = client.result(job_id, timeout=30)
+        ended_at = time.time()
+        eventually(lambda: generating(stack) == 0 or None, timeout=5, every=0.02)
+        stopped_at = time.time()
+    assert result.status is JobStatus.cancelled
+    assert result.error.code == "deadline_exceeded"
+    assert 0 < result.usage.completion_tokens < 1500
+    deadline = result.timings.created_at + 0.7
+    assert ended_at - deadline < 1.0 and stopped_at - deadline < 1.0
+
+
+def test_cancelling_a_batch_stops_the_calls_of_its_lines_in_flight(stack, tmp_path):
+    lines = [
+        {
+            "custom_id": f"line-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "sim-mini",
+                "max_tokens": 1500,
+                "stream": True,
+                "messages": [{"role": "user", "content": f"long line {i} {time.time()}"}],
+            },
+        }
+        for i in range(4)
+    ]
+    upload = requests.post(
+        f"{stack.gateway_url}/files",
+        files={"file": ("in.jsonl", "\n".join(json.dumps(x) for x in lines).encode())},
+        data={"purpose": "batch"},
+        timeout=30,
+    ).json()
+    create = {"input_file_id": upload["id"], "endpoint": "/v1/chat/completions"}
+    batch = requests.post(
+        f"{stack.gateway_url}/batches", json={**create, "completion_window": "24h"}, timeout=30
+    ).json()
+    eventually(lambda: generating(stack) == 4 or None, timeout=30, every=0.05)
+    cancelled_at = time.monotonic()
+    requests.post(f"{stack.gateway_url}/batches/{batch['id']}/cancel", timeout=30)
+    eventually(lambda: generating(stack) == 0 or None, timeout=10, every=0.02)
+    stopped_in = time.monotonic() - cancelled_at
+    assert stopped_in < 1.0, f"the provider generated {stopped_in:.2f} s after the cancel"
+    final = eventually(
+        lambda: (
+            b
+            if (b := requests.get(f"{stack.gateway_url}/batches/{batch['id']}", timeout=10).json())[
+                "status"
+            ]
+            == "cancelled"
+            else None
+        ),
+        timeout=30,
+    )
+    assert final["request_counts"]["completed"] == 0

@@ -15,6 +15,7 @@ from chatq.shared.deployments import Deployment
 from chatq.shared.errors import ChatqError
 from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
 from chatq.shared.store import JobStore
+from chatq.workers.call_aborts import CallAborts
 from chatq.workers.limiter import Deferred, Lease
 from chatq.workers.provider import Endpoint, ProviderReply, StreamChunk, StreamState
 
@@ -91,6 +92,7 @@ class FakeProvider:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     endpoints: list[Endpoint] = field(default_factory=list)
     traces: list[str | None] = field(default_factory=list)  # each request's traceparent
+    aborts: CallAborts = field(default_factory=CallAborts)  # as the real client's
 
     def _next(self, endpoint: Endpoint, body: dict[str, Any], trace: str | None) -> Any:
         self.bodies.append(body)
