@@ -71,10 +71,15 @@ def start_up(tmp_path, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, i
 
 
 def wait_ready(up: subprocess.Popen[bytes], urls: list[str]) -> None:
-    """Returns once every URL answers 200; fails if ``chatq up`` exits meanwhile."""
+    """Returns once ``chatq up`` says it is up (its startup over: a Ctrl-C now stops what it
+    started) and every URL answers 200; fails if it exits meanwhile."""
+    output = OutputSoFar(up)
 
     def ready() -> bool | None:
-        assert up.poll() is None, up.stdout.read().decode()  # type: ignore[union-attr]
+        said = output.read()
+        assert up.poll() is None, said
+        if "chatq is up" not in said:
+            return None
         try:
             return all(requests.get(url, timeout=1).ok for url in urls) or None
         except requests.RequestException:
