@@ -1,11 +1,15 @@
 """A batch's state in Redis, with one owner, as a job's has: pure builders of every command on
 a batch's keys (its record hash, the index of batches, its driver's lock) in
-``BatchCommands``, sent by the thin shell ``BatchStore``. The gateway's batch service, the
-batch runner and the ``chatq batch`` commands all write through here.
+``BatchCommands``, and on its files' records (inputs uploaded, outputs produced) in
+``FileCommands``, sent by the thin shells ``BatchStore`` and ``FileRecords``. The gateway's
+batch service and file store, the batch runner and the ``chatq batch`` commands all write
+through here, and nothing else names these keys.
 
 The record's fields are OpenAI's batch object's (``status``, ``<status>_at`` times, the file
 ids, ``errors``), the request counts (``done``, ``failed``, ``invalid``, ``skipped``,
-``total``), the runner's ``input``, and ``cancel`` ("1": asked to stop)."""
+``total``), the runner's ``input``, and ``cancel`` ("1": asked to stop). A file's record
+holds ``filename``, ``bytes``, ``purpose``, ``created_at`` and its ``tenant``, if any; both
+kinds hold the ``request_hash`` of an idempotency key's first request."""
 
 from __future__ import annotations
 
@@ -22,13 +26,29 @@ TERMINAL = frozenset({"completed", "failed", "cancelled", "expired"})
 COUNTS = ("done", "failed", "invalid", "skipped", "total")
 
 
-def create_once(
+def _create(
+    key: str, index: str, item_id: str, record: Mapping[str, Any], created_at: int
+) -> list[Command]:
+    """A record written and indexed by its creation time."""
+    return [
+        Command("hset", (key,), {"mapping": dict(record)}),
+        Command("zadd", (index, {item_id: created_at})),
+    ]
+
+
+def _create_once(
     key: str, index: str, item_id: str, record: Mapping[str, Any], created_at: int
 ) -> ScriptCall:
-    """A record created and indexed unless one with its id exists (``create_once.lua``)."""
+    """``_create``, unless a record with its id exists (``create_once.lua``)."""
     fields = [x for pair in record.items() for x in pair]
     source = lua("chatq.producers", "create_once.lua")
     return ScriptCall(source, [key, index], [created_at, item_id, *fields])
+
+
+def created(reply: Any) -> tuple[bool, str | None]:
+    """A ``create_once`` reply: whether the record was created; if not, the existing one's
+    request hash (None if it was created without an idempotency key)."""
+    return bool(reply[0]), (reply[1] or None) if len(reply) > 1 else None
 
 
 class BatchCommands:
@@ -36,15 +56,12 @@ class BatchCommands:
 
     @staticmethod
     def create(batch_id: str, record: Mapping[str, Any], created_at: int) -> list[Command]:
-        return [
-            Command("hset", (keys.batch_key(batch_id),), {"mapping": dict(record)}),
-            Command("zadd", (keys.BATCHES, {batch_id: created_at})),
-        ]
+        return _create(keys.batch_key(batch_id), keys.BATCHES, batch_id, record, created_at)
 
     @staticmethod
     def create_once(batch_id: str, record: Mapping[str, Any], created_at: int) -> ScriptCall:
         """``create``, unless the batch exists: replies {1}, or {0, its request_hash}."""
-        return create_once(keys.batch_key(batch_id), keys.BATCHES, batch_id, record, created_at)
+        return _create_once(keys.batch_key(batch_id), keys.BATCHES, batch_id, record, created_at)
 
     @staticmethod
     def record(batch_id: str) -> Command:
@@ -108,6 +125,35 @@ class BatchCommands:
         return BatchCommands.set(batch_id, status="failed", failed_at=at, errors=json.dumps(errors))
 
 
+class FileCommands:
+    """The commands on a file's record (a batch's input or output); each is built, not sent.
+    The file's content is on disk (``chatq.producers.files``), not in Redis."""
+
+    @staticmethod
+    def create(file_id: str, record: Mapping[str, Any], created_at: int) -> list[Command]:
+        return _create(keys.file_key(file_id), keys.FILES, file_id, record, created_at)
+
+    @staticmethod
+    def create_once(file_id: str, record: Mapping[str, Any], created_at: int) -> ScriptCall:
+        """``create``, unless the file exists: replies {1}, or {0, its request_hash}."""
+        return _create_once(keys.file_key(file_id), keys.FILES, file_id, record, created_at)
+
+    @staticmethod
+    def record(file_id: str) -> Command:
+        return Command("hgetall", (keys.file_key(file_id),))
+
+    @staticmethod
+    def newest_first() -> Command:
+        return Command("zrevrange", (keys.FILES, 0, -1))
+
+    @staticmethod
+    def delete(file_id: str) -> list[Command]:
+        return [
+            Command("delete", (keys.file_key(file_id),)),
+            Command("zrem", (keys.FILES, file_id)),
+        ]
+
+
 class BatchStore:
     """Sends ``BatchCommands`` on a synchronous client (``decode_responses``)."""
 
@@ -125,8 +171,7 @@ class BatchStore:
         self, batch_id: str, record: Mapping[str, Any], created_at: int
     ) -> tuple[bool, str | None]:
         """Whether the batch was created; if not, the existing one's request hash."""
-        reply = self._run(BatchCommands.create_once(batch_id, record, created_at))
-        return bool(reply[0]), (reply[1] or None) if len(reply) > 1 else None
+        return created(self._run(BatchCommands.create_once(batch_id, record, created_at)))
 
     def record(self, batch_id: str) -> dict[str, str]:
         return self._run(BatchCommands.record(batch_id))
@@ -171,3 +216,33 @@ class BatchStore:
 
     def fail(self, batch_id: str, message: str, at: int) -> None:
         self._run(BatchCommands.fail(batch_id, message, at))
+
+
+class FileRecords:
+    """Sends ``FileCommands`` on a synchronous client (``decode_responses``)."""
+
+    def __init__(self, redis: Redis):
+        self.redis = redis
+        self._scripts: dict[str, Any] = {}
+
+    def _run(self, command: Command | ScriptCall) -> Any:
+        return command.run(self.redis, self._scripts)
+
+    def create(self, file_id: str, record: Mapping[str, Any], created_at: int) -> None:
+        pipelined(self.redis, FileCommands.create(file_id, record, created_at))
+
+    def create_once(
+        self, file_id: str, record: Mapping[str, Any], created_at: int
+    ) -> tuple[bool, str | None]:
+        """Whether the file was created; if not, the existing one's request hash."""
+        return created(self._run(FileCommands.create_once(file_id, record, created_at)))
+
+    def record(self, file_id: str) -> dict[str, str]:
+        return self._run(FileCommands.record(file_id))
+
+    def ids(self) -> list[str]:
+        """Every file's id, newest first."""
+        return self._run(FileCommands.newest_first())
+
+    def delete(self, file_id: str) -> None:
+        pipelined(self.redis, FileCommands.delete(file_id))

@@ -2,6 +2,7 @@
 
 Contents live on disk in ``settings.effective_files_dir`` (share it between gateways); each
 file's metadata lives in Redis (``chatq:file:{id}``), so any gateway can describe any file.
+Its record is written through ``chatq.producers.batch_state``, with the batches' own.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from chatq.producers.batch_state import create_once
-from chatq.shared import idempotency, keys
+from chatq.producers.batch_state import FileRecords
+from chatq.shared import idempotency
 from chatq.shared.errors import FileNotFound, InvalidRequest, PayloadTooLarge
 from redis import Redis
 
@@ -24,7 +25,7 @@ COPY_CHUNK = 1024 * 1024
 
 class FileStore:
     def __init__(self, redis: Redis, directory: Path, *, max_bytes: int, max_lines: int = 50_000):
-        self.redis = redis
+        self.records = FileRecords(redis)
         self.directory = directory
         self.max_bytes = max_bytes
         self.max_lines = max_lines
@@ -98,15 +99,12 @@ class FileStore:
             return self._register(file_id, filename, purpose, size, tenant)
         record = self._record(filename, purpose, size, tenant)
         record["request_hash"] = fingerprint
-        claim = create_once(
-            keys.file_key(file_id), keys.FILES, file_id, record, record["created_at"]
-        )
-        reply = claim.run(self.redis, {})
-        if reply[0]:
+        created, first = self.records.create_once(file_id, record, record["created_at"])
+        if created:
             upload.rename(self._path(file_id))
             return file_object(file_id, record)
         upload.unlink(missing_ok=True)
-        idempotency.check_same(reply[1] if len(reply) > 1 else None, fingerprint)
+        idempotency.check_same(first, fingerprint)
         return self.get(file_id, tenant)
 
     def _over_limit(self, size: int, lines: int) -> InvalidRequest | None:
@@ -137,10 +135,7 @@ class FileStore:
         self, file_id: str, filename: str, purpose: str, size: int, tenant: str | None
     ) -> dict[str, Any]:
         record = self._record(filename, purpose, size, tenant)
-        with self.redis.pipeline() as pipe:
-            pipe.hset(keys.file_key(file_id), mapping=record)
-            pipe.zadd(keys.FILES, {file_id: record["created_at"]})
-            pipe.execute()
+        self.records.create(file_id, record, record["created_at"])
         return file_object(file_id, record)
 
     @staticmethod
@@ -157,7 +152,7 @@ class FileStore:
 
     def get(self, file_id: str, tenant: str | None = None) -> dict[str, Any]:
         """The file, if it exists and belongs to ``tenant``."""
-        record = self.redis.hgetall(keys.file_key(file_id))
+        record = self.records.record(file_id)
         if not record or record.get("tenant") != tenant:
             raise FileNotFound(f"No file with id '{file_id}'.", param="file_id")
         return file_object(file_id, record)
@@ -165,10 +160,9 @@ class FileStore:
     def list(
         self, *, limit: int = 100, purpose: str | None = None, tenant: str | None = None
     ) -> list[dict[str, Any]]:
-        newest = self.redis.zrevrange(keys.FILES, 0, -1)
         found = []
-        for file_id in newest:
-            record = self.redis.hgetall(keys.file_key(file_id))
+        for file_id in self.records.ids():
+            record = self.records.record(file_id)
             mine = record and record.get("tenant") == tenant
             if mine and (purpose is None or record.get("purpose") == purpose):
                 found.append(file_object(file_id, record))
@@ -178,10 +172,7 @@ class FileStore:
 
     def delete(self, file_id: str, tenant: str | None = None) -> dict[str, Any]:
         self.get(file_id, tenant)
-        with self.redis.pipeline() as pipe:
-            pipe.delete(keys.file_key(file_id))
-            pipe.zrem(keys.FILES, file_id)
-            pipe.execute()
+        self.records.delete(file_id)
         self._path(file_id).unlink(missing_ok=True)
         return {"id": file_id, "object": "file", "deleted": True}
 
