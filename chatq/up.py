@@ -73,12 +73,14 @@ CHECK_EVERY_S = 0.5
 
 
 def _stop_on_signals() -> Callable[[], None]:
-    """SIGTERM and SIGHUP stop the stack as Ctrl-C does; returns how to undo that."""
+    """SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the stack; returns how to undo that. SIGINT
+    is set too, as a process started from a shell's background job inherits it ignored."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupt) for sig in stopping}
 
     def restore() -> None:
         for sig, handler in previous.items():
