@@ -18,8 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from redis import Redis
 
-from chatq.processes import stop
-from tests.support.stacks import start_stack
+from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
 SECRET = "test-jwt-secret-that-is-long-enough-for-hs256"
@@ -40,23 +39,20 @@ def rsa_key(tmp_path_factory) -> tuple[rsa.RSAPrivateKey, Path]:
     return private, path
 
 
-@pytest.fixture(scope="module")
-def stack(redis_server, rsa_key):
-    running = start_stack(
-        redis_server,
-        gateway=True,
-        sim_args=["--api-keys", PROVIDER_KEY],
-        extra_env={
+stack = stack_fixture(
+    gateway=True,
+    sim_args=["--api-keys", PROVIDER_KEY],
+    from_fixtures=lambda rsa_key: {
+        "extra_env": {
             "CHATQ_AUTH_REQUIRED": "true",
             "CHATQ_JWT_SECRET": SECRET,
             "CHATQ_JWT_PUBLIC_KEY_FILE": str(rsa_key[1]),
             "CHATQ_JWT_ISSUER": ISSUER,
             "CHATQ_JWT_AUDIENCE": AUDIENCE,
             "CHATQ_PROVIDER_API_KEY": PROVIDER_KEY,
-        },
-    )
-    yield running
-    stop(running.parts)
+        }
+    },
+)
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 import requests
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import free_port, stop
+from chatq.processes import Part, free_port, stop
 from chatq.stack import start_simulator
-from tests.support.stacks import start_stack
+from tests.support.stacks import stack_fixture
 
 DEPLOYMENTS = """
 [[deployments]]
@@ -28,22 +29,23 @@ base_url = "{broken}"
 
 
 @pytest.fixture()
-def two_deployments(redis_server):
-    broken = start_simulator(free_port(), ["--fail-rate", "1", "--faults", "500"])
-    try:
-        running = start_stack(
-            redis_server,
-            deployments=lambda good: DEPLOYMENTS.format(good=good, broken=broken.address),
-        )
-    except BaseException:
-        stop([broken])
-        raise
-    yield running, broken.address.removesuffix("/v1")
-    stop([*running.parts, broken])
+def broken() -> Iterator[Part]:
+    """A second simulator, failing every call: the alias's other deployment."""
+    simulator = start_simulator(free_port(), ["--fail-rate", "1", "--faults", "500"])
+    yield simulator
+    stop([simulator])
 
 
-def test_jobs_fall_back_and_the_failing_deployment_cools_down(two_deployments):
-    stack, broken_url = two_deployments
+two_deployments = stack_fixture(
+    scope="function",
+    from_fixtures=lambda broken: {
+        "deployments": lambda good: DEPLOYMENTS.format(good=good, broken=broken.address)
+    },
+)
+
+
+def test_jobs_fall_back_and_the_failing_deployment_cools_down(two_deployments, broken):
+    stack, broken_url = two_deployments, broken.address.removesuffix("/v1")
     calls_to_broken = []
     with stack.client() as client:
         for wave in range(5):

@@ -11,7 +11,7 @@ from chatq.workers.sampled_events import in_sample
 
 from chatq.processes import free_port, python_module_command, spawn, stop
 from chatq.stack import start_flower, without_metrics_dir
-from tests.support.stacks import start_stack
+from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
 SECRET = "a very private question 91c2"
@@ -34,17 +34,19 @@ def job_id(sampled: bool) -> str:
     return candidate
 
 
-def test_flower_lists_every_chat_task_with_its_worker_times_and_masked_arguments(redis_server):
+# Answers take 4 s: the first 10 jobs start before Flower is up and end after.
+slow_gateway = stack_fixture(scope="function", gateway=True, sim_args=["--ttft-ms", "4000"])
+
+
+def test_flower_lists_every_chat_task_with_its_worker_times_and_masked_arguments(slow_gateway):
     """60 chats through the gateway: 10 started before Flower, 50 after; Flower's own API
     knows all 60 as succeeded chatq.chat tasks, from the one event each job's end
     publishes (chatq.shared.broker.task_end_event)."""
-    # Answers take 4 s: the first 10 jobs start before Flower is up and end after.
-    stack = start_stack(redis_server, gateway=True, sim_args=["--ttft-ms", "4000"])
-    flower = None
+    stack = slow_gateway
+    early = [post_job(stack, SECRET) for _ in range(10)]
+    env = {**without_metrics_dir(stack.env), "FLOWER_UNAUTHENTICATED_API": "true"}
+    flower = start_flower(free_port(), env)
     try:
-        early = [post_job(stack, SECRET) for _ in range(10)]
-        env = {**without_metrics_dir(stack.env), "FLOWER_UNAUTHENTICATED_API": "true"}
-        flower = start_flower(free_port(), env)
         late = [post_job(stack, SECRET) for _ in range(50)]
         job_ids = early + late
         with stack.client() as client:
@@ -55,7 +57,7 @@ def test_flower_lists_every_chat_task_with_its_worker_times_and_masked_arguments
         pages = broker + requests.get(f"{flower.address}/tasks", timeout=10).text
         pages += requests.get(f"{flower.address}/api/tasks", timeout=10).text
     finally:
-        stop([*([flower] if flower else []), *stack.parts])
+        stop([flower])
     assert "chatq.interactive" in broker and "chatq.bulk" in broker
     for each in job_ids:
         task = tasks[each]
@@ -79,8 +81,7 @@ def flower_tasks(flower) -> dict[str, dict]:
     return requests.get(f"{flower.address}/api/tasks?limit=1000", timeout=10).json()
 
 
-def test_flower_with_basic_auth_as_the_compose_file_runs_it_asks_for_credentials(redis_server):
-    stack = start_stack(redis_server)
+def test_flower_with_basic_auth_as_the_compose_file_runs_it_asks_for_credentials(stack):
     port = free_port()
     command = python_module_command(
         "celery",
@@ -106,6 +107,6 @@ def test_flower_with_basic_auth_as_the_compose_file_runs_it_asks_for_credentials
         signed_in = requests.get(url, auth=("admin", "s3cret"), timeout=10)
         wrong = requests.get(url, auth=("admin", "guess"), timeout=10)
     finally:
-        stop([flower, *stack.parts])
+        stop([flower])
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert signed_in.status_code == 200

@@ -8,7 +8,8 @@ import requests
 
 from tests.support.stacks import stack_fixture
 
-gateway_stack = stack_fixture(gateway=True)
+# The plain gateway stack, booted once for this module and test_openapi_fuzz.
+gateway_stack = stack_fixture(shared="gateway", gateway=True)
 
 
 @pytest.fixture(scope="module")

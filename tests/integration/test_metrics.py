@@ -6,8 +6,7 @@ from __future__ import annotations
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from chatq.processes import stop
-from tests.support.stacks import start_stack
+from tests.support.stacks import stack_fixture
 
 FAMILIES = {
     "chatq_jobs_submitted": "counter",
@@ -29,31 +28,30 @@ def body(i: int) -> dict:
     return {"model": "sim-mini", "messages": [message], "max_tokens": 5, "stream": i % 2 == 0}
 
 
-def test_metrics_carry_every_family_after_traffic(redis_server):
-    stack = start_stack(
-        redis_server,
-        gateway=True,
-        sim_args=[
-            *("--rpm", "600", "--quantum-s", "1"),  # 10 calls a second: a burst meets 429s
-            *("--fail-rate", "0.1", "--faults", "503", "--seed", "3"),
-        ],
-        # A job may meet many 429s in this burst: let it retry until it gets through.
-        extra_env={"CHATQ_RETRY__MAX_RETRIES": "50"},
-    )
-    try:
-        gateway = stack.gateway_url
+bursty = stack_fixture(
+    scope="function",
+    gateway=True,
+    sim_args=[
+        *("--rpm", "600", "--quantum-s", "1"),  # 10 calls a second: a burst meets 429s
+        *("--fail-rate", "0.1", "--faults", "503", "--seed", "3"),
+    ],
+    # A job may meet many 429s in this burst: let it retry until it gets through.
+    extra_env={"CHATQ_RETRY__MAX_RETRIES": "50"},
+)
 
-        def submit(i: int) -> str:
-            return requests.post(f"{gateway}/jobs", json=body(i), timeout=10).json()["id"]
 
-        jobs = [submit(i) for i in range(40)]
-        with stack.client() as client:
-            for job_id in jobs:
-                assert client.result(job_id, timeout=120).status == "done"
-            assert client.result(submit(1), timeout=60).cached
-        text = requests.get(gateway.removesuffix("/v1") + "/metrics", timeout=10).text
-    finally:
-        stop(stack.parts)
+def test_metrics_carry_every_family_after_traffic(bursty):
+    gateway = bursty.gateway_url
+
+    def submit(i: int) -> str:
+        return requests.post(f"{gateway}/jobs", json=body(i), timeout=10).json()["id"]
+
+    jobs = [submit(i) for i in range(40)]
+    with bursty.client() as client:
+        for job_id in jobs:
+            assert client.result(job_id, timeout=120).status == "done"
+        assert client.result(submit(1), timeout=60).cached
+    text = requests.get(gateway.removesuffix("/v1") + "/metrics", timeout=10).text
     families = {f.name: f for f in text_string_to_metric_families(text)}
     for name, kind in FAMILIES.items():
         assert name in families, f"{name} missing from /metrics"

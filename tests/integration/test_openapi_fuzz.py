@@ -10,10 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from chatq.processes import stop
-from tests.support.stacks import start_stack
+from tests.support.stacks import stack_fixture
 
 # positive_data_acceptance is left out: a request can match the schema and still be refused,
 # for a model no deployment serves (the list changes at run time) or a tool message with no
@@ -21,14 +18,12 @@ from tests.support.stacks import start_stack
 CHECKS = ["--checks", "all", "--exclude-checks", "positive_data_acceptance"]
 
 
-@pytest.fixture(scope="module")
-def gateway(redis_server):
-    running = start_stack(redis_server, gateway=True)
-    yield running.gateway_url.removesuffix("/v1")
-    stop(running.parts)
+# The plain gateway stack of test_gateway, booted once for both.
+gateway_stack = stack_fixture(shared="gateway", gateway=True)
 
 
-def test_the_gateway_keeps_to_its_openapi_document(gateway, tmp_path: Path):
+def test_the_gateway_keeps_to_its_openapi_document(gateway_stack, tmp_path: Path):
+    gateway = gateway_stack.gateway_url.removesuffix("/v1")
     command = [
         str(Path(sys.executable).with_name("schemathesis")),
         "run",

@@ -12,8 +12,8 @@ import requests
 from chatq.producers.jobs import prepare_job
 from chatq.shared.jobs import JobStatus
 
-from chatq.processes import kill, stop
-from tests.support.stacks import stack_fixture, start_stack
+from chatq.processes import kill
+from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -25,17 +25,13 @@ FAST_REDELIVERY = {
 }
 
 
-@pytest.fixture()
-def two_workers(redis_server):
-    running = start_stack(
-        redis_server,
-        sim_args=["--ttft-ms", "200"],
-        workers=2,
-        extra_env={**FAST_REDELIVERY, "CHATQ_WORKER_CONCURRENCY": "20"},
-    )
-    running.settings = running.settings.model_copy(update={"lost_job_check_s": 3.0})
-    yield running
-    stop(running.parts)
+two_workers = stack_fixture(
+    scope="function",
+    sim_args=["--ttft-ms", "200"],
+    workers=2,
+    extra_env={**FAST_REDELIVERY, "CHATQ_WORKER_CONCURRENCY": "20"},
+    client_settings={"lost_job_check_s": 3.0},
+)
 
 
 def test_sigkill_mid_way_loses_no_job_and_doubles_none(two_workers):

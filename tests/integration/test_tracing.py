@@ -18,8 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as SpanProto
 
 from chatq.otlp_sink import OtlpSink
-from chatq.processes import stop
-from tests.support.stacks import Stack, start_stack
+from tests.support.stacks import Stack, stack_fixture
 from tests.support.waiting import eventually
 
 SECRET_TEXT = "violet-harbour-4417"  # in every message: no span may hold it
@@ -102,17 +101,13 @@ def receiver() -> Iterator[Receiver]:
     running.close()
 
 
-@pytest.fixture(scope="module")
-def traced(redis_server: str, receiver: Receiver) -> Iterator[Stack]:
-    env = {**receiver.sink.env(every_ms=50), "CHATQ_PROVIDER_API_KEY": API_KEY}
-    sim_args = ["--fail-rate", "0.3", "--faults", "500", "--seed", str(first_fault_then_none())]
-    running = start_stack(redis_server, sim_args=sim_args, gateway=True, extra_env=env)
-    yield running
-    stop(running.parts)
-
-
-def gateway_url(stack: Stack) -> str:
-    return stack.parts[-1].address
+traced = stack_fixture(
+    gateway=True,
+    sim_args=["--fail-rate", "0.3", "--faults", "500", "--seed", str(first_fault_then_none())],
+    from_fixtures=lambda receiver: {
+        "extra_env": {**receiver.sink.env(every_ms=50), "CHATQ_PROVIDER_API_KEY": API_KEY}
+    },
+)
 
 
 def new_traceparent() -> tuple[str, str, str]:
@@ -147,7 +142,7 @@ def chat(stack: Stack, traceparent: str, **fields: Any) -> requests.Response:
     }
     headers = {"traceparent": traceparent}
     reply = requests.post(
-        f"{gateway_url(stack)}/chat/completions", json=body, headers=headers, timeout=30
+        f"{stack.gateway_url}/chat/completions", json=body, headers=headers, timeout=30
     )
     assert reply.status_code == 200, reply.text
     return reply
@@ -232,7 +227,7 @@ def test_a_cache_hit_links_to_the_trace_of_the_call_it_shares(traced, receiver):
 
 def test_batch_lines_are_children_of_their_batch(traced, receiver):
     traceparent, trace_id, _ = new_traceparent()
-    url = gateway_url(traced)
+    url = traced.gateway_url
     lines = [
         {
             "custom_id": f"line-{n}",
@@ -278,12 +273,12 @@ def test_batch_lines_are_children_of_their_batch(traced, receiver):
     assert len(queued) == 3 and {s.parent_id for s in queued} == {batch_span.span_id}
 
 
-@pytest.fixture(scope="module")
-def traced_gevent(redis_server: str, receiver: Receiver) -> Iterator[Stack]:
-    env = {**receiver.sink.env(every_ms=50), "CHATQ_WORKER_POOL": "gevent"}
-    running = start_stack(redis_server, gateway=True, extra_env=env)
-    yield running
-    stop(running.parts)
+traced_gevent = stack_fixture(
+    gateway=True,
+    from_fixtures=lambda receiver: {
+        "extra_env": {**receiver.sink.env(every_ms=50), "CHATQ_WORKER_POOL": "gevent"}
+    },
+)
 
 
 def test_the_gevent_pool_traces_the_same_way(traced_gevent, receiver):
@@ -306,7 +301,7 @@ def test_the_async_job_api_carries_the_callers_trace(traced, receiver):
     traceparent, trace_id, caller_span = new_traceparent()
     body = {"model": "sim-mini", "messages": [{"role": "user", "content": "later, please"}]}
     accepted = requests.post(
-        f"{gateway_url(traced)}/jobs", json=body, headers={"traceparent": traceparent}, timeout=10
+        f"{traced.gateway_url}/jobs", json=body, headers={"traceparent": traceparent}, timeout=10
     )
     assert accepted.status_code == 202, accepted.text
     spans = arrived(receiver, trace_id, {"POST /v1/jobs", "chatq.run", "chat sim-mini"})

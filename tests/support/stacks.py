@@ -1,17 +1,17 @@
 """Stacks of real parts for integration tests: the simulator over HTTP, worker processes and
 the gateway, on a real Redis; each started as `chatq up` starts them, nothing mocked.
 
-A module declares the stack it needs with ``stack_fixture(...)``; modules that name the same
-``shared`` key get one stack between them for the session."""
+A module declares the stack it needs in one line, ``name = stack_fixture(...)``; modules that
+name the same ``shared`` key get one stack between them for the session."""
 
 from __future__ import annotations
 
-import itertools
+import inspect
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import requests
@@ -32,6 +32,22 @@ TEST_ENV = {
     "CHATQ_TASK_EVENTS": "false",
     "CHATQ_LOG_LEVEL": "WARNING",
 }
+
+# The Redis databases stacks run on, one each while it runs, so no two stacks alive at once
+# share a queue. Database 0 is the ``redis_client`` fixture's (flushed by each test that takes
+# it), and 15 is test_task_display's.
+STACK_DATABASES = range(1, 15)
+_databases_taken: set[str] = set()
+
+
+def _take_database(redis_server: str) -> str:
+    server = redis_server.rsplit("/", 1)[0]
+    for number in STACK_DATABASES:
+        url = f"{server}/{number}"
+        if url not in _databases_taken:
+            _databases_taken.add(url)
+            return url
+    raise RuntimeError(f"every stack database of {server} is taken: too many stacks at once")
 
 
 @dataclass
@@ -65,8 +81,13 @@ class Stack:
     def sim_reset(self) -> None:
         requests.post(self.sim_url.removesuffix("/v1") + "/sim/reset", timeout=5)
 
+    def stop(self) -> None:
+        """Stops every part, and gives the stack's Redis database back."""
+        try:
+            stop(self.parts)
+        finally:
+            _databases_taken.discard(self.redis_url)
 
-_databases = itertools.count(1)
 
 # The provider is another machine in production. Here it shares two cores with chatq, and the
 # time its requests wait for a CPU would count against chatq's limiter: the simulator stamps a
@@ -80,18 +101,24 @@ def start_stack(
     *,
     sim_args: Sequence[str] = (),
     workers: int = 1,
+    worker_hosts: Sequence[str] = (),
     gateway: bool = False,
     extra_env: dict[str, str] | None = None,
     deployments: Callable[[str], str] | None = None,
+    log_dir: Path | None = None,
+    client_settings: dict[str, Any] | None = None,
 ) -> Stack:
-    """Simulator, worker processes and optionally the gateway on an existing Redis.
+    """Simulator, worker processes and optionally the gateway on an existing Redis, in a
+    database of the stack's own.
 
-    Each stack gets a Redis database of its own, so stacks alive at once never share a queue.
+    ``worker_hosts``: ``workers`` workers named for each of these hosts, as if on other
+    machines (default: this one). ``log_dir``: workers and gateway write their logs there.
+    ``client_settings``: what the stack's own ``Settings`` (``client()``'s) set besides.
     """
-    redis_url = f"{redis_server.rsplit('/', 1)[0]}/{next(_databases) % 16}"
-    sync_client(redis_url).flushdb()
+    redis_url = _take_database(redis_server)
     parts: list[Part] = []
     try:
+        sync_client(redis_url).flushdb()
         sim = start_simulator(
             free_port(), ["--log-size", "100000", *sim_args], niceness=PROVIDER_NICENESS
         )
@@ -113,15 +140,23 @@ def start_stack(
             redis_url=redis_url,
             provider_base_url=sim.address,
             scheduler=SchedulerPolicy(mode=env.get("CHATQ_SCHEDULER__MODE", "fair")),
+            **(client_settings or {}),
         )
-        parts.extend(start_workers(workers, settings, env, quiet=False))
+        for host in worker_hosts or [None]:
+            parts += start_workers(workers, settings, env, log_dir=log_dir, host=host)
         if gateway:
-            port = free_port()
-            parts.append(start_gateway("127.0.0.1", port, env))
+            parts.append(start_gateway("127.0.0.1", free_port(), env, log_dir=log_dir))
         return Stack(redis_url, sim.address, settings, env, parts)
     except BaseException:
-        stop(parts)
+        try:
+            stop(parts)
+        finally:
+            _databases_taken.discard(redis_url)
         raise
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
 
 
 def stack_fixture(
@@ -130,26 +165,38 @@ def stack_fixture(
     shared: str | None = None,
     params: Sequence[Any] | None = None,
     per_param: Callable[[Any], dict[str, Any]] | None = None,
+    from_fixtures: Callable[..., dict[str, Any]] | None = None,
+    start: Callable[..., Stoppable] | None = None,
     **options: Any,
 ) -> Any:
-    """A fixture giving a stack started with ``options`` (as ``start_stack`` takes them),
-    stopped when its ``scope`` ends. With ``params``, one stack per parameter, started with
-    ``options`` and what ``per_param(param)`` adds. With ``shared``, one stack for every
-    module that names the same key, stopped at the end of the session."""
+    """A fixture giving a stack started with ``options``, stopped when its ``scope`` ends.
+
+    The stack is ``start_stack``'s, on the ``redis_server`` fixture's Redis unless the options
+    name another ``redis_server``; or, with ``start``, what ``start(**options)`` starts.
+    ``params``: one stack per parameter, with what ``per_param(param)`` adds to the options.
+    ``from_fixtures``: options that come from other fixtures, which its parameters name.
+    ``shared``: one stack for every module naming the same key, stopped when the session ends.
+    """
+    assert shared is None or start is None, "only start_stack's stacks are shared"
 
     @pytest.fixture(scope=scope, params=params)  # type: ignore[call-overload]
-    def running_stack(request: pytest.FixtureRequest, redis_server: str) -> Iterator[Stack]:
-        if shared is not None:
-            yield request.getfixturevalue("stack_pool").get(shared, redis_server, options)
-            return
+    def running_stack(request: pytest.FixtureRequest) -> Iterator[Any]:
         chosen = dict(options)
         if per_param is not None:
             chosen.update(per_param(request.param))
-        started = start_stack(redis_server, **chosen)
+        if from_fixtures is not None:
+            names = inspect.signature(from_fixtures).parameters
+            chosen.update(from_fixtures(**{n: request.getfixturevalue(n) for n in names}))
+        if start is None and "redis_server" not in chosen:
+            chosen["redis_server"] = request.getfixturevalue("redis_server")
+        if shared is not None:
+            yield request.getfixturevalue("stack_pool").get(shared, chosen)
+            return
+        started = (start or start_stack)(**chosen)
         try:
             yield started
         finally:
-            stop(started.parts)
+            started.stop()
 
     return running_stack
 
@@ -159,13 +206,17 @@ class StackPool:
 
     def __init__(self) -> None:
         self._stacks: dict[str, Stack] = {}
+        self._options: dict[str, dict[str, Any]] = {}
 
-    def get(self, key: str, redis_server: str, options: dict[str, Any]) -> Stack:
+    def get(self, key: str, options: dict[str, Any]) -> Stack:
         if key not in self._stacks:
-            self._stacks[key] = start_stack(redis_server, **options)
+            self._stacks[key] = start_stack(**options)
+            self._options[key] = options
+        assert self._options[key] == options, f"modules sharing {key!r} ask for other stacks"
         return self._stacks[key]
 
     def stop_all(self) -> None:
         for running in self._stacks.values():
-            stop(running.parts)
+            running.stop()
         self._stacks.clear()
+        self._options.clear()
