@@ -27,7 +27,7 @@ from chatq.shared.store import JobRecord
 from chatq.processes import Part, free_port, stop
 from chatq.stack import metrics_env, start_gateway, start_redis, start_simulator, start_workers
 from tests.support.lab import Lab
-from tests.support.stacks import PROVIDER_NICENESS, TEST_ENV
+from tests.support.stacks import PROVIDER_NICENESS, TEST_ENV, stack_fixture
 from tests.support.waiting import eventually
 
 HOSTS = ("redis", "sim", "gateway", "w1", "w2", "client")
@@ -49,6 +49,9 @@ class Cluster:
     def sim_stats(self) -> dict:
         return requests.get(self.sim_url.removesuffix("/v1") + "/sim/stats", timeout=10).json()
 
+    def stop(self) -> None:
+        stop(self.parts)
+
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
@@ -56,7 +59,7 @@ def lab() -> Iterator[Lab]:
         yield built
 
 
-def start_cluster(lab: Lab, *, sim_args: list[str], env: dict[str, str]) -> Cluster:
+def start_cluster(lab: Lab, *, sim_args: list[str], env: dict[str, str] | None = None) -> Cluster:
     """The stack of ``chatq up``, one part per host, as a deployment across hosts runs it."""
     parts: list[Part] = []
     data = Path(tempfile.mkdtemp(prefix="chatq-lab-"))
@@ -81,7 +84,7 @@ def start_cluster(lab: Lab, *, sim_args: list[str], env: dict[str, str]) -> Clus
             "CHATQ_PROVIDER_BASE_URL": sim.address,
             "CHATQ_FILES_DIR": str(data / "files"),
             **metrics_env(data / "metrics"),
-            **env,
+            **(env or {}),
         }
         settings = Settings(_env_file=None, redis_url=redis.address, provider_base_url=sim.address)
         for host in WORKER_HOSTS:
@@ -97,20 +100,18 @@ def start_cluster(lab: Lab, *, sim_args: list[str], env: dict[str, str]) -> Clus
         raise
 
 
-@pytest.fixture(scope="module")
-def cluster(lab: Lab) -> Iterator[Cluster]:
-    running = start_cluster(lab, sim_args=["--ttft-ms", "20"], env={})
-    yield running
-    stop(running.parts)
+def in_lab(lab: Lab) -> dict[str, Lab]:
+    return {"lab": lab}
 
 
-@pytest.fixture()
-def limited(lab: Lab) -> Iterator[Cluster]:
-    running = start_cluster(
-        lab, sim_args=["--rpm", "600", "--quantum-s", "1"], env={"CHATQ_PROVIDER_RPM": "600"}
-    )
-    yield running
-    stop(running.parts)
+cluster = stack_fixture(start=start_cluster, from_fixtures=in_lab, sim_args=["--ttft-ms", "20"])
+limited = stack_fixture(
+    scope="function",
+    start=start_cluster,
+    from_fixtures=in_lab,
+    sim_args=["--rpm", "600", "--quantum-s", "1"],
+    env={"CHATQ_PROVIDER_RPM": "600"},
+)
 
 
 def test_links_hold_every_packet_20_ms(lab):
@@ -177,16 +178,13 @@ REJOIN_BOUND_S = 60.0  # TCP's retransmissions back off through the cut: the fir
 TAKEOVER_BOUND_S = 30.0  # a cut-off host's claims lapse (10 s here), then a sweep sends them on
 
 
-@pytest.fixture()
-def leased(lab: Lab) -> Iterator[Cluster]:
-    running = start_cluster(
-        lab,
-        sim_args=["--ttft-ms", "500"],
-        env={"CHATQ_JOB_LEASE_S": "10", "CHATQ_LOST_JOB_CHECK_S": "10"},
-    )
-    yield running
-    lab.join("w1")
-    stop(running.parts)
+leased = stack_fixture(
+    scope="function",
+    start=start_cluster,
+    from_fixtures=in_lab,
+    sim_args=["--ttft-ms", "500"],
+    env={"CHATQ_JOB_LEASE_S": "10", "CHATQ_LOST_JOB_CHECK_S": "10"},
+)
 
 
 def test_a_worker_host_cut_off_for_20_s_loses_nothing_and_rejoins(leased):
@@ -198,8 +196,10 @@ def test_a_worker_host_cut_off_for_20_s_loses_nothing_and_rejoins(leased):
         time.sleep(5)  # steady load before the cut
         cut_at = time.time()
         lab.cut("w1")
-        time.sleep(CUT_S)  # the partition lasts this long
-        lab.join("w1")
+        try:
+            time.sleep(CUT_S)  # the partition lasts this long
+        finally:
+            lab.join("w1")
         joined_at = time.time()
         rejoined_at = first_job_on("w1", load, leased.settings, since=joined_at)
         time.sleep(5)  # steady load after the heal

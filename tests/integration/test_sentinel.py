@@ -22,7 +22,7 @@ from chatq.shared.settings import Settings
 
 from chatq.processes import Part, free_port, kill, stop
 from chatq.stack import start_redis, start_sentinel
-from tests.support.stacks import start_stack
+from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
 MASTER = "chatq"
@@ -118,37 +118,44 @@ class Load:
             time.sleep(every_s)  # the load's pace
 
 
-def test_jobs_flow_again_after_the_master_dies_and_every_accepted_job_ends_once(group):
-    stack = start_stack(group.url, workers=2, gateway=True, extra_env=SHORT_CHECKS)
-    gateway = stack.parts[-1].address
-    try:
-        settings = Settings(
-            _env_file=None,
-            redis_url=stack.redis_url,
-            provider_base_url=stack.sim_url,
-            redis_wait_replicas=1,  # accepted means a replica has it too
-            **{k.removeprefix("CHATQ_").lower(): v for k, v in SHORT_CHECKS.items()},
-        )
-        with ChatqClient(settings) as client:
-            load = Load(client)
-            submitter = threading.Thread(target=load.run, args=(0.05,), daemon=True)
-            submitter.start()
-            eventually(lambda: len(load.accepted) >= 40 or None, timeout=30)
-            killed_at = time.monotonic()
-            kill(group.master)
-            resumed_at = eventually(lambda: _first_after(load, killed_at + 1), timeout=60)
-            chatted_at = eventually(lambda: _chat(gateway), timeout=60)
-            time.sleep(5)  # a steady load on the new master
-            load.stopping.set()
-            submitter.join(timeout=30)
-            results = {job_id: client.result(job_id, timeout=120) for _, job_id in load.accepted}
-        redis = stack.settings_redis()
-        ends = {
-            job_id: sum(1 for _, e in redis.xrange(keys.events_key(job_id)) if e["type"] == "end")
-            for job_id in results
-        }
-    finally:
-        stop(stack.parts)
+failing_over = stack_fixture(
+    scope="function",
+    from_fixtures=lambda group: {"redis_server": group.url},
+    workers=2,
+    gateway=True,
+    extra_env=SHORT_CHECKS,
+)
+
+
+def test_jobs_flow_again_after_the_master_dies_and_every_accepted_job_ends_once(
+    group, failing_over
+):
+    stack = failing_over
+    settings = Settings(
+        _env_file=None,
+        redis_url=stack.redis_url,
+        provider_base_url=stack.sim_url,
+        redis_wait_replicas=1,  # accepted means a replica has it too
+        **{k.removeprefix("CHATQ_").lower(): v for k, v in SHORT_CHECKS.items()},
+    )
+    with ChatqClient(settings) as client:
+        load = Load(client)
+        submitter = threading.Thread(target=load.run, args=(0.05,), daemon=True)
+        submitter.start()
+        eventually(lambda: len(load.accepted) >= 40 or None, timeout=30)
+        killed_at = time.monotonic()
+        kill(group.master)
+        resumed_at = eventually(lambda: _first_after(load, killed_at + 1), timeout=60)
+        chatted_at = eventually(lambda: _chat(stack.gateway_url), timeout=60)
+        time.sleep(5)  # a steady load on the new master
+        load.stopping.set()
+        submitter.join(timeout=30)
+        results = {job_id: client.result(job_id, timeout=120) for _, job_id in load.accepted}
+    redis = stack.settings_redis()
+    ends = {
+        job_id: sum(1 for _, e in redis.xrange(keys.events_key(job_id)) if e["type"] == "end")
+        for job_id in results
+    }
     assert [r.status for r in results.values()].count(JobStatus.done) == len(results)
     assert set(ends.values()) == {1}, "each accepted job ended exactly once"
     recovery_s, gateway_s = resumed_at - killed_at, chatted_at - killed_at
