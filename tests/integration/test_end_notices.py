@@ -17,7 +17,7 @@ from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from chatq.shared.protocol import EndEvent
 from chatq.shared.store import JobStore
 
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_async
 
 
 @pytest.fixture()
@@ -46,11 +46,10 @@ async def awaiting(url: str) -> AsyncIterator[tuple[AsyncJobStore, EndNotices]]:
 
 
 async def subscribed(redis, channel: str) -> None:
-    for _ in range(200):
-        if (await redis.pubsub_numsub(channel))[0][1]:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"nobody subscribed to {channel}")
+    async def listeners() -> int | None:
+        return (await redis.pubsub_numsub(channel))[0][1] or None
+
+    await eventually_async(listeners, timeout=2, every=0.01, what=f"nobody on {channel}")
 
 
 async def awaited_job(jobs, ends) -> ChatJob:

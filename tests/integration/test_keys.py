@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from chatq.shared.deployments import RELOAD_CHECK_S
 from chatq.shared.jobs import JobStatus
 from chatq.workers.health import key_fingerprint
 
@@ -45,7 +46,10 @@ def test_a_refused_key_is_retired_and_keys_rotate_without_restart(keyed):
 
     path = Path(keyed.env["CHATQ_DEPLOYMENTS_FILE"])
     path.write_text(DEPLOYMENT.format(url=keyed.sim_url, keys='["new-key"]'))
-    time.sleep(2.5)  # workers look for a changed file every 2 s
+    # Time passing is the behaviour here: a worker process looks at the file again only
+    # RELOAD_CHECK_S after its last look; once that has passed for all, every call uses the new
+    # key (one call seen using it would not show that of every process).
+    time.sleep(RELOAD_CHECK_S + 0.5)
     keyed.sim_reset()
     run(keyed, 10)
     assert {e["key_id"] for e in keyed.sim_requests()} == {key_fingerprint("new-key")}

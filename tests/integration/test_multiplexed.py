@@ -11,11 +11,10 @@ import pytest
 from chatq.shared.multiplexed import Multiplexer, ThreadMultiplexer
 from chatq.shared.redis_clients import async_client, sync_client
 from chatq.shared.scripts import ScriptCall
-from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from tests.support.waiting import eventually
+from tests.support.waiting import eventually, eventually_async
 
 ECHO = "return {KEYS[1], ARGV[1]}"
 
@@ -77,7 +76,11 @@ def test_a_killed_connection_fails_its_callers_and_the_next_command_reconnects(r
     async def test(lines: Multiplexer, client) -> None:
         name = await lines.execute("CLIENT", "ID")
         blocked = asyncio.ensure_future(lines.execute("BLPOP", "mx:never", 5))
-        await asyncio.sleep(0.1)
+
+        async def in_blpop() -> bool | None:
+            return on_blpop(await client.client_list(), name)
+
+        await eventually_async(in_blpop, timeout=5, every=0.02)
         await client.execute_command("CLIENT", "KILL", "ID", name)
         with pytest.raises(RedisConnectionError):
             await blocked
@@ -94,9 +97,14 @@ def test_a_caller_that_gives_up_moves_new_commands_to_a_fresh_connection(redis_s
                 await lines.execute("BLPOP", "mx:slow", 1)  # as a partitioned Redis would
         second = await lines.execute("CLIENT", "ID")
         assert second != first
-        await asyncio.sleep(1.2)  # the abandoned line drained its reply, then closed
-        listed = {int(c["id"]) for c in await client.client_list()}
-        assert second in listed and first not in listed
+
+        async def first_closed() -> set[int] | None:
+            """The connections listed, once the abandoned one has drained its reply (the
+            BLPOP's, in 1 s) and closed."""
+            listed = {int(c["id"]) for c in await client.client_list()}
+            return listed if first not in listed else None
+
+        assert second in await eventually_async(first_closed, timeout=10, every=0.05)
 
     run(redis_server, test)
 
@@ -133,7 +141,7 @@ def test_a_killed_connection_fails_the_threads_waiting_and_the_next_command_reco
         with ThreadPoolExecutor(4) as pool:
             blocked = pool.submit(lines.execute, "BLPOP", "mx:never", 5)
             behind = [pool.submit(lines.execute, "ECHO", "x") for _ in range(3)]
-            eventually(lambda: blocked_on_blpop(client, name), timeout=5, every=0.02)
+            eventually(lambda: on_blpop(client.client_list(), name), timeout=5, every=0.02)
             client.execute_command("CLIENT", "KILL", "ID", name)
             with pytest.raises(RedisConnectionError):
                 blocked.result()
@@ -145,6 +153,6 @@ def test_a_killed_connection_fails_the_threads_waiting_and_the_next_command_reco
         client.close()
 
 
-def blocked_on_blpop(client: Redis, name: int) -> bool | None:
-    """Whether the connection ``name`` is waiting in its BLPOP (CLIENT LIST)."""
-    return any(c["id"] == str(name) and c["cmd"] == "blpop" for c in client.client_list()) or None
+def on_blpop(listed: list[dict], name: int) -> bool | None:
+    """Whether connection ``name`` waits in its BLPOP, by what CLIENT LIST ``listed``."""
+    return any(c["id"] == str(name) and c["cmd"] == "blpop" for c in listed) or None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from chatq.shared import keys
@@ -18,13 +19,37 @@ def eventually(
 ) -> T:
     """What ``probe`` returns once it returns something (not None), asked every ``every``
     seconds; fails the test if that takes longer than ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        assert time.monotonic() < deadline, f"{what or 'still nothing'} after {timeout:g} s"
+    deadline = _Deadline(timeout, what)
+    while (found := probe()) is None:
+        deadline.check()
         time.sleep(every)
+    return found
+
+
+async def eventually_async(
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 60.0,
+    every: float = 0.1,
+    what: str = "",
+) -> T:
+    """``eventually`` for a coroutine: what ``await probe()`` gives once it gives something."""
+    deadline = _Deadline(timeout, what)
+    while (found := await probe()) is None:
+        deadline.check()
+        await asyncio.sleep(every)
+    return found
+
+
+class _Deadline:
+    """Fails the test, saying what it waited for, once ``timeout`` seconds have passed."""
+
+    def __init__(self, timeout: float, what: str) -> None:
+        self.at = time.monotonic() + timeout
+        self.failure = f"{what or 'still nothing'} after {timeout:g} s"
+
+    def check(self) -> None:
+        assert time.monotonic() < self.at, self.failure
 
 
 def ended_count(redis: Redis, job_ids: Sequence[str]) -> int:
