@@ -101,11 +101,8 @@ def upload_batch(client: openai.OpenAI, path: Path, lines: int, tag: str) -> str
     ).id
 
 
-def test_a_small_batch_completes_within_5_s_beside_a_big_one(
-    shared_stack, gateway, secrets, tmp_path
-):
-    big = openai.OpenAI(base_url=gateway, api_key=secrets["big"], max_retries=0)
-    small = openai.OpenAI(base_url=gateway, api_key=secrets["small"], max_retries=0)
+def test_a_small_batch_completes_within_5_s_beside_a_big_one(shared_stack, secrets, tmp_path):
+    big, small = shared_stack.openai(secrets["big"]), shared_stack.openai(secrets["small"])
     big_started = time.monotonic()
     big_id = upload_batch(big, tmp_path / "big.jsonl", 400, "big")
     time.sleep(2)  # the small batch comes 2 s after the big one, well under way

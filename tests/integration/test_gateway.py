@@ -18,8 +18,8 @@ def base_url(gateway_stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def client(base_url) -> openai.OpenAI:
-    return openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0)
+def client(gateway_stack) -> openai.OpenAI:
+    return gateway_stack.openai()
 
 
 MESSAGES = [{"role": "user", "content": "Hello gateway"}]

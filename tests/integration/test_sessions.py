@@ -23,8 +23,8 @@ def url(stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def client(url) -> openai.OpenAI:
-    return openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+def client(stack) -> openai.OpenAI:
+    return stack.openai()
 
 
 def say(client: openai.OpenAI, text: str, session: str, **extra) -> str:

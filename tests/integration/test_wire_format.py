@@ -14,7 +14,7 @@ import openai
 import pytest
 import requests
 
-from tests.support.stacks import Stack, stack_fixture
+from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
 REASONER = "sim-reasoner"
@@ -33,8 +33,7 @@ def direct(wire_stack) -> openai.OpenAI:
 
 @pytest.fixture(scope="module")
 def via(wire_stack) -> openai.OpenAI:
-    gateway = wire_stack.gateway_url
-    return openai.OpenAI(base_url=gateway, api_key="unused", max_retries=0)
+    return wire_stack.openai()
 
 
 def unique(text: str) -> str:
@@ -242,10 +241,6 @@ def test_unknown_fields_are_forwarded_unchanged(via, wire_stack):
     assert sent["some_future_field"] == {"a": [1, None]} and sent["tool_choice"] == "none"
 
 
-def gateway_url(stack: Stack) -> str:
-    return stack.gateway_url
-
-
 def tool_request(text: str, **extra: Any) -> dict[str, Any]:
     return {"model": "sim-mini", "messages": user(text), "tools": weather_tools(), **extra}
 
@@ -255,7 +250,7 @@ def test_the_job_api_and_its_stream_carry_the_providers_tool_calls(wire_stack):
     expected = raw(wire_stack.sim_url, body)
     usage = {"stream": True, "stream_options": {"include_usage": True}}  # as the job API has it
     streamed = raw_chunks(wire_stack.sim_url, {**body, **usage})
-    url = gateway_url(wire_stack)
+    url = wire_stack.gateway_url
     job_id = requests.post(f"{url}/jobs", json={**body, "stream": True}, timeout=10).json()["id"]
     served = [
         c
@@ -288,7 +283,7 @@ def test_the_sdk_carries_the_providers_tool_calls(wire_stack):
 def test_a_batch_file_line_carries_the_providers_completion(wire_stack, tmp_path):
     body = tool_request(unique("Use get_weather for Cairo"))
     expected = raw(wire_stack.sim_url, body)
-    client = openai.OpenAI(base_url=gateway_url(wire_stack), api_key="unused", max_retries=0)
+    client = wire_stack.openai()
     line = {"custom_id": "one", "method": "POST", "url": "/v1/chat/completions", "body": body}
     path = tmp_path / "requests.jsonl"
     path.write_text(json.dumps(line) + "\n")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import openai
 import pytest
 import requests
 from chatq.producers.client import ChatqClient
@@ -67,6 +68,10 @@ class Stack:
 
     def client(self) -> ChatqClient:
         return ChatqClient(self.settings)
+
+    def openai(self, api_key: str = "unused") -> openai.OpenAI:
+        """The official OpenAI client on the gateway, as a caller uses it (no retries)."""
+        return openai.OpenAI(base_url=self.gateway_url, api_key=api_key, max_retries=0)
 
     def settings_redis(self) -> Redis:
         return sync_client(self.redis_url)
