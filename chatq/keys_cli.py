@@ -143,14 +143,7 @@ def limits(
 
 def _key_json(info: KeyInfo) -> dict[str, object]:
     """A key as scripts read it: its id, tenant, label, times and state (never a secret)."""
-    return {
-        "key_id": info.key_id,
-        "tenant": info.tenant,
-        "name": info.name,
-        "created_at": info.created_at,
-        "revoked_at": info.revoked_at,
-        "state": "revoked" if info.revoked_at else "active",
-    }
+    return {**info.model_dump(), "state": "revoked" if info.revoked_at else "active"}
 
 
 def _describe(limits: TenantSettings) -> str:

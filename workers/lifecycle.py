@@ -162,7 +162,7 @@ class JobLifecycle:
             "hostname": self.worker_name,
             "timestamp": finished,
             "name": TASK_CHAT,
-            "args": chat_argsrepr(job.model_dump(mode="json")),
+            "args": chat_argsrepr(_shown(job)),
             "kwargs": "{}",
             "retries": 0,
             "root_id": job.id,
@@ -188,3 +188,13 @@ class JobLifecycle:
                 listener.job_ended(end)
             except Exception:  # one listener's failure must not undo the end
                 log.exception("job %s: end listener %r failed", end.job.id, listener)
+
+
+def _shown(job: ChatJob) -> dict[str, Any]:
+    """What ``chat_argsrepr`` reads of a job, without dumping the whole job (its messages)
+    at every end."""
+    request = job.request
+    return {
+        "id": job.id,
+        "request": {"model": request.model, "messages": request.messages, "stream": request.stream},
+    }
