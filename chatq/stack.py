@@ -80,6 +80,33 @@ def start_simulator(
     return _ready(part, http_ok(f"http://{host}:{port}/health"), "the provider simulator")
 
 
+def start_local_model(
+    port: int,
+    *,
+    parallel: int = 4,
+    threads: int = 1,
+    context: int = 8192,
+    log_dir: Path | None = None,
+    niceness: int = 0,
+    host: str = "127.0.0.1",
+) -> Part:
+    """llama.cpp's server on the local model (``chatq.local_model``), ready to answer."""
+    command = python_module_command(
+        "chatq.local_model",
+        *("--host", host, "--port", str(port), "--parallel", str(parallel)),
+        *("--threads", str(threads), "--context", str(context)),
+    )
+    part = spawn(
+        "local model",
+        command,
+        address=f"http://{host}:{port}/v1",
+        quiet=True,
+        log_file=_log(log_dir, "local-model"),
+        niceness=niceness,
+    )
+    return _ready(part, http_ok(f"http://{host}:{port}/health"), "the local model server")
+
+
 def worker_name(index: int, group: str = "worker", host: str | None = None) -> str:
     return f"{group}{index}@{host or socket.gethostname()}"
 

@@ -22,7 +22,13 @@ from chatq.shared.settings import SchedulerPolicy, Settings
 from redis import Redis
 
 from chatq.processes import Part, free_port, stop
-from chatq.stack import metrics_env, start_gateway, start_simulator, start_workers
+from chatq.stack import (
+    metrics_env,
+    start_gateway,
+    start_local_model,
+    start_simulator,
+    start_workers,
+)
 
 # Fast retries so fault tests finish quickly; the schedule's shape is unit-tested.
 TEST_ENV = {
@@ -100,6 +106,10 @@ class Stack:
 # its 1-second limit window. It gets the CPU first (where the tests run as root).
 PROVIDER_NICENESS = -10
 
+# llama.cpp's server with four slots: four calls generate at once, the rest wait in its queue.
+LOCAL_MODEL_SLOTS = 4
+LOCAL_MODEL_ENV = {"CHATQ_MODELS": "smollm2", "CHATQ_PROVIDER_TIMEOUT__READ": "30"}
+
 
 def start_stack(
     redis_server: str,
@@ -112,6 +122,7 @@ def start_stack(
     deployments: Callable[[str], str] | None = None,
     log_dir: Path | None = None,
     client_settings: dict[str, Any] | None = None,
+    local_model: bool = False,
 ) -> Stack:
     """Simulator, worker processes and optionally the gateway on an existing Redis, in a
     database of the stack's own.
@@ -119,14 +130,19 @@ def start_stack(
     ``worker_hosts``: ``workers`` workers named for each of these hosts, as if on other
     machines (default: this one). ``log_dir``: workers and gateway write their logs there.
     ``client_settings``: what the stack's own ``Settings`` (``client()``'s) set besides.
+    ``local_model``: llama.cpp's server on the local model is the provider, not the simulator
+    (``sim_url`` is its address; ``sim_args`` are ignored).
     """
     redis_url = _take_database(redis_server)
     parts: list[Part] = []
     try:
         sync_client(redis_url).flushdb()
-        sim = start_simulator(
-            free_port(), ["--log-size", "100000", *sim_args], niceness=PROVIDER_NICENESS
-        )
+        if local_model:
+            sim = start_local_model(free_port(), parallel=LOCAL_MODEL_SLOTS)
+        else:
+            sim = start_simulator(
+                free_port(), ["--log-size", "100000", *sim_args], niceness=PROVIDER_NICENESS
+            )
         parts.append(sim)
         env = {
             **TEST_ENV,
@@ -134,6 +150,7 @@ def start_stack(
             "CHATQ_PROVIDER_BASE_URL": sim.address,
             "CHATQ_FILES_DIR": tempfile.mkdtemp(prefix="chatq-files-"),
             **metrics_env(Path(tempfile.mkdtemp(prefix="chatq-metrics-"))),
+            **(LOCAL_MODEL_ENV if local_model else {}),
             **(extra_env or {}),
         }
         if deployments is not None:  # a TOML file, given the simulator's base URL
@@ -145,6 +162,7 @@ def start_stack(
             redis_url=redis_url,
             provider_base_url=sim.address,
             scheduler=SchedulerPolicy(mode=env.get("CHATQ_SCHEDULER__MODE", "fair")),
+            models=env.get("CHATQ_MODELS", "sim-mini,sim-large").split(","),
             **(client_settings or {}),
         )
         for host in worker_hosts or [None]:

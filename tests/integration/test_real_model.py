@@ -1,0 +1,229 @@
+"""chatq in front of a real model server: llama.cpp's server on SmolLM2-135M (the `local`
+extra, as `chatq up --provider local` runs it). At temperature 0 the answer through chatq is
+the answer the server gives directly; a cancel frees the server's slot (its ``/slots``)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import openai
+import pytest
+import requests
+from chatq.shared.jobs import JobStatus
+
+from chatq.local_model import MODEL_NAME, install_model
+from tests.support.stacks import stack_fixture
+from tests.support.waiting import eventually
+
+
+@pytest.fixture(scope="module", autouse=True)
+def model_installed() -> None:
+    install_model()
+
+
+stack = stack_fixture(gateway=True, local_model=True)
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+def weather_call(call_id: str, city: str) -> dict:
+    arguments = json.dumps({"city": city})
+    call = {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": arguments},
+    }
+    return {"role": "assistant", "tool_calls": [call]}
+
+
+def direct(stack) -> openai.OpenAI:
+    """The official client on the model server itself."""
+    return openai.OpenAI(base_url=stack.sim_url, api_key="unused", max_retries=0)
+
+
+def busy_slots(stack) -> int:
+    slots = requests.get(stack.sim_url.removesuffix("/v1") + "/slots", timeout=5).json()
+    return sum(1 for slot in slots if slot["is_processing"])
+
+
+def chat(**extra) -> dict:
+    return {"model": MODEL_NAME, "temperature": 0, "max_tokens": 40, **extra}
+
+
+def test_a_plain_answer_is_the_servers_own(stack):
+    asked = chat(messages=[{"role": "user", "content": "Name three colours."}])
+    expected = direct(stack).chat.completions.create(**asked)
+    answer = stack.openai().chat.completions.create(**asked)
+    assert answer.choices[0].message.content == expected.choices[0].message.content
+    assert answer.choices[0].finish_reason == expected.choices[0].finish_reason
+    assert answer.usage.prompt_tokens == expected.usage.prompt_tokens
+    assert answer.usage.completion_tokens == expected.usage.completion_tokens
+
+
+def test_a_streamed_answer_is_the_servers_own(stack):
+    asked = chat(
+        messages=[{"role": "user", "content": "Describe the sea."}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+
+    def collected(client: openai.OpenAI) -> tuple[str, object]:
+        text, usage = [], None
+        for chunk in client.chat.completions.create(**asked):
+            if chunk.choices:
+                text.append(chunk.choices[0].delta.content or "")
+            usage = chunk.usage or usage
+        return "".join(text), usage
+
+    expected_text, expected_usage = collected(direct(stack))
+    text, usage = collected(stack.openai())
+    assert text == expected_text and text
+    assert usage.completion_tokens == expected_usage.completion_tokens
+
+
+def test_a_tool_call_is_the_servers_own(stack):
+    asked = chat(
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            weather_call("c1", "Paris"),
+            {"role": "user", "content": "Weather in Berlin?"},
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    expected = direct(stack).chat.completions.create(**asked).choices[0]
+    answer = stack.openai().chat.completions.create(**asked).choices[0]
+    assert expected.finish_reason == "tool_calls"
+    assert answer.finish_reason == "tool_calls"
+    called = answer.message.tool_calls[0].function
+    assert (called.name, called.arguments) == (
+        expected.message.tool_calls[0].function.name,
+        expected.message.tool_calls[0].function.arguments,
+    )
+    assert answer.message.content == expected.message.content
+
+
+def test_logprobs_are_the_servers_own(stack):
+    asked = chat(
+        messages=[{"role": "user", "content": "Say yes."}],
+        logprobs=True,
+        top_logprobs=2,
+        max_tokens=5,
+    )
+    expected = direct(stack).chat.completions.create(**asked).choices[0].logprobs.content
+    answer = stack.openai().chat.completions.create(**asked).choices[0].logprobs.content
+    assert [t.token for t in answer] == [t.token for t in expected]
+    assert [len(t.top_logprobs) for t in answer] == [2] * len(expected)
+
+
+def test_a_prompt_past_the_context_is_the_servers_400(stack):
+    asked = chat(messages=[{"role": "user", "content": "word " * 3000}])
+    with pytest.raises(openai.BadRequestError) as direct_error:
+        direct(stack).chat.completions.create(**asked)
+    with pytest.raises(openai.BadRequestError) as error:
+        stack.openai().chat.completions.create(**asked)
+    assert error.value.status_code == direct_error.value.status_code == 400
+    assert "context" in str(error.value.message).lower()
+
+
+def test_an_async_job_gets_the_servers_answer(stack):
+    asked = chat(messages=[{"role": "user", "content": "What is a cat?"}])
+    expected = direct(stack).chat.completions.create(**asked).choices[0].message.content
+    job = requests.post(f"{stack.gateway_url}/jobs", json=asked, timeout=10).json()
+    with stack.client() as client:
+        result = client.result(job["id"], timeout=60)
+    assert result.status is JobStatus.done
+    assert result.completion.choices[0].message.content == expected
+
+
+def test_cancelling_a_streaming_job_frees_the_servers_slot_within_a_second(stack):
+    redis = stack.settings_redis()
+    with stack.client() as client:
+        job_id = client.submit(
+            "Write a very long story.",
+            stream=True,
+            max_tokens=1500,
+            cache=False,
+            ignore_eos=True,  # llama.cpp's own field: all 1500 tokens, unless stopped
+        )
+        eventually(lambda: redis.xlen(f"chatq:events:{job_id}") >= 5 or None, every=0.02)
+        assert busy_slots(stack) == 1
+        cancelled_at = time.monotonic()
+        reply = requests.delete(f"{stack.gateway_url}/jobs/{job_id}", timeout=10)
+        assert reply.json()["status"] == "cancelled"
+        eventually(lambda: busy_slots(stack) == 0 or None, timeout=5, every=0.02)
+        freed_in = time.monotonic() - cancelled_at
+        record = client.status(job_id)
+    assert freed_in < 1.0, f"the server generated {freed_in:.2f} s after the cancel"
+    assert record.status is JobStatus.cancelled
+    assert 0 < record.result.usage.completion_tokens < 1500
+    print(f"the server's slot was free {freed_in * 1000:.0f} ms after the cancel")
+
+
+def test_a_deadline_passing_mid_call_frees_the_servers_slot(stack):
+    with stack.client() as client:
+        job_id = client.submit(
+            "Write a very long story.",
+            stream=True,
+            max_tokens=1500,
+            cache=False,
+            deadline_s=1.5,
+            ignore_eos=True,
+        )
+        result = client.result(job_id, timeout=30)
+        eventually(lambda: busy_slots(stack) == 0 or None, timeout=5, every=0.02)
+        freed_at = time.time()
+    assert result.status is JobStatus.cancelled
+    assert result.error.code == "deadline_exceeded"
+    assert 0 < result.usage.completion_tokens < 1500
+    assert freed_at - (result.timings.created_at + 1.5) < 1.0
+
+
+def test_cancelling_a_batch_frees_the_slots_of_its_lines_in_flight(stack):
+    lines = [
+        {
+            "custom_id": f"line-{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": chat(
+                messages=[{"role": "user", "content": f"Write long story number {i}."}],
+                max_tokens=1500,
+                stream=True,
+                ignore_eos=True,
+            ),
+        }
+        for i in range(3)
+    ]
+    upload = requests.post(
+        f"{stack.gateway_url}/files",
+        files={"file": ("in.jsonl", "\n".join(json.dumps(x) for x in lines).encode())},
+        data={"purpose": "batch"},
+        timeout=30,
+    ).json()
+    create = {"input_file_id": upload["id"], "endpoint": "/v1/chat/completions"}
+    batch = requests.post(
+        f"{stack.gateway_url}/batches", json={**create, "completion_window": "24h"}, timeout=30
+    ).json()
+    eventually(lambda: busy_slots(stack) == 3 or None, timeout=30, every=0.05)
+    cancelled_at = time.monotonic()
+    requests.post(f"{stack.gateway_url}/batches/{batch['id']}/cancel", timeout=30)
+    eventually(lambda: busy_slots(stack) == 0 or None, timeout=10, every=0.02)
+    freed_in = time.monotonic() - cancelled_at
+    assert freed_in < 1.0, f"the server generated {freed_in:.2f} s after the cancel"
+
+    def ended() -> dict | None:
+        now = requests.get(f"{stack.gateway_url}/batches/{batch['id']}", timeout=10).json()
+        return now if now["status"] == "cancelled" else None
+
+    assert eventually(ended, timeout=30)["request_counts"]["completed"] == 0
