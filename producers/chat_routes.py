@@ -6,11 +6,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from chatq.producers import request_headers
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.callers import AdmittedCaller, Caller, Client, gateway_client
+from chatq.producers.disconnects import cancelled_if_left, cancels_on_disconnect
 from chatq.producers.errors import error_response
 from chatq.producers.jobs import error_for_result
 from chatq.producers.json_response import FastJSONResponse
@@ -56,12 +58,13 @@ async def chat_completions(
         body.session_id = session
     submit = client.submit if body.stream else client.submit_awaited
     trace = tracing.onward(request.headers.get("traceparent"))
+    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER) or None
     job_id = await submit(
         request=body,
         tenant=who.tenant,
         privacy=who.privacy,
         traceparent=trace,
-        idempotency_key=request.headers.get(IDEMPOTENCY_HEADER) or None,
+        idempotency_key=idempotency_key,
     )
     log.info("job %s submitted (model %s, stream=%s)", job_id, body.model, body.stream)
     created = int(time.time())
@@ -74,9 +77,11 @@ async def chat_completions(
         first = await anext(events)
         if isinstance(first, Failure):  # failed before any chunk: an error status, as upstream
             return error_response(first.error, headers)
-        return StreamingResponse(
-            sse_lines(_after(first, events)), media_type="text/event-stream", headers=headers
-        )
+        lines = sse_lines(_after(first, events))
+        policy = client.settings.stream_disconnect
+        if cancels_on_disconnect(policy, idempotency_key=idempotency_key):
+            lines = cancelled_if_left(lines, partial(client.cancel, job_id))
+        return StreamingResponse(lines, media_type="text/event-stream", headers=headers)
     result = await client.result(job_id)
     if result.status is not JobStatus.done:
         return error_response(error_for_result(result), headers)

@@ -110,3 +110,48 @@ def test_cancelling_a_batch_stops_the_calls_of_its_lines_in_flight(stack, tmp_pa
         timeout=30,
     )
     assert final["request_counts"]["completed"] == 0
+
+
+def _long_chat(max_tokens: int) -> dict:
+    return {
+        "model": "sim-mini",
+        "stream": True,
+        "max_tokens": max_tokens,
+        "cache": False,
+        "messages": [{"role": "user", "content": f"A long answer {time.time()}"}],
+    }
+
+
+def _stream_then_leave(stack, body: dict, headers: dict[str, str]) -> str:
+    """Starts a chat stream through the gateway, reads a few chunks and hangs up; the job."""
+    url = f"{stack.gateway_url}/chat/completions"
+    with requests.post(url, json=body, headers=headers, stream=True, timeout=10) as reply:
+        lines = reply.iter_lines()
+        for _ in range(5):
+            next(lines)
+        return reply.headers["X-Chatq-Job-Id"]
+
+
+def test_a_stream_whose_client_leaves_is_cancelled_and_stops_the_provider(stack):
+    job_id = _stream_then_leave(stack, _long_chat(1500), {})
+    left_at = time.monotonic()
+    eventually(lambda: generating(stack) == 0 or None, timeout=5, every=0.02)
+    stopped_in = time.monotonic() - left_at
+    with stack.client() as client:
+        record = eventually(lambda: r if (r := client.status(job_id)).status.is_terminal else None)
+    assert record.status is JobStatus.cancelled
+    assert 0 < record.result.usage.completion_tokens < 1500
+    assert stopped_in < 1.0, f"the provider generated {stopped_in:.2f} s after the client left"
+
+
+def test_a_stream_with_an_idempotency_key_finishes_and_its_retry_gets_the_answer(stack):
+    body, headers = _long_chat(40), {"Idempotency-Key": f"leave-{time.time()}"}
+    job_id = _stream_then_leave(stack, body, headers)
+    with stack.client() as client:
+        result = client.result(job_id, timeout=30)
+    assert result.status is JobStatus.done
+    cache = {"cache": body.pop("cache")}
+    retry = stack.openai().chat.completions.create(**body, extra_body=cache, extra_headers=headers)
+    text = "".join(c.choices[0].delta.content or "" for c in retry if c.choices)
+    assert text == result.completion.choices[0].message.content
+    assert len([r for r in stack.sim_requests() if r["job_id"] == job_id]) == 1

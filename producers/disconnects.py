@@ -1,0 +1,48 @@
+"""What becomes of a chat whose client leaves mid-stream: its job is cancelled, or finished
+for a retry to collect, as ``Settings.stream_disconnect`` says."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Literal
+
+log = logging.getLogger("chatq.gateway")
+
+StreamDisconnect = Literal["auto", "finish", "cancel"]
+
+# Cancels started after their stream's task was itself cancelled: kept until they end.
+_cancelling: set[asyncio.Task[object]] = set()
+
+
+def cancels_on_disconnect(policy: StreamDisconnect, *, idempotency_key: str | None) -> bool:
+    """Whether a stream's job is cancelled when its client leaves. ``auto`` finishes the jobs
+    a caller may retry (it sent an Idempotency-Key) and cancels the rest."""
+    if policy == "auto":
+        return idempotency_key is None
+    return policy == "cancel"
+
+
+async def cancelled_if_left(
+    lines: AsyncIterator[str], cancel: Callable[[], Awaitable[object]]
+) -> AsyncIterator[str]:
+    """``lines`` as they come; if the client leaves before the last, ``cancel()`` runs, in
+    a task of its own, as the stream's task is being cancelled."""
+    ended = False
+    try:
+        async for line in lines:
+            yield line
+        ended = True
+    finally:
+        if not ended:
+            task = asyncio.get_running_loop().create_task(_cancel(cancel))
+            _cancelling.add(task)
+            task.add_done_callback(_cancelling.discard)
+
+
+async def _cancel(cancel: Callable[[], Awaitable[object]]) -> None:
+    try:
+        await cancel()
+    except Exception:
+        log.exception("cancelling the job of a stream whose client left failed")
