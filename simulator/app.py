@@ -169,7 +169,7 @@ def create_app(
         planned = events(body, replies, int(wall_clock()))
         paced = _paced(planned, config, sleep, cut=screened.fault == "cut", done=sim.completed)
         try:
-            async for data in paced:
+            async for data in _generating(paced, sim.stats):
                 for event in data.split(b"\n\n"):
                     if event.startswith(b"data: "):
                         await websocket.send_text(event[6:].decode())

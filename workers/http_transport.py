@@ -42,6 +42,10 @@ class Reply:
     def close(self) -> None:
         raise NotImplementedError
 
+    def socket(self) -> socket.socket | None:
+        """The connection's socket, where this answer knows it."""
+        return None
+
 
 class _PooledReply(Reply):
     def __init__(self, response: http.client.HTTPResponse, connection: _Connection, pool: Pool):
@@ -89,7 +93,13 @@ class _ProxiedReply(Reply):
         return self._response.stream(None)
 
     def close(self) -> None:
+        if not self._response.isclosed():  # broken off: the connection is not reused
+            self._response.close()
         self._response.release_conn()
+
+    def socket(self) -> socket.socket | None:
+        connection = getattr(self._response, "connection", None)
+        return getattr(connection, "sock", None)
 
 
 _Connection = http.client.HTTPConnection

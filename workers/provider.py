@@ -138,10 +138,7 @@ class ProviderClient:
     ) -> Iterator[StreamChunk]:
         """Yields the answer's chunks as they come; raises if the stream breaks off."""
         if endpoint.transport == "websocket":
-            headers = self._headers(endpoint, job_id=job_id, stream=True, trace=trace)
-            for chunk in stream_chunks(endpoint.url, body, headers, self.timeouts):
-                yield StreamChunk(chunk)
-            state.done = True
+            yield from self._stream_over_websocket(endpoint, body, job_id, state, trace)
             return
         try:
             response = self._post(endpoint, body, job_id=job_id, stream=True, trace=trace)
@@ -170,6 +167,34 @@ class ProviderClient:
         finally:
             self.aborts.closed(job_id)
             response.close()
+
+    def _stream_over_websocket(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        job_id: str,
+        state: StreamState,
+        trace: str | None,
+    ) -> Iterator[StreamChunk]:
+        self._raise_if_aborted(job_id)  # cancelled between tries: none more
+        headers = self._headers(endpoint, job_id=job_id, stream=True, trace=trace)
+        chunks = stream_chunks(
+            endpoint.url,
+            body,
+            headers,
+            self.timeouts,
+            on_socket=lambda sock: self.aborts.opened(job_id, sock),
+        )
+        try:
+            for chunk in chunks:
+                yield StreamChunk(chunk)
+        except ProviderError as exc:
+            self._raise_if_aborted(job_id, exc)
+            raise
+        finally:
+            self.aborts.closed(job_id)
+        self._raise_if_aborted(job_id)  # shut down mid-stream: the answer ended early
+        state.done = True
 
     def _raise_if_aborted(self, job_id: str, cause: BaseException | None = None) -> None:
         """Raises ``JobCancelled`` if the job's call was stopped (for its cancel, or its
@@ -259,6 +284,8 @@ class ProviderClient:
                         retries=False,
                     )
                 )
+                if (sock := response.socket()) is not None:  # known once the headers came
+                    self.aborts.opened(job_id, sock)
         except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
             raise ProviderTimeout(f"Provider did not answer within the timeout: {exc}") from exc
         except UNREACHABLE as exc:

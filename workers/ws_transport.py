@@ -8,7 +8,8 @@ to the same typed ``ProviderError``s as the HTTP transport, so retries and fallb
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from chatq.shared.errors import (
@@ -43,9 +44,16 @@ def refusal_error(frame: dict[str, Any]) -> ProviderError:
 
 
 def stream_chunks(
-    url: str, body: dict[str, Any], headers: dict[str, str], timeouts: ProviderTimeouts
+    url: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    timeouts: ProviderTimeouts,
+    *,
+    on_socket: Callable[[socket.socket], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The chunks of one streamed answer; raises a ``ProviderError`` on any failure."""
+    """The chunks of one streamed answer; raises a ``ProviderError`` on any failure.
+    ``on_socket`` is given the connection's socket once it is open (so that the call can be
+    aborted)."""
     try:
         with connect(
             ws_url(url),
@@ -53,10 +61,12 @@ def stream_chunks(
             open_timeout=timeouts.connect,
             close_timeout=1,
             max_size=2**22,
-        ) as socket:
-            socket.send(json.dumps(body))
+        ) as connection:
+            if on_socket is not None:
+                on_socket(connection.socket)
+            connection.send(json.dumps(body))
             while True:
-                frame = socket.recv(timeout=timeouts.read)
+                frame = connection.recv(timeout=timeouts.read)
                 if isinstance(frame, bytes):
                     frame = frame.decode()
                 if frame.strip() == "[DONE]":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import requests
 from chatq.shared.jobs import JobStatus
 
@@ -13,9 +14,11 @@ from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
 # Answers of up to 1500 tokens at 40 a second: calls of many seconds, unless stopped.
-stack = stack_fixture(
-    gateway=True,
-    sim_args=["--ttft-ms", "100", "--tokens-per-s", "40", "--max-reply-tokens", "1500"],
+LONG_ANSWERS = ["--ttft-ms", "100", "--tokens-per-s", "40", "--max-reply-tokens", "1500"]
+stack = stack_fixture(gateway=True, sim_args=LONG_ANSWERS)
+# The same provider streaming over a WebSocket (CHATQ_PROVIDER_TRANSPORT=websocket).
+websocket_stack = stack_fixture(
+    gateway=True, sim_args=LONG_ANSWERS, extra_env={"CHATQ_PROVIDER_TRANSPORT": "websocket"}
 )
 
 
@@ -23,7 +26,11 @@ def generating(stack) -> int:
     return stack.sim_stats()["active"]
 
 
-def test_cancelling_a_streaming_job_stops_the_providers_generation_within_a_second(stack):
+@pytest.mark.parametrize("transport", ["stack", "websocket_stack"])
+def test_cancelling_a_streaming_job_stops_the_providers_generation_within_a_second(
+    transport, request
+):
+    stack = request.getfixturevalue(transport)
     redis = stack.settings_redis()
     with stack.client() as client:
         job_id = client.submit("A very long answer", stream=True, max_tokens=1500, cache=False)

@@ -3,13 +3,15 @@ server closed one while it was idle, and sent through a proxy the environment na
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import time
 from collections.abc import Iterator
 
 import pytest
+from chatq.shared.errors import JobCancelled
 from chatq.shared.settings import ProviderTimeouts
-from chatq.workers.provider import Endpoint, ProviderClient
+from chatq.workers.provider import Endpoint, ProviderClient, StreamState
 
 from tests.unit.workers.fakes import HI, QuietHandler, serve
 
@@ -86,3 +88,43 @@ def test_an_endpoint_behind_a_proxy_is_reached_through_it(provider, monkeypatch)
         proxy.shutdown()
     assert reply.completion.first.message.content == "hi"
     assert relayed == [f"{provider.url}/chat/completions"]
+
+
+def test_a_stream_through_a_proxy_stops_when_its_job_is_aborted(monkeypatch):
+    class SlowStreamingProxy(QuietHandler):
+        """A forward proxy whose upstream streams one event every 50 ms for a minute."""
+
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            event = b'data: {"choices": [{"index": 0, "delta": {"content": "x"}}]}\n\n'
+            chunk = b"%x\r\n%s\r\n" % (len(event), event)
+            with contextlib.suppress(OSError):  # the client went
+                for _ in range(1200):
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    time.sleep(0.05)
+
+    proxy = serve(SlowStreamingProxy)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    calls = client()
+    chunks = calls.stream(
+        Endpoint("http://provider.invalid/v1"), BODY, job_id="j", state=StreamState()
+    )
+    try:
+        next(chunks)
+        aborted_at = time.monotonic()
+        calls.aborts.abort("j")
+        with pytest.raises(JobCancelled):
+            for _ in chunks:
+                pass
+        assert time.monotonic() - aborted_at < 1.0
+    finally:
+        proxy.shutdown()
