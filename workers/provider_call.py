@@ -3,11 +3,13 @@ call made (plain, or streamed through a ``StreamRelay``), and each failure handl
 ``chatq.workers.retry.decide`` says: call again, try another deployment, or give up.
 
 A job asking for ``n`` choices goes as one call where the deployment takes ``n`` (its
-``max_n``), else as ``n`` calls whose answers become choices 0..n-1.
+``max_n``), else as ``n`` calls whose answers become choices 0..n-1, each with a seed of its
+own where the request has one (else every call would sample the same answer).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -278,6 +280,8 @@ class ProviderCalls:
         body = job.request.provider_body(
             stream=relay is not None, model=deployment.provider_model, choices=choices
         )
+        if index is not None and isinstance(seed := body.get("seed"), int):
+            body["seed"] = choice_seed(seed, index)
         started = time.perf_counter()
         trace = tracing.onward(job.traceparent)  # the attempt's span, or the caller's trace
         try:
@@ -350,6 +354,17 @@ def limit_known(job: ChatJob) -> bool:
 
 def _choices_per_call(wanted: int, deployment: Deployment) -> int:
     return wanted if deployment.max_n >= wanted else 1
+
+
+def choice_seed(seed: int, index: int) -> int:
+    """The seed of choice ``index``'s call, when a request's ``n`` choices go as ``n`` calls:
+    choice 0 keeps the caller's seed (as one call would), the others are distinct, the same
+    for the same seed again, and in 0..2**31-1, which every server takes (llama.cpp's seeds
+    are 32-bit)."""
+    if index == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
 
 
 def reindexed(chunk: StreamChunk, index: int) -> StreamChunk:

@@ -11,6 +11,7 @@ import openai
 import pytest
 import requests
 from chatq.shared.jobs import JobStatus
+from chatq.workers.provider_call import choice_seed
 
 from chatq.local_model import MODEL_NAME, install_model
 from tests.support.stacks import stack_fixture
@@ -227,3 +228,36 @@ def test_cancelling_a_batch_frees_the_slots_of_its_lines_in_flight(stack):
         return now if now["status"] == "cancelled" else None
 
     assert eventually(ended, timeout=30)["request_counts"]["completed"] == 0
+
+
+def test_n_by_calls_samples_each_choice_with_a_seed_of_its_own(stack):
+    asked = chat(
+        messages=[{"role": "user", "content": "Invent a name for a cat."}],
+        temperature=1.0,
+        max_tokens=16,
+        n=2,
+        seed=7,
+        extra_body={"cache": False},
+    )
+    first = stack.openai().chat.completions.create(**asked)
+    again = stack.openai().chat.completions.create(**asked)
+    texts = [c.message.content for c in first.choices]
+    assert texts[0] != texts[1]
+    assert [c.message.content for c in again.choices] == texts
+    streamed, stream_usage = ["", ""], None
+    options = {"stream": True, "stream_options": {"include_usage": True}}
+    for chunk in stack.openai().chat.completions.create(**asked, **options):
+        for choice in chunk.choices:
+            streamed[choice.index] += choice.delta.content or ""
+        stream_usage = chunk.usage or stream_usage
+    assert streamed == texts
+    assert stream_usage.completion_tokens == first.usage.completion_tokens
+    one_by_one = [
+        direct(stack).chat.completions.create(
+            **{**asked, "n": 1, "seed": choice_seed(7, index), "extra_body": {}}
+        )
+        for index in range(2)
+    ]
+    assert [c.choices[0].message.content for c in one_by_one] == texts
+    assert first.usage.completion_tokens == sum(c.usage.completion_tokens for c in one_by_one)
+    assert first.usage.prompt_tokens == sum(c.usage.prompt_tokens for c in one_by_one)

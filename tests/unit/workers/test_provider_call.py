@@ -106,6 +106,29 @@ def test_n_goes_as_n_calls_where_the_deployment_gives_one_choice():
     assert completion.usage.total_tokens == 18 and completion.system_fingerprint == "fp_fake"
 
 
+def test_n_calls_for_one_seeded_request_sample_with_a_seed_each():
+    seeds: list[list[int | None]] = []
+    for _ in range(2):  # the same request twice: the same seeds again
+        provider = FakeProvider([answer("a"), answer("b"), answer("c")])
+        caller = calls(provider, deployment(max_n=1))
+        asked = job(n=3, seed=42)
+        route = caller.route(asked)
+        caller.answer(asked, route, caller.book(asked, route.first))
+        seeds.append([b.get("seed") for b in provider.bodies])
+    assert seeds[0] == seeds[1]
+    assert seeds[0][0] == 42 and len(set(seeds[0])) == 3
+    assert all(0 <= seed < 2**31 for seed in seeds[0])
+
+
+def test_n_calls_for_an_unseeded_request_send_no_seed():
+    provider = FakeProvider([answer("a"), answer("b")])
+    caller = calls(provider, deployment(max_n=1))
+    asked = job(n=2)
+    route = caller.route(asked)
+    caller.answer(asked, route, caller.book(asked, route.first))
+    assert [b.get("seed") for b in provider.bodies] == [None, None]
+
+
 def test_n_streamed_one_call_per_choice_publishes_each_as_its_own_index():
     provider = FakeProvider([text_chunks("first"), text_chunks("second")])
     caller = calls(provider, deployment(max_n=1))
