@@ -59,6 +59,10 @@ def busy_slots(stack) -> int:
     return sum(1 for slot in slots if slot["is_processing"])
 
 
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
 def chat(**extra) -> dict:
     return {"model": MODEL_NAME, "temperature": 0, "max_tokens": 40, **extra}
 
@@ -261,3 +265,37 @@ def test_n_by_calls_samples_each_choice_with_a_seed_of_its_own(stack):
     assert [c.choices[0].message.content for c in one_by_one] == texts
     assert first.usage.completion_tokens == sum(c.usage.completion_tokens for c in one_by_one)
     assert first.usage.prompt_tokens == sum(c.usage.prompt_tokens for c in one_by_one)
+
+
+def test_a_batch_gets_the_servers_answers(stack):
+    questions = ["What is rain?", "Name a fruit.", "Say hi."]
+    expected = {
+        f"q{i}": direct(stack).chat.completions.create(**chat(messages=[user(q)]))
+        for i, q in enumerate(questions)
+    }
+    lines = [
+        {"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions"}
+        | {"body": chat(messages=[user(q)])}
+        for i, q in enumerate(questions)
+    ]
+    client = stack.openai()
+    uploaded = client.files.create(
+        file=("in.jsonl", "\n".join(json.dumps(line) for line in lines).encode()),
+        purpose="batch",
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+
+    def ended() -> object | None:
+        now = client.batches.retrieve(batch.id)
+        return now if now.status in ("completed", "failed", "cancelled", "expired") else None
+
+    done = eventually(ended, timeout=60, every=0.3)
+    assert done.status == "completed"
+    output = [json.loads(x) for x in client.files.content(done.output_file_id).text.splitlines()]
+    answers = {r["custom_id"]: r["response"]["body"]["choices"][0]["message"] for r in output}
+    assert answers == {
+        key: {"role": "assistant", "content": answer.choices[0].message.content}
+        for key, answer in expected.items()
+    }
