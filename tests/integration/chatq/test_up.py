@@ -38,6 +38,38 @@ def test_up_once_shows_a_chat_answered_through_the_queue(tmp_path):
     assert not any(port_in_use(p) for p in ports.values())
 
 
+def test_up_with_the_local_model_chats_in_real_language_and_answers_chatq_chat(tmp_path):
+    command, env, ports = up_command("--no-flower", "--provider", "local")
+    env["CHATQ_DATA_DIR"] = str(tmp_path)
+    up = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        startup = wait_ready(up, [f"http://127.0.0.1:{ports['port']}/health"])
+        assert "Local model (smollm2, llama.cpp)" in startup
+        demo = startup.split("assistant", 1)[1]
+        assert "first token" in demo and ": done in" in demo
+        assert sum(word.isalpha() for word in demo.split()) >= 5  # words, not simulator filler
+        chat_env = {
+            **env,
+            "CHATQ_PROVIDER": "local",
+            "CHATQ_REDIS_URL": f"redis://127.0.0.1:{ports['redis-port']}/0",
+        }
+        chat = subprocess.run(
+            [sys.executable, "-m", "chatq", "chat", "Name a colour."],
+            env=chat_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert chat.returncode == 0, chat.stdout + chat.stderr
+        assert ": done in" in chat.stdout
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert not any(port_in_use(p) for p in ports.values())
+
+
 def test_ctrl_c_stops_every_process(tmp_path):
     command, env, ports = up_command("--no-demo")
     env["CHATQ_DATA_DIR"] = str(tmp_path)
@@ -70,9 +102,9 @@ def start_up(tmp_path, *args: str) -> tuple[subprocess.Popen[bytes], dict[str, i
     return up, ports
 
 
-def wait_ready(up: subprocess.Popen[bytes], urls: list[str]) -> None:
+def wait_ready(up: subprocess.Popen[bytes], urls: list[str]) -> str:
     """Returns once ``chatq up`` says it is up (its startup over: a Ctrl-C now stops what it
-    started) and every URL answers 200; fails if it exits meanwhile."""
+    started) and every URL answers 200, with what it printed; fails if it exits meanwhile."""
     output = OutputSoFar(up)
 
     def ready() -> bool | None:
@@ -86,6 +118,7 @@ def wait_ready(up: subprocess.Popen[bytes], urls: list[str]) -> None:
             return None
 
     eventually(ready, timeout=120, every=0.2, what="chatq up not ready")
+    return output.read()
 
 
 def worker_processes(up: subprocess.Popen[bytes], name: str) -> list[psutil.Process]:

@@ -26,3 +26,11 @@ def test_environment_overrides(monkeypatch):
     assert settings.retry.max_retries == 2
     assert settings.effective_provider_base_url == "https://api.example.test/v1"
     assert "secret-value" not in repr(settings)
+
+
+def test_the_local_provider_serves_its_model_unless_models_says_otherwise(monkeypatch):
+    monkeypatch.delenv("CHATQ_MODELS", raising=False)
+    monkeypatch.setenv("CHATQ_PROVIDER", "local")
+    assert Settings(_env_file=None).models == ["smollm2"]
+    monkeypatch.setenv("CHATQ_MODELS", "tiny")
+    assert Settings(_env_file=None).models == ["tiny"]
