@@ -13,6 +13,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from chatq.bench_gathering import GatheringOptions, measure_gathering
 from chatq.bench_stack import bench_stack
 from chatq.bench_tracing import measure_tracing
 from chatq.chaos import ChaosOptions
+from chatq.local_model import SLOTS
 from chatq.processes import stop
 from chatq.producers.client import ChatqClient
 from chatq.producers.jobs import producer_app
@@ -56,6 +58,7 @@ DEFAULT_SCENARIOS = (
 )
 SCENARIOS = (*DEFAULT_SCENARIOS, "fairness")  # fairness (about 5 minutes) only when named
 QUICK_SCENARIOS = ("pipeline", "sustained", "ttft", "memory")
+LOCAL_SCENARIOS = ("pipeline", "ttft")  # the others use the simulator's own controls
 
 
 def prompt() -> list[dict[str, str]]:
@@ -79,6 +82,7 @@ class BenchOptions:
     chaos: ChaosOptions = field(default_factory=ChaosOptions)
     gateway: GatewayOptions = field(default_factory=GatewayOptions)
     fairness: FairnessOptions = field(default_factory=FairnessOptions)
+    provider: str = "simulator"  # or "local": the pipeline and ttft scenarios on a real model
 
     @classmethod
     def quick(cls) -> BenchOptions:
@@ -94,6 +98,21 @@ class BenchOptions:
             capacity=CapacityOptions.quick(),
             chaos=ChaosOptions(duration_s=30, kill_every_s=8),
             gateway=GatewayOptions.quick(),
+        )
+
+    @classmethod
+    def local(cls) -> BenchOptions:
+        """The scenarios a real model can run (``chatq.local_model``), sized for its speed:
+        each job is a real generation of up to 16 tokens, four at a time."""
+        return cls(
+            jobs=100,
+            rounds=3,
+            latency_samples=30,
+            warmup=5,
+            bulk_jobs=0,
+            scenarios=LOCAL_SCENARIOS,
+            capacity=CapacityOptions.local(),
+            provider="local",
         )
 
 
@@ -123,7 +142,7 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
     measures: dict[str, Callable[[], dict[str, Any]]] = {
         "pipeline": lambda: _pipeline_scenarios(options, console),
         "sustained": lambda: measure_sustained(options.capacity, console),
-        "ttft": lambda: measure_ttft(options.capacity, console),
+        "ttft": lambda: measure_ttft(options.capacity, console, options.provider),
         "memory": lambda: measure_memory(options.capacity, console),
         "gathering": lambda: measure_gathering(options.gathering, console),
         "bulk": lambda: measure_bulk(options.bulk, console),
@@ -143,7 +162,9 @@ def run_bench(options: BenchOptions, console: Console, json_path: Path | None = 
 
 
 def _pipeline_scenarios(options: BenchOptions, console: Console) -> dict[str, Any]:
-    with bench_stack(console, "Pipeline", workers=options.workers) as stack:
+    with bench_stack(
+        console, "Pipeline", workers=options.workers, provider=options.provider
+    ) as stack:
         results = _measure(options, stack.settings, stack.sim_url, console)
         if options.bulk_jobs:
             stop(stack.workers)
@@ -177,7 +198,7 @@ def _measure(
         client.chat(prompt(), max_tokens=16)
 
     def direct_call() -> None:
-        body = {"model": "sim-mini", "messages": prompt(), "max_tokens": 16}
+        body = {"model": settings.default_model, "messages": prompt(), "max_tokens": 16}
         session.post(f"{sim_url}/chat/completions", json=body, timeout=30).raise_for_status()
 
     with console.status("Warming up..."):
@@ -197,12 +218,22 @@ def _measure(
         failures = sum(client.result(job_id, timeout=120).status != "done" for job_id in job_ids)
         return options.jobs / (time.perf_counter() - started), failures
 
+    def direct_rate() -> float:
+        """Jobs/s of the same calls made straight to a real model, as many at once as it
+        serves (a real model's throughput is its own, not the queue's)."""
+        started = time.perf_counter()
+        with ThreadPoolExecutor(SLOTS) as pool:
+            list(pool.map(lambda _: direct_call(), range(options.jobs)))
+        return options.jobs / (time.perf_counter() - started)
+
     # Rounds alternate baseline and pipeline, and the medians are kept: on a small, shared
     # machine one run of either can be off by a fifth.
-    noop_rates, pipeline_rates, failed = [], [], 0
+    noop_rates, pipeline_rates, direct_rates, failed = [], [], [], 0
     for round_number in range(1, options.rounds + 1):
         with console.status(f"Round {round_number}: {options.jobs} no-op tasks, then jobs..."):
             noop_rates.append(noop_rate())
+            if options.provider == "local":
+                direct_rates.append(direct_rate())
             rate, failures = pipeline_rate_and_failures()
             pipeline_rates.append(rate)
             failed += failures
@@ -233,6 +264,11 @@ def _measure(
         "noop_round_trip_p99_ms": round(percentile(noop, 99), 2),
         "latency_mean_ms": round(statistics.fmean(queued), 2),
     }
+    if direct_rates:
+        results["direct_jobs_per_s"] = round(statistics.median(direct_rates), 1)
+        results["pipeline_vs_direct_ratio"] = round(
+            statistics.median(p / d for p, d in zip(pipeline_rates, direct_rates, strict=True)), 3
+        )
     return results
 
 
@@ -452,12 +488,20 @@ def _fairness_rows(table: Table, r: dict[str, Any]) -> None:
 
 
 def _pipeline_rows(table: Table, r: dict[str, Any]) -> None:
-    table.add_row(
-        "throughput, jobs/s",
-        f"{r['pipeline_jobs_per_s']}",
-        f"{r['noop_jobs_per_s']} (no-op task)",
-        f"{r['pipeline_vs_noop_ratio']:.2f}x",
-    )
+    if "pipeline_vs_direct_ratio" in r:  # a real model: the calls made straight to it
+        table.add_row(
+            "throughput, jobs/s",
+            f"{r['pipeline_jobs_per_s']}",
+            f"{r['direct_jobs_per_s']} (direct, {SLOTS} at once)",
+            f"{r['pipeline_vs_direct_ratio']:.2f}x",
+        )
+    else:
+        table.add_row(
+            "throughput, jobs/s",
+            f"{r['pipeline_jobs_per_s']}",
+            f"{r['noop_jobs_per_s']} (no-op task)",
+            f"{r['pipeline_vs_noop_ratio']:.2f}x",
+        )
     for q in ("p50", "p99"):
         table.add_row(
             f"latency {q}, ms",

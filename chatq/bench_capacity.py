@@ -2,13 +2,15 @@
 
 - sustained: jobs/s one worker process keeps up with a 1 s provider and hundreds of calls in
   flight, against a bare Celery task making the same HTTP call on the same pool;
-- ttft: time to first token of a streamed job, against streaming from the simulator directly;
+- ttft: time to first token of a streamed job, against streaming from the provider (the
+  simulator, or the local model) directly;
 - memory: the worker's RSS after many jobs, against its RSS after a warm-up.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from dataclasses import dataclass
 
@@ -38,6 +40,11 @@ class CapacityOptions:
     @classmethod
     def quick(cls) -> CapacityOptions:
         return cls(sustained_jobs=1500, ttft_samples=60, memory_jobs=5_000, memory_warmup=1_000)
+
+    @classmethod
+    def local(cls) -> CapacityOptions:
+        """For the local model: fewer samples, each a real model's generation."""
+        return cls(ttft_samples=40)
 
 
 def measure_sustained(options: CapacityOptions, console: Console) -> dict[str, float]:
@@ -74,20 +81,23 @@ def measure_sustained(options: CapacityOptions, console: Console) -> dict[str, f
     }
 
 
-def measure_ttft(options: CapacityOptions, console: Console) -> dict[str, float]:
+def measure_ttft(
+    options: CapacityOptions, console: Console, provider: str = "simulator"
+) -> dict[str, float]:
     """Time to the first streamed delta through chatq, against a direct stream."""
     from chatq.bench import percentile
 
-    with bench_stack(console, "Streaming TTFT") as stack:
+    with bench_stack(console, "Streaming TTFT", provider=provider) as stack:
         session = requests.Session()
         url = f"{stack.sim_url}/chat/completions"
 
         def direct() -> float:
-            body = {"model": "sim-mini", "messages": [{"role": "user", "content": _prompt()}]}
+            body = {"model": stack.model, "messages": [{"role": "user", "content": _prompt()}]}
+            body |= {"max_tokens": TTFT_MAX_TOKENS, "stream": True}
             started = time.perf_counter()
-            with session.post(url, json={**body, "stream": True}, stream=True, timeout=30) as r:
+            with session.post(url, json=body, stream=True, timeout=30) as r:
                 for line in r.iter_lines():
-                    if b'"content": "' in line and b'"content": ""' not in line:
+                    if _has_content(line):
                         return (time.perf_counter() - started) * 1000
             raise RuntimeError("the direct stream gave no content")
 
@@ -95,13 +105,13 @@ def measure_ttft(options: CapacityOptions, console: Console) -> dict[str, float]
 
             def queued() -> float:
                 started = time.perf_counter()
-                job_id = client.submit(_prompt(), stream=True)
+                job_id = client.submit(_prompt(), stream=True, max_tokens=TTFT_MAX_TOKENS)
                 for _ in client.stream(job_id):
                     return (time.perf_counter() - started) * 1000
                 raise RuntimeError("the job streamed nothing")
 
             with console.status(f"TTFT: {options.ttft_samples} streams each way..."):
-                for _ in range(20):
+                for _ in range(min(20, options.ttft_samples)):
                     direct(), queued()
                 direct_ms, queued_ms = [], []
                 for _ in range(options.ttft_samples):
@@ -113,6 +123,17 @@ def measure_ttft(options: CapacityOptions, console: Console) -> dict[str, float]
         "ttft_overhead_p50_ms": round(percentile(queued_ms, 50) - percentile(direct_ms, 50), 2),
         "ttft_overhead_p99_ms": round(percentile(queued_ms, 99) - percentile(direct_ms, 99), 2),
     }
+
+
+TTFT_MAX_TOKENS = 8  # enough to see the first token; a real model then stops soon
+
+
+def _has_content(line: bytes) -> bool:
+    """Whether an SSE line is a chunk with text (not the role-only first one)."""
+    if not line.startswith(b"data: {"):
+        return False
+    choices = json.loads(line[6:]).get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content"))
 
 
 def measure_memory(options: CapacityOptions, console: Console) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""A throwaway stack for one benchmark scenario: its own Redis, simulator and workers."""
+"""A throwaway stack for one benchmark scenario: its own Redis, provider (the simulator, or
+the local model) and workers."""
 
 from __future__ import annotations
 
@@ -12,15 +13,16 @@ from typing import Any
 import requests
 from rich.console import Console
 
+from chatq.local_model import provider_env
 from chatq.processes import Part, free_port, stop
-from chatq.shared.settings import Settings
-from chatq.stack import start_redis, start_simulator, start_workers
+from chatq.shared.settings import LOCAL_MODEL, Settings
+from chatq.stack import start_local_model, start_redis, start_simulator, start_workers
 
 
 @dataclass
 class BenchStack:
     settings: Settings
-    sim_url: str  # the simulator's OpenAI base URL (…/v1)
+    sim_url: str  # the provider's OpenAI base URL (…/v1): the simulator's, or the local model's
     workers: list[Part]
     env: dict[str, str]  # what the workers were started with
 
@@ -34,6 +36,10 @@ class BenchStack:
     def sim_root(self) -> str:
         return self.sim_url.removesuffix("/v1")
 
+    @property
+    def model(self) -> str:
+        return self.settings.default_model
+
 
 @contextmanager
 def bench_stack(
@@ -43,15 +49,22 @@ def bench_stack(
     sim_args: Sequence[str] = ("--ttft-ms", "0", "--tokens-per-s", "0"),
     env: dict[str, str] | None = None,
     workers: int = 1,
+    provider: str = "simulator",
 ) -> Iterator[BenchStack]:
+    """The stack; ``provider="local"``: the local model instead of the simulator (whose
+    ``sim_args`` are then unused)."""
     parts: list[Part] = []
     stack: BenchStack | None = None
     with tempfile.TemporaryDirectory(prefix="chatq-bench-") as data_dir:
         try:
-            with console.status(f"{label}: starting Redis, the simulator and workers..."):
+            with console.status(f"{label}: starting Redis, the {provider} and workers..."):
                 redis = start_redis(free_port(), Path(data_dir), persist=False)
                 parts.append(redis)
-                sim = start_simulator(free_port(), list(sim_args))
+                local = provider == "local"
+                if local:
+                    sim = start_local_model(free_port())
+                else:
+                    sim = start_simulator(free_port(), list(sim_args))
                 parts.append(sim)
                 full_env = {
                     "CHATQ_REDIS_URL": redis.address,
@@ -59,6 +72,7 @@ def bench_stack(
                     "CHATQ_TASK_EVENTS": "false",
                     "CHATQ_LOG_LEVEL": "WARNING",
                     "CHATQ_BENCH_TASKS": "true",  # the baselines, in these workers only
+                    **(provider_env(sim.address) if local else {}),
                     **(env or {}),
                 }
                 settings = Settings(
@@ -66,7 +80,7 @@ def bench_stack(
                     redis_url=redis.address,
                     provider_base_url=sim.address,
                     task_events=False,
-                    models=["sim-mini"],
+                    models=[LOCAL_MODEL if local else "sim-mini"],
                 )
                 started = start_workers(workers, settings, full_env, quiet=True)
                 parts.extend(started)

@@ -439,12 +439,22 @@ def bench(
     batch_lines: Annotated[
         int | None, typer.Option(min=10, help="Lines in the bulk batch scenario's file.")
     ] = None,
+    provider: Annotated[
+        str,
+        typer.Option(
+            help="simulator | local: the pipeline and ttft scenarios against the local model "
+            "(SmolLM2-135M on llama.cpp) instead of the simulator."
+        ),
+    ] = "simulator",
 ) -> None:
     """Measure the pipeline against a no-op Celery task and a direct provider call, and
     gathering identical sampled requests against none."""
-    from chatq.bench import SCENARIOS, BenchOptions, run_bench
+    from chatq.bench import LOCAL_SCENARIOS, SCENARIOS, BenchOptions, run_bench
 
-    options = BenchOptions.quick() if quick else BenchOptions()
+    if provider not in ("simulator", "local"):
+        raise typer.BadParameter(f"{provider!r}: simulator or local", param_hint="--provider")
+    local = provider == "local"
+    options = BenchOptions.local() if local else BenchOptions.quick() if quick else BenchOptions()
     if jobs:
         options.jobs = jobs
     if batch_lines:
@@ -454,6 +464,15 @@ def bench(
         if unknown:
             raise typer.BadParameter(f"unknown scenario {sorted(unknown)}; pick from {SCENARIOS}")
         options.scenarios = tuple(scenario)
+    if local and (beyond := set(options.scenarios) - set(LOCAL_SCENARIOS)):
+        raise typer.BadParameter(
+            f"{sorted(beyond)} need the simulator; the local model runs {LOCAL_SCENARIOS}",
+            param_hint="--scenario",
+        )
+    if local:
+        from chatq.local_model import install_model
+
+        install_model()
     _exit_on_chatq_error(lambda: run_bench(options, console, json_path))
 
 

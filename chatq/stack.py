@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatq.local_model import SLOTS
 from chatq.processes import Part, http_ok, python_module_command, spawn, stop, wait_until
 from chatq.producers.jobs import producer_app
 from chatq.redis_server import redis_answers, redis_command, sentinel_command
@@ -83,7 +84,7 @@ def start_simulator(
 def start_local_model(
     port: int,
     *,
-    parallel: int = 4,
+    parallel: int = SLOTS,
     threads: int = 1,
     context: int = 8192,
     log_dir: Path | None = None,

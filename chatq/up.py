@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from chatq.local_model import MODEL_SIZE_MB, install_model
+from chatq.local_model import MODEL_SIZE_MB, install_model, provider_env
 from chatq.processes import Part, port_in_use, stop
 from chatq.redis_server import wait_for_redis
 from chatq.shared.errors import ChatqError
@@ -77,7 +77,6 @@ def run_stack(settings: Settings, options: StackOptions, console: Console) -> No
 
 
 CHECK_EVERY_S = 0.5
-LOCAL_SLOTS = 4  # the local model's calls at once: 4 x 2048 tokens of context
 
 
 def _stop_on_signals() -> Callable[[], None]:
@@ -132,13 +131,9 @@ def _start(
             install_model()
         model = run(
             "the local model (llama.cpp's server)",
-            lambda: start_local_model(options.sim_port, parallel=LOCAL_SLOTS, log_dir=logs),
+            lambda: start_local_model(options.sim_port, log_dir=logs),
         )
-        env["CHATQ_PROVIDER"] = "local"
-        env["CHATQ_PROVIDER_BASE_URL"] = model.address
-        env.setdefault("CHATQ_PROVIDER_MAX_N", str(LOCAL_SLOTS))  # llama.cpp answers 'n'
-        # Calls past its slots would queue inside the server: they wait in chatq's scheduler.
-        env.setdefault("CHATQ_PROVIDER_MAX_CONCURRENCY", str(LOCAL_SLOTS))
+        env.update(provider_env(model.address))
         rows.append((f"Local model ({LOCAL_MODEL}, llama.cpp)", model.address))
     elif settings.provider_base_url is None:
         sim = run(

@@ -23,7 +23,8 @@ def model_installed() -> None:
     install_model()
 
 
-stack = stack_fixture(gateway=True, local_model=True)
+# As `chatq up --provider local` runs it, but taking one choice per call ('n' by calls).
+stack = stack_fixture(gateway=True, local_model=True, extra_env={"CHATQ_PROVIDER_MAX_N": "1"})
 
 WEATHER_TOOL = {
     "type": "function",

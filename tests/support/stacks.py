@@ -21,6 +21,7 @@ from chatq.shared.redis_clients import sync_client
 from chatq.shared.settings import SchedulerPolicy, Settings
 from redis import Redis
 
+from chatq.local_model import provider_env
 from chatq.processes import Part, free_port, stop
 from chatq.stack import (
     metrics_env,
@@ -106,10 +107,6 @@ class Stack:
 # its 1-second limit window. It gets the CPU first (where the tests run as root).
 PROVIDER_NICENESS = -10
 
-# llama.cpp's server with four slots: four calls generate at once, the rest wait in its queue.
-LOCAL_MODEL_SLOTS = 4
-LOCAL_MODEL_ENV = {"CHATQ_MODELS": "smollm2", "CHATQ_PROVIDER_TIMEOUT__READ": "30"}
-
 
 def start_stack(
     redis_server: str,
@@ -138,7 +135,7 @@ def start_stack(
     try:
         sync_client(redis_url).flushdb()
         if local_model:
-            sim = start_local_model(free_port(), parallel=LOCAL_MODEL_SLOTS)
+            sim = start_local_model(free_port())
         else:
             sim = start_simulator(
                 free_port(), ["--log-size", "100000", *sim_args], niceness=PROVIDER_NICENESS
@@ -150,7 +147,7 @@ def start_stack(
             "CHATQ_PROVIDER_BASE_URL": sim.address,
             "CHATQ_FILES_DIR": tempfile.mkdtemp(prefix="chatq-files-"),
             **metrics_env(Path(tempfile.mkdtemp(prefix="chatq-metrics-"))),
-            **(LOCAL_MODEL_ENV if local_model else {}),
+            **(provider_env(sim.address) if local_model else {}),
             **(extra_env or {}),
         }
         if deployments is not None:  # a TOML file, given the simulator's base URL
@@ -162,7 +159,8 @@ def start_stack(
             redis_url=redis_url,
             provider_base_url=sim.address,
             scheduler=SchedulerPolicy(mode=env.get("CHATQ_SCHEDULER__MODE", "fair")),
-            models=env.get("CHATQ_MODELS", "sim-mini,sim-large").split(","),
+            provider=env.get("CHATQ_PROVIDER", "simulator"),
+            **({"models": env["CHATQ_MODELS"].split(",")} if "CHATQ_MODELS" in env else {}),
             **(client_settings or {}),
         )
         for host in worker_hosts or [None]:
