@@ -120,6 +120,28 @@ def test_a_tool_call_is_the_servers_own(stack):
     assert answer.message.content == expected.message.content
 
 
+def test_a_streamed_tool_call_is_the_servers_own(stack):
+    asked = chat(
+        messages=[user("Weather in Paris?"), weather_call("c1", "Paris"), user("Weather in Rome?")],
+        tools=[WEATHER_TOOL],
+        stream=True,
+    )
+
+    def called(client: openai.OpenAI) -> tuple[str, str, str | None]:
+        name, arguments, finish = "", "", None
+        for chunk in client.chat.completions.create(**asked):
+            for choice in chunk.choices:
+                for call in choice.delta.tool_calls or ():
+                    name += call.function.name or ""
+                    arguments += call.function.arguments or ""
+                finish = choice.finish_reason or finish
+        return name, arguments, finish
+
+    expected = called(direct(stack))
+    assert expected[0] == "get_weather" and expected[2] == "tool_calls"
+    assert called(stack.openai()) == expected
+
+
 def test_logprobs_are_the_servers_own(stack):
     asked = chat(
         messages=[{"role": "user", "content": "Say yes."}],
@@ -300,3 +322,36 @@ def test_a_batch_gets_the_servers_answers(stack):
         key: {"role": "assistant", "content": answer.choices[0].message.content}
         for key, answer in expected.items()
     }
+
+
+# As `chatq up --provider local` runs it: 'n' up to the server's four slots in one call.
+n_in_one_call = stack_fixture(gateway=True, local_model=True)
+
+
+def test_n_in_one_call_streams_the_servers_interleaved_choices_each_under_its_index(
+    n_in_one_call,
+):
+    asked = chat(
+        messages=[user("Invent a name for a dog.")],
+        temperature=1.0,
+        max_tokens=16,
+        n=2,
+        seed=3,
+    )
+    streaming = {"stream": True, "stream_options": {"include_usage": True}}
+
+    def streamed(client: openai.OpenAI, **extra) -> tuple[list[str], object]:
+        texts, usage = ["", ""], None
+        for chunk in client.chat.completions.create(**asked, **streaming, **extra):
+            for choice in chunk.choices:
+                texts[choice.index] += choice.delta.content or ""
+            usage = chunk.usage or usage
+        return texts, usage
+
+    expected, _ = streamed(direct(n_in_one_call))
+    texts, usage = streamed(n_in_one_call.openai(), extra_body={"cache": False})
+    plain = direct(n_in_one_call).chat.completions.create(**asked)
+    assert texts == expected == [c.message.content for c in plain.choices]
+    # llama.cpp sends one usage chunk per choice; chatq's stream ends with one, the server's
+    # own count for the request (which, like its non-streamed answer's, counts one choice).
+    assert usage.completion_tokens == plain.usage.completion_tokens
