@@ -10,9 +10,10 @@ from chatq.producers import jobs
 from chatq.producers.client import ChatqClient
 from chatq.producers.jobs import Messages, raise_for_result
 from chatq.producers.sdk_base import ClientBase, text_of
+from chatq.producers.sessions import summary_message
 from chatq.shared.async_store import AsyncJobStore
 from chatq.shared.end_notices import EndNotices
-from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
+from chatq.shared.jobs import ChatJob, ChatMessage, ChatResult, JobStatus
 from chatq.shared.protocol import Event
 from chatq.shared.settings import Settings, get_settings
 from chatq.shared.store import JobRecord
@@ -83,6 +84,18 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
         if self._sync is None:
             self._sync = ChatqClient(self.settings)
         return self._sync
+
+    async def branch_session(self, tenant: str | None, source: str, target: str) -> None:
+        """Starts session ``target`` as a copy of session ``source``."""
+        sessions = self._history().conversations.sessions
+        await asyncio.to_thread(sessions.branch, tenant, source, target, ttl_kind="long")
+
+    async def session_messages(self, tenant: str | None, session_id: str) -> list[ChatMessage]:
+        """A session's conversation as messages: its summary (if any), then its turns."""
+        conversations = self._history().conversations
+        session = await asyncio.to_thread(conversations.sessions.load, tenant, session_id)
+        summary = [summary_message(session.summary)] if session.summary else []
+        return [*summary, *session.turns]
 
     async def result(self, job_id: str, timeout: float | None = None) -> ChatResult:
         """Waits for the job to end."""

@@ -9,7 +9,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from chatq.producers import batch_routes, chat_routes, job_routes, metrics_route, session_routes
+from chatq.producers import (
+    batch_routes,
+    chat_routes,
+    job_routes,
+    metrics_route,
+    response_routes,
+    session_routes,
+)
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.auth import Authenticator
 from chatq.producers.batch_service import BatchService
@@ -80,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(chat_routes.router)
     app.include_router(job_routes.router)
+    app.include_router(response_routes.router)
     app.include_router(batch_routes.router)
     app.include_router(batch_routes.uploads)
     app.include_router(session_routes.router)

@@ -158,6 +158,11 @@ def session_turns_key(tenant: str | None, session_id: str) -> str:
     return f"{session_key(tenant, session_id)}:turns"
 
 
+def response_key(tenant: str | None, response_id: str) -> str:
+    """A stored ``/v1/responses`` request (``chatq.producers.response_store``)."""
+    return f"{PREFIX}:response:{_tenant_part(tenant)}:{response_id}"
+
+
 def user_key(tenant: str | None, user_id: str, part: str) -> str:
     """A key of one user of a tenant: profile, sessions, jobs or cache."""
     return f"{PREFIX}:user:{_tenant_part(tenant)}:{user_id}:{part}"

@@ -95,6 +95,20 @@ class SessionStore:
             pipe.expire(keys.session_key(tenant, session_id), ttl)
             pipe.execute()
 
+    def branch(self, tenant: str | None, source: str, target: str, *, ttl_kind: str) -> Session:
+        """Starts session ``target`` as a copy of ``source`` (its summary and turns): the
+        conversation so far, continued apart from any other continuation of it."""
+        session = self.load(tenant, source)
+        head = keys.session_key(tenant, target)
+        with self.redis.pipeline() as pipe:
+            pipe.hset(head, mapping={"summary": session.summary, "summarised": session.summarised})
+            if session.turns:
+                turns = [m.model_dump_json(exclude_unset=True) for m in session.turns]
+                pipe.rpush(keys.session_turns_key(tenant, target), *turns)
+            pipe.execute()
+        self.touch(tenant, target, ttl_kind=ttl_kind, user=session.user)
+        return session
+
     def record_answer(self, job: ChatJob, result: ChatResult) -> None:
         """Appends a finished job's new messages and its answer to its session."""
         session_id = job.request.session_id

@@ -1,0 +1,60 @@
+from chatq.producers.response_events import ResponseEvents
+from chatq.producers.responses_format import ResponsesRequest
+from chatq.shared.jobs import ChatResult, JobStatus
+
+
+def chunk(**delta) -> dict:
+    return {"choices": [{"index": 0, "delta": delta}]}
+
+
+def events_of(*chunks: dict) -> list[dict]:
+    request = ResponsesRequest(model="m", input="hi")
+    builder = ResponseEvents("resp_1", request, created_at=1.0)
+    events = builder.start()
+    for piece in chunks:
+        events += builder.chunk(piece)
+    completion = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello"}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
+    result = ChatResult(job_id="resp_1", status=JobStatus.done, completion=completion)
+    return events + builder.end(result)
+
+
+def test_text_streams_as_the_responses_event_sequence_numbered_from_zero():
+    events = events_of(
+        chunk(role="assistant", content=""), chunk(content="Hel"), chunk(content="lo")
+    )
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert events[6]["text"] == "Hello"
+    final = events[-1]["response"]
+    assert final["output"][0]["content"][0]["text"] == "Hello"
+    assert final["usage"]["total_tokens"] == 3
+
+
+def test_a_tool_call_streams_its_arguments():
+    call = {"index": 0, "id": "call_1", "function": {"name": "f", "arguments": '{"a"'}}
+    more = {"index": 0, "function": {"arguments": ": 1}"}}
+    events = events_of(chunk(tool_calls=[call]), chunk(tool_calls=[more]))
+    kinds = [e["type"] for e in events]
+    assert kinds[2:6] == [
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+    ]
+    done = events[5]
+    assert (done["name"], done["arguments"]) == ("f", '{"a": 1}')
+    assert events[-1]["response"]["output"][0]["call_id"] == "call_1"
