@@ -1,6 +1,7 @@
 """Bulk offline batches: OpenAI Batch API JSONL in, JSONL out, through the bulk queue.
 
-Input lines are ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``.
+Input lines are ``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``, or
+with ``"url": "/v1/responses"`` a Responses request (one endpoint per batch, as OpenAI's).
 Output lines follow OpenAI's batch output (``id``, ``custom_id``, ``response`` {``status_code``,
 ``request_id``, ``body``}, ``error``); failed requests and unreadable lines go to an error file,
 unreadable ones with their line number. Input and output are streamed with a bounded window of
@@ -24,12 +25,27 @@ from chatq.producers.batch_state import BatchStore
 from chatq.producers.client import ChatqClient
 from chatq.producers.jobs import describe_validation_errors, error_for_result
 from chatq.producers.openai_format import completion
+from chatq.producers.responses_format import (
+    RESPONSE_PREFIX,
+    ResponsesRequest,
+    chat_request,
+    response_object,
+    response_status,
+)
 from chatq.shared import tracing
-from chatq.shared.errors import ChatqError, JobTimeout, error_body, http_status_and_type
+from chatq.shared.errors import (
+    ChatqError,
+    InvalidRequest,
+    JobTimeout,
+    error_body,
+    http_status_and_type,
+)
 from chatq.shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
 from pydantic import ValidationError
 
 CHAT_URL = "/v1/chat/completions"
+RESPONSES_URL = "/v1/responses"
+ENDPOINTS = (CHAT_URL, RESPONSES_URL)
 DEFAULT_WINDOW = 500
 CANCEL_CHECK_S = 0.5  # while a line is awaited, how often a cancel of the batch is looked for
 
@@ -57,10 +73,14 @@ class Request:
     line: int
     custom_id: str
     body: ChatRequest
+    responses: ResponsesRequest | None = None  # a /v1/responses line's request, as sent
 
 
-def parse_line(number: int, text: str, seen: set[str]) -> Request | BadLine | None:
-    """One input line as a request, or why it cannot be one (None for a blank line)."""
+def parse_line(
+    number: int, text: str, seen: set[str], endpoint: str = CHAT_URL
+) -> Request | BadLine | None:
+    """One input line as a request to ``endpoint``, or why it cannot be one (None for a
+    blank line)."""
     if not text.strip():
         return None
     try:
@@ -75,18 +95,43 @@ def parse_line(number: int, text: str, seen: set[str]) -> Request | BadLine | No
     if custom_id in seen:
         return BadLine(number, f"duplicate custom_id '{custom_id}'", custom_id)
     seen.add(custom_id)
-    if data.get("url", CHAT_URL) != CHAT_URL or data.get("method", "POST") != "POST":
-        return BadLine(number, f"only POST {CHAT_URL} is supported", custom_id)
+    if data.get("url", endpoint) != endpoint or data.get("method", "POST") != "POST":
+        return BadLine(number, f"this batch's lines are POST {endpoint}", custom_id)
     try:
+        if endpoint == RESPONSES_URL:
+            asked = ResponsesRequest.model_validate(data.get("body") or {})
+            chat = chat_request(asked, session_id=None)
+            return Request(number, custom_id, _bulk(chat), asked)
         body = ChatRequest.model_validate({**(data.get("body") or {}), "priority": Priority.bulk})
     except ValidationError as exc:
         return BadLine(number, describe_validation_errors(exc.errors()), custom_id)
+    except InvalidRequest as exc:
+        return BadLine(number, f"{exc.param}: {exc.message}", custom_id)
     return Request(number, custom_id, body)
 
 
-def output_line(custom_id: str, result: ChatResult) -> dict[str, Any]:
+def _bulk(request: ChatRequest) -> ChatRequest:
+    return request.model_copy(update={"priority": Priority.bulk})
+
+
+def output_line(
+    custom_id: str, result: ChatResult, responses: ResponsesRequest | None = None
+) -> dict[str, Any]:
+    """A line of the output (or error) file; ``responses``: the line was a Responses
+    request, and its body is a ``response`` object."""
     if result.status is JobStatus.done:
-        body = completion(result, created=int(result.timings.finished_at or time.time()))
+        finished = result.timings.finished_at or time.time()
+        if responses is not None:
+            response_id = RESPONSE_PREFIX + result.job_id.removeprefix("job_")
+            body = response_object(
+                response_id,
+                responses,
+                status=response_status(result.status, result.completion),
+                created_at=result.timings.created_at or finished,
+                completion=result.completion,
+            )
+        else:
+            body = completion(result, created=int(finished))
         response = {"status_code": 200, "request_id": result.job_id, "body": body}
         return {
             "id": f"batch_req_{result.job_id}",
@@ -181,6 +226,7 @@ class BatchRunner:
         privacy: bool = True,
         expires_at: float | None = None,
         traceparent: str | None = None,
+        endpoint: str = CHAT_URL,
     ):
         self.client = client
         self.input_path = input_path
@@ -195,6 +241,7 @@ class BatchRunner:
         self.expires_at = expires_at  # Unix time; lines not done by then fail as batch_expired
         self.expired = False  # set once a line expired
         self.traceparent = traceparent  # the trace the batch was created in, if traced
+        self.endpoint = endpoint  # what every line asks: chat completions, or responses
         self.batches = BatchStore(client.store.redis)
         self._in_flight: set[str] = set()  # the jobs of lines submitted, not yet collected
 
@@ -279,7 +326,7 @@ class BatchRunner:
         seen: set[str] = set()
         with self.input_path.open() as lines:
             for number, text in enumerate(lines, start=1):
-                parsed = parse_line(number, text, seen)
+                parsed = parse_line(number, text, seen, self.endpoint)
                 if parsed is None:
                     continue
                 if isinstance(parsed, BadLine):
@@ -308,7 +355,7 @@ class BatchRunner:
             _write(errors, record)
             progress.failed += 1
         else:
-            record = output_line(item.custom_id, result)
+            record = output_line(item.custom_id, result, item.responses)
             if result.status is JobStatus.done:
                 _write(out, record)
                 progress.done += 1

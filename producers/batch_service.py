@@ -38,7 +38,7 @@ class CreateBatch(BaseModel):
     """The body of ``POST /v1/batches``."""
 
     input_file_id: str = Field(min_length=1)
-    endpoint: Literal["/v1/chat/completions"]
+    endpoint: Literal["/v1/chat/completions", "/v1/responses"]
     completion_window: Literal["24h"]
     metadata: dict[str, str] | None = None
 
@@ -221,6 +221,7 @@ class BatchService:
                 privacy=privacy,
                 expires_at=float(record["expires_at"]),
                 traceparent=record.get("traceparent"),
+                endpoint=record["endpoint"],
             )
             runner.run()
             end = runner.outcome()

@@ -172,3 +172,41 @@ def test_errors_keep_openais_shapes(client):
     with pytest.raises(openai.BadRequestError) as tool:
         client.responses.create(model="sim-mini", input="hi", tools=[{"type": "web_search"}])
     assert tool.value.body["param"] == "tools[0]"
+
+
+def test_a_batch_of_responses_lines_completes_with_response_objects(client):
+    lines = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {"model": "sim-mini", "input": f"Line {i}", "max_output_tokens": 8},
+        }
+        for i in range(20)
+    ]
+    lines.append({"custom_id": "bad", "url": "/v1/responses", "body": {"model": "sim-mini"}})
+    uploaded = client.files.create(
+        file=("in.jsonl", "\n".join(json.dumps(line) for line in lines).encode()),
+        purpose="batch",
+    )
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/responses", completion_window="24h"
+    )
+
+    def ended():
+        now = client.batches.retrieve(batch.id)
+        return now if now.status in ("completed", "failed", "cancelled", "expired") else None
+
+    done = eventually(ended, timeout=60, every=0.3)
+    assert (done.status, done.request_counts.completed, done.request_counts.failed) == (
+        "completed",
+        20,
+        1,
+    )
+    output = [json.loads(x) for x in client.files.content(done.output_file_id).text.splitlines()]
+    bodies = {line["custom_id"]: line["response"]["body"] for line in output}
+    assert all(
+        b["object"] == "response" and b["output"][0]["type"] == "message" for b in bodies.values()
+    )
+    errors = client.files.content(done.error_file_id).text
+    assert "input" in errors
