@@ -139,6 +139,29 @@ def test_a_tenant_never_sees_another_tenants_jobs(url, tenants):
         assert_refused(response, 404, "job_not_found")
 
 
+def test_a_tenant_never_sees_nor_continues_another_tenants_responses(url, tenants):
+    alice, _ = tenants.create_key("tenant-a")
+    bob, _ = tenants.create_key("tenant-b")
+    as_bob = {"Authorization": f"Bearer {bob}"}
+    as_alice = {"Authorization": f"Bearer {alice}"}
+    body = {"model": "sim-mini", "input": "hi", "max_output_tokens": 4, "background": True}
+    created = requests.post(f"{url}/responses", json=body, headers=as_bob, timeout=30)
+    response_id = created.json()["id"]
+    assert requests.get(f"{url}/responses/{response_id}", headers=as_bob, timeout=10).ok
+    for method, path in (
+        ("GET", f"/responses/{response_id}"),
+        ("GET", f"/responses/{response_id}?stream=true"),
+        ("POST", f"/responses/{response_id}/cancel"),
+        ("DELETE", f"/responses/{response_id}"),
+    ):
+        response = requests.request(method, url + path, headers=as_alice, timeout=10)
+        assert_refused(response, 404, "response_not_found")
+    follow = {"model": "sim-mini", "input": "and?", "previous_response_id": response_id}
+    response = requests.post(f"{url}/responses", json=follow, headers=as_alice, timeout=30)
+    assert_refused(response, 404, "response_not_found")
+    assert response.json()["error"]["param"] == "previous_response_id"
+
+
 def test_a_tenant_never_sees_another_tenants_sessions(url, tenants):
     alice, _ = tenants.create_key("tenant-a")
     bob, _ = tenants.create_key("tenant-b")
