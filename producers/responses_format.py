@@ -17,6 +17,8 @@ from chatq.shared.jobs import SAFE_ID, ChatRequest, JobError, JobStatus
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RESPONSE_PREFIX = "resp_"
+# chatq's own fields a response may carry too, as a chat may (``extra_body`` in the SDK).
+CHATQ_OWN = ("deadline_s", "priority", "fairness_key", "cache", "coalesce")
 _ROLES = {"user", "system", "developer", "assistant"}
 _TEXT_PARTS = {"input_text", "output_text", "text"}
 
@@ -81,6 +83,8 @@ def chat_request(
         body["tool_choice"] = chat_tool_choice(request.tool_choice)
     if (response_format := chat_response_format(request.text)) is not None:
         body["response_format"] = response_format
+    extra = request.model_extra or {}
+    body |= {name: extra[name] for name in CHATQ_OWN if name in extra}
     if session_id is not None:
         body |= {"session_id": session_id, "session_ttl": "long"}
     return ChatRequest.model_validate(body)

@@ -102,3 +102,8 @@ def test_an_answer_is_a_message_item_and_function_call_items():
     )
     assert body["usage"]["input_tokens"] == 5 and body["usage"]["output_tokens"] == 3
     assert body["output"] == items and body["object"] == "response"
+
+
+def test_chatqs_own_fields_ride_along():
+    chat = chat_request(request(deadline_s=5, priority="bulk", cache=False), session_id=None)
+    assert (chat.deadline_s, chat.priority.value, chat.cache) == (5, "bulk", False)
