@@ -11,7 +11,8 @@ from typing import Annotated, Any
 from chatq.producers.batch_service import BatchService, CreateBatch
 from chatq.producers.callers import AdmittedCaller, Caller
 from chatq.producers.files import FileStore
-from chatq.shared.idempotency import HEADER as IDEMPOTENCY_HEADER
+from chatq.producers.request_headers import IdempotencyKeyHeader, check_idempotency_key
+from chatq.shared.errors import BatchNotFound, short
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
@@ -33,10 +34,11 @@ def upload_file(
     file: Annotated[UploadFile, File()],
     purpose: Annotated[str, Form()],
     who: Caller,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Uploads a JSONL file of batch requests (purpose ``batch``)."""
     name = file.filename or "upload.jsonl"
-    key = request.headers.get(IDEMPOTENCY_HEADER) or None
+    key = check_idempotency_key(idempotency_key)
     return _files(request).upload(file.file, name, purpose, who.tenant, idempotency_key=key)
 
 
@@ -74,9 +76,14 @@ def delete_file(request: Request, file_id: str, who: Caller) -> dict[str, Any]:
 
 
 @router.post("/v1/batches")
-def create_batch(request: Request, body: CreateBatch, who: AdmittedCaller) -> dict[str, Any]:
+def create_batch(
+    request: Request,
+    body: CreateBatch,
+    who: AdmittedCaller,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any]:
     """Starts a batch over an uploaded file; poll it with ``GET /v1/batches/{id}``."""
-    key = request.headers.get(IDEMPOTENCY_HEADER) or None
+    key = check_idempotency_key(idempotency_key)
     return _batches(request).create(body, who.tenant, idempotency_key=key)
 
 
@@ -92,9 +99,20 @@ def list_batches(
 
 @router.get("/v1/batches/{batch_id}")
 def get_batch(request: Request, batch_id: str, who: Caller) -> dict[str, Any]:
-    return _batches(request).get(batch_id, who.tenant)
+    try:
+        return _batches(request).get(batch_id, who.tenant)
+    except BatchNotFound:
+        raise _no_batch(batch_id) from None
 
 
 @router.post("/v1/batches/{batch_id}/cancel")
 def cancel_batch(request: Request, batch_id: str, who: Caller) -> dict[str, Any]:
-    return _batches(request).cancel(batch_id, who.tenant)
+    try:
+        return _batches(request).cancel(batch_id, who.tenant)
+    except BatchNotFound:
+        raise _no_batch(batch_id) from None
+
+
+def _no_batch(batch_id: str) -> BatchNotFound:
+    """Not found, naming the id by a short prefix only (it came in the URL)."""
+    return BatchNotFound(f"No batch with id {short(batch_id)}.", param="batch_id")

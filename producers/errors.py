@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import orjson
 from chatq.producers.jobs import describe_validation_errors
 from chatq.shared.errors import (
+    SHORT_ECHO_CHARS,
     ChatqError,
     InvalidRequest,
     error_body,
     http_status_and_type,
     openai_error_body,
+    short,
 )
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -75,17 +79,19 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RedisError, _redis_error)  # type: ignore[arg-type]
     app.add_exception_handler(orjson.JSONEncodeError, _unencodable)  # type: ignore[arg-type]
     app.add_exception_handler(UnicodeEncodeError, _unencodable)  # type: ignore[arg-type]
+    app.add_exception_handler(PydanticSerializationError, _unencodable)  # type: ignore[arg-type]
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     """FastAPI's own refusals (unknown route, wrong method, unparsable body) in OpenAI's shape;
     a 405 lists every method the path takes."""
     headers = dict(exc.headers or {})
+    path = _shown_path(request.url.path)
     if exc.status_code == 405:
         headers["Allow"] = ", ".join(sorted(_methods_for(request)))
-        message = f"{request.method} is not allowed on {request.url.path}."
+        message = f"{request.method} is not allowed on {path}."
     elif exc.status_code == 404:
-        message = f"No route {request.method} {request.url.path}."
+        message = f"No route {request.method} {path}."
     else:
         message = str(exc.detail)
     error_type = "invalid_request_error" if exc.status_code < 500 else "server_error"
@@ -95,6 +101,15 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         status_code=exc.status_code,
         headers=headers,
     )
+
+
+SHOWN_PATH_CHARS = 40
+
+
+def _shown_path(path: str) -> str:
+    """A path as a message may show it: whole if short and plain, else its start."""
+    plain = len(path) <= SHOWN_PATH_CHARS and path.isprintable()
+    return path if plain else short(path, SHOWN_PATH_CHARS)
 
 
 def _methods_for(request: Request) -> set[str]:
@@ -131,11 +146,37 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     if any(e.get("type") == "json_invalid" for e in errors):
         message = "We could not parse the JSON body of your request. Send valid JSON."
         return JSONResponse(openai_error_body(message, "invalid_request_error"), status_code=400)
+    errors = [shown(e) for e in errors]
     message = describe_validation_errors(errors)
-    param = ".".join(str(p) for p in errors[0]["loc"] if p != "body") if errors else None
+    param = ".".join(str(p) for p in errors[0]["loc"]) if errors else None
     return JSONResponse(
         openai_error_body(message, "invalid_request_error", param=param or None), status_code=400
     )
+
+
+PARAMETER_KINDS = frozenset({"body", "header", "query", "path", "cookie"})
+
+
+def shown(error: dict[str, Any]) -> dict[str, Any]:
+    """A validation error as a message may show it: where, named as the caller sent it (a
+    header by its name, not ``header.X-Session-Id``), with no more than a short prefix of a
+    value the caller sent, whether a dict key on the way or the input itself."""
+    loc = tuple(error["loc"])
+    if loc and loc[0] in PARAMETER_KINDS:
+        loc = loc[1:]
+    loc = tuple(_shown_part(part) for part in loc)
+    message = str(error["msg"])
+    value = error.get("input")
+    if isinstance(value, str) and len(value) > SHORT_ECHO_CHARS and value in message:
+        message = message.replace(value, short(value))
+    return {**error, "loc": loc, "msg": message}
+
+
+NAME = re.compile(r"^[A-Za-z0-9_.\[\]-]{1,40}$")  # a field's name, or a key shown whole
+
+
+def _shown_part(part: object) -> object:
+    return short(part) if isinstance(part, str) and not NAME.match(part) else part
 
 
 async def _redis_error(request: Request, exc: RedisError) -> JSONResponse:

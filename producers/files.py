@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 
 from chatq.producers.batch_state import FileRecords
 from chatq.shared import idempotency
-from chatq.shared.errors import FileNotFound, InvalidRequest, PayloadTooLarge
+from chatq.shared.errors import FileNotFound, InvalidRequest, PayloadTooLarge, short
 from redis import Redis
 
 PURPOSES = ("batch", "batch_output")
@@ -50,7 +50,7 @@ class FileStore:
         With ``idempotency_key``, a retry of the same upload gets the first one's file."""
         if purpose != "batch":
             raise InvalidRequest(
-                f"Invalid purpose '{purpose}': files uploaded here are for 'batch'.",
+                f"Invalid purpose {short(purpose)}: files uploaded here are for 'batch'.",
                 param="purpose",
             )
         file_id = f"file-{uuid.uuid4().hex}"
@@ -154,7 +154,7 @@ class FileStore:
         """The file, if it exists and belongs to ``tenant``."""
         record = self.records.record(file_id)
         if not record or record.get("tenant") != tenant:
-            raise FileNotFound(f"No file with id '{file_id}'.", param="file_id")
+            raise FileNotFound(f"No file with id {short(file_id)}.", param="file_id")
         return file_object(file_id, record)
 
     def list(

@@ -16,16 +16,21 @@ from chatq.producers.auth import Principal
 from chatq.producers.callers import AdmittedCaller, Caller, Client
 from chatq.producers.chat_routes import Chunk, Failure, chunks, sse_line
 from chatq.producers.openai_format import ChunkServer, completion
+from chatq.producers.request_headers import (
+    IdempotencyKeyHeader,
+    SessionIdHeader,
+    TraceparentHeader,
+)
 from chatq.shared import tracing
-from chatq.shared.errors import ChatqError, InvalidRequest, JobNotFound, error_body
-from chatq.shared.idempotency import HEADER as IDEMPOTENCY_HEADER
+from chatq.shared.errors import ChatqError, InvalidRequest, JobNotFound, error_body, short
 from chatq.shared.jobs import ChatRequest, JobStatus
 from chatq.shared.store import JobRecord
-from fastapi import APIRouter, Header, Request, WebSocket, WebSocketDisconnect, status
+from fastapi import APIRouter, Header, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import StreamingResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 router = APIRouter()
+MAX_EVENT_ID_DIGITS = 9
 
 
 class JobRequest(ChatRequest):
@@ -80,22 +85,33 @@ def job_object(record: JobRecord) -> JobObject:
 
 
 async def own_job(client: AsyncChatqClient, job_id: str, who: Principal) -> JobRecord:
-    """The job's record if the caller's tenant owns it; 404 otherwise."""
-    record = await client.status(job_id)
-    if record.tenant != who.tenant:
-        raise JobNotFound(f"No job with id '{job_id}'.", param="job_id")
+    """The job's record if the caller's tenant owns it; 404 otherwise, the same whether the
+    job is absent or another tenant's."""
+    try:
+        record = await client.status(job_id)
+    except JobNotFound:
+        record = None
+    if record is None or record.tenant != who.tenant:
+        raise JobNotFound(f"No job with id {short(job_id)}.", param="job_id")
     return record
 
 
 @router.post("/v1/jobs", status_code=status.HTTP_202_ACCEPTED)
 async def submit_job(
-    body: JobRequest, http: Request, client: Client, who: AdmittedCaller
+    body: JobRequest,
+    client: Client,
+    who: AdmittedCaller,
+    session_id: SessionIdHeader = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+    traceparent: TraceparentHeader = None,
 ) -> JobObject:
     """Queues a chat job and returns at once; its id fetches the outcome later."""
+    key = request_headers.check_idempotency_key(idempotency_key)
+    session = request_headers.check_session_id(session_id)
     request = ChatRequest.model_validate(
         body.model_dump(exclude={"webhook_url"}, exclude_unset=True)
     )
-    if (session := request_headers.session_id(http.headers)) and request.session_id is None:
+    if session and request.session_id is None:
         request.session_id = session
     webhook = str(body.webhook_url) if body.webhook_url else None
     job_id = await client.submit(
@@ -103,8 +119,8 @@ async def submit_job(
         tenant=who.tenant,
         webhook_url=webhook,
         privacy=who.privacy,
-        traceparent=tracing.onward(http.headers.get("traceparent")),
-        idempotency_key=http.headers.get(IDEMPOTENCY_HEADER) or None,
+        traceparent=tracing.onward(traceparent),
+        idempotency_key=key,
     )
     # As accepted: a worker may have started it already, which GET /v1/jobs/{id} shows.
     return JobObject(
@@ -139,6 +155,7 @@ async def job_events(
         Header(
             alias="Last-Event-ID",
             description="Resume after this chunk: the `id:` of the last event received.",
+            json_schema_extra={"pattern": f"^[0-9]{{0,{MAX_EVENT_ID_DIGITS}}}$"},
         ),
     ] = None,
 ) -> StreamingResponse:
@@ -182,9 +199,6 @@ async def job_socket(websocket: WebSocket, job_id: str) -> None:
         return
 
 
-MAX_EVENT_ID_DIGITS = 9
-
-
 def resume_after(value: str | None, name: str) -> int:
     """How many chunks a reconnecting caller has already (its last event id); 0: none."""
     if value is None or value == "":
@@ -192,7 +206,7 @@ def resume_after(value: str | None, name: str) -> int:
     if not value.isascii() or not value.isdigit() or len(value) > MAX_EVENT_ID_DIGITS:
         raise InvalidRequest(
             f"{name} must be the id of an event this stream sent (a whole number of at most "
-            f"{MAX_EVENT_ID_DIGITS} digits); got {value[:16]!r}.",
+            f"{MAX_EVENT_ID_DIGITS} digits); got {short(value)}.",
             param=name,
         )
     return int(value)

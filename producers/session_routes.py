@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from chatq.producers.callers import Caller
 from chatq.shared import keys
+from chatq.shared.errors import short
 from chatq.shared.jobs import SAFE_ID
 from chatq.shared.sessions import SessionNotFound, SessionStore, UserStore
 from fastapi import APIRouter, Path, Request
@@ -27,16 +28,19 @@ def _users(request: Request) -> UserStore:
 class Profile(BaseModel):
     """Attributes of one end user, added to the system prompt of their requests."""
 
-    attributes: dict[str, Annotated[str, Field(max_length=500)]] = Field(
-        default_factory=dict, max_length=50
-    )
+    attributes: dict[
+        Annotated[str, Field(min_length=1, max_length=64)], Annotated[str, Field(max_length=500)]
+    ] = Field(default_factory=dict, max_length=50)
 
 
 @router.get("/v1/sessions/{session_id}")
 def get_session(request: Request, session_id: Id, who: Caller) -> dict[str, Any]:
     """The conversation: its summary and the turns kept verbatim."""
     store = _sessions(request)
-    session = store.get(who.tenant, session_id)
+    try:
+        session = store.get(who.tenant, session_id)
+    except SessionNotFound:
+        raise _no_session(session_id) from None
     ttl = store.redis.ttl(keys.session_key(who.tenant, session_id))
     return {
         "id": session.id,
@@ -52,8 +56,12 @@ def get_session(request: Request, session_id: Id, who: Caller) -> dict[str, Any]
 @router.delete("/v1/sessions/{session_id}")
 def delete_session(request: Request, session_id: Id, who: Caller) -> dict[str, Any]:
     if not _sessions(request).delete(who.tenant, session_id):
-        raise SessionNotFound(f"No session with id '{session_id}'.", param="session_id")
+        raise _no_session(session_id)
     return {"id": session_id, "object": "chat.session", "deleted": True}
+
+
+def _no_session(session_id: str) -> SessionNotFound:
+    return SessionNotFound(f"No session with id {short(session_id)}.", param="session_id")
 
 
 @router.put("/v1/users/{user_id}/profile")

@@ -197,6 +197,15 @@ def _passed_through(exc: ChatqError) -> bool:
     )
 
 
+SHORT_ECHO_CHARS = 16
+
+
+def short(value: str, limit: int = SHORT_ECHO_CHARS) -> str:
+    """A refused value as an error message may show it: its first characters only, quoted, so
+    a message never carries a whole hostile value back (nor into a log)."""
+    return repr(value[:limit]) + ("..." if len(value) > limit else "")
+
+
 def openai_error_body(
     message: str, error_type: str, *, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:

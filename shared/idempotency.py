@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 
 import orjson
-from chatq.shared.errors import IdempotencyKeyReused, InvalidRequest
+from chatq.shared.errors import IdempotencyKeyReused, InvalidRequest, short
 
 HEADER = "Idempotency-Key"
 MAX_KEY_CHARS = 255
@@ -24,7 +24,7 @@ def check_key(key: str, name: str = HEADER) -> str:
     if not 0 < len(key) <= MAX_KEY_CHARS or not key.isascii() or not key.isprintable():
         raise InvalidRequest(
             f"{name} must be 1 to {MAX_KEY_CHARS} printable ASCII characters; got "
-            f"{key[:16]!r}{'...' if len(key) > 16 else ''} ({len(key)} characters).",
+            f"{short(key)} ({len(key)} characters).",
             param=name,
         )
     return key

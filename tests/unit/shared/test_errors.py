@@ -13,6 +13,7 @@ from chatq.shared.errors import (
     RateLimited,
     error_body,
     http_status_and_type,
+    short,
 )
 
 
@@ -43,3 +44,9 @@ def test_error_body_has_openai_shape():
 
 def test_errors_can_be_rebuilt_from_their_code():
     assert ERRORS_BY_CODE["provider_rejected"] is ProviderRejected
+
+
+def test_short_shows_a_refused_value_by_its_first_characters_only():
+    assert short("abc") == "'abc'"
+    assert short("x" * 5000) == repr("x" * 16) + "..."
+    assert short("\u202eevil\x00") == repr("\u202eevil\x00")  # escaped, never raw
