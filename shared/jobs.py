@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from chatq.shared.completion import Completion, Usage
 from chatq.shared.tracing import valid_traceparent
@@ -32,6 +33,11 @@ CHATQ_FIELDS = frozenset(
     }
 )
 SAFE_ID = r"^[A-Za-z0-9_.@-]+$"  # ids that become part of Redis keys
+FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # OpenAI's rule for a tool's name
+INT64 = 2**63
+MAX_STOPS = 4
+# A logit bias, as OpenAI bounds it; an int stays an int on its way to the provider.
+Bias = Annotated[int, Field(ge=-100, le=100)] | Annotated[float, Field(ge=-100, le=100)]
 
 
 class Role(StrEnum):
@@ -104,7 +110,9 @@ class ChatMessage(BaseModel):
 class ChatRequest(BaseModel):
     """An OpenAI-style chat completion request plus chatq's own fields.
 
-    Unknown OpenAI parameters (``tools``, ``response_format``...) are kept and forwarded.
+    OpenAI's parameters that OpenAI bounds are declared here with its bounds, so a request
+    out of them is a 400 before it is queued; the others (``tools``, ``response_format``...)
+    are kept and forwarded as sent.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -116,7 +124,17 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, ge=0, le=1)
     n: int | None = Field(None, ge=1, le=128, description="How many choices to generate.")
-    stop: str | list[str] | None = None
+    stop: str | Annotated[list[str], Field(max_length=MAX_STOPS)] | None = Field(
+        None, description="Up to 4 sequences where the answer stops."
+    )
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str | int, Bias] | None = Field(
+        None, description="Token ids mapped to a bias from -100 to 100."
+    )
+    seed: int | None = Field(None, ge=-INT64, lt=INT64)
     stream: bool = False
     session_id: str | None = Field(
         None,
@@ -168,6 +186,27 @@ class ChatRequest(BaseModel):
         if any(len(v) > 512 for v in value.values()):
             raise ValueError("metadata values may have at most 512 characters")
         return value
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _few_stops(cls, value: Any) -> Any:
+        """OpenAI's limit, said once rather than as a miss of each type ``stop`` may have."""
+        if isinstance(value, list) and len(value) > MAX_STOPS:
+            raise ValueError(f"at most {MAX_STOPS} stop sequences")
+        return value
+
+    @model_validator(mode="after")
+    def _tool_names(self) -> ChatRequest:
+        """OpenAI's rule for a function tool's name (``tools`` itself is forwarded as sent)."""
+        tools = (self.model_extra or {}).get("tools")
+        for index, tool in enumerate(tools if isinstance(tools, list) else ()):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            name = function.get("name") if isinstance(function, dict) else None
+            if name is not None and not (isinstance(name, str) and FUNCTION_NAME.match(name)):
+                raise ValueError(
+                    f"tools[{index}].function.name must be 1 to 64 letters, digits, _ or -"
+                )
+        return self
 
     @property
     def completion_limit(self) -> int | None:

@@ -33,6 +33,50 @@ def test_invalid_requests_are_refused(overrides):
         request(**overrides)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"top_p": 1.5},
+        {"top_logprobs": 21},
+        {"top_logprobs": -1},
+        {"logprobs": "sometimes"},
+        {"presence_penalty": 2.5},
+        {"frequency_penalty": -2.5},
+        {"stop": ["a", "b", "c", "d", "e"]},
+        {"logit_bias": {"50256": 101}},
+        {"logit_bias": {"50256": -100.5}},
+        {"seed": 2**63},
+        {"seed": 1.5},
+        {"tools": [{"type": "function", "function": {"name": "get weather"}}]},
+        {"tools": [{"type": "function", "function": {"name": "f" * 65}}]},
+        {"tools": [{"type": "function", "function": {"name": ""}}]},
+    ],
+)
+def test_fields_openai_bounds_are_bounded_the_same(overrides):
+    with pytest.raises(ValidationError):
+        request(**overrides)
+
+
+def test_the_bounds_themselves_are_allowed():
+    bounds = request(
+        top_logprobs=20,
+        presence_penalty=-2,
+        frequency_penalty=2,
+        stop=["a", "b", "c", "d"],
+        logit_bias={"1": -100, 2: 100},
+        seed=-(2**63),
+        tools=[{"type": "function", "function": {"name": "get_weather-2"}}, {"type": "x"}],
+    )
+    assert bounds.provider_body(stream=False)["logit_bias"] == {"1": -100, "2": 100}
+
+
+def test_stop_over_its_limit_is_one_error_saying_so():
+    with pytest.raises(ValidationError) as refused:
+        request(stop=list("abcde"))
+    [error] = refused.value.errors()
+    assert error["loc"] == ("stop",) and "at most 4 stop sequences" in error["msg"]
+
+
 def test_provider_body_keeps_openai_fields_and_drops_chatq_ones():
     req = request(session_id="s1", priority="bulk", metadata={"a": "b"}, tools=[{"x": 1}])
     body = req.provider_body(stream=True)
