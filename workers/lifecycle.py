@@ -162,11 +162,8 @@ class JobLifecycle:
             "hostname": self.worker_name,
             "timestamp": finished,
             "name": TASK_CHAT,
-            "args": chat_argsrepr(_shown(job)),
-            "kwargs": "{}",
-            "retries": 0,
+            "args": chat_argsrepr(_shown(job)),  # no kwargs: Flower would parse "{}" each time
             "root_id": job.id,
-            "parent_id": None,
             "received": received,
             "started": started,
             "runtime": max(0.0, finished - started),
