@@ -311,6 +311,27 @@ def test_bad_credentials_get_401(url, credential):
     assert response.status_code == 401 and response.json()["error"]["type"]
 
 
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        b"Bearer caf\xe9",
+        b"Bearer \xff\xfe\xfd",
+        b"Bearer cq-\xff\xfe",
+        b"Bearer \xe2\x80\xaea.b.c",
+        b"Bearer a.\xff.c",
+        b"Bearer cq-" + b"x" * 20_000,
+        b"Bearer " + b"e" * 30_000 + b".x.y",
+        b"\xff",
+    ],
+    ids=["latin-1", "not UTF-8", "key not UTF-8", "bidi JWT", "JWT not UTF-8", "long key",
+         "long JWT", "no scheme"],
+)  # fmt: skip
+def test_a_hostile_credential_is_a_401_that_echoes_nothing(url, authorization):
+    response = job(url, {"Authorization": authorization})
+    assert response.status_code == 401
+    assert "xxxx" not in response.json()["error"]["message"]
+
+
 def test_another_tenants_job_is_404(url, auth, stack):
     tenants = TenantStore(Redis.from_url(stack.redis_url, decode_responses=True))
     victim, _ = tenants.create_key("victim")
