@@ -23,7 +23,7 @@ from chatq.producers.client import ChatqClient
 from chatq.producers.files import FileStore
 from chatq.producers.tenants import TenantStore
 from chatq.shared import idempotency, tracing
-from chatq.shared.errors import BatchNotFound, InvalidRequest
+from chatq.shared.errors import BatchNotFound, InvalidRequest, short
 from chatq.shared.settings import Settings
 from pydantic import BaseModel, Field
 from redis import Redis
@@ -108,7 +108,7 @@ class BatchService:
         """The batch, if it exists and belongs to ``tenant``."""
         record = self.batches.record(batch_id)
         if not record or "endpoint" not in record or record.get("tenant") != tenant:
-            raise BatchNotFound(f"No batch with id '{batch_id}'.", param="batch_id")
+            raise BatchNotFound(f"No batch with id {short(batch_id)}.", param="batch_id")
         return batch_object(batch_id, record)
 
     def list(

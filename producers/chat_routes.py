@@ -26,7 +26,6 @@ from chatq.producers.openai_format import (
 from chatq.shared import tracing
 from chatq.shared.completion import text_completion
 from chatq.shared.errors import ChatqError, error_body
-from chatq.shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from chatq.shared.jobs import ChatRequest, JobStatus
 from chatq.shared.protocol import DeltaEvent, EndEvent
 from fastapi import APIRouter, Request
@@ -49,7 +48,26 @@ STREAM_OR_JSON = {
 }
 
 
-@router.post("/v1/chat/completions", response_model=None, responses=STREAM_OR_JSON)
+# The headers this route reads, stated in the OpenAPI document (so that they are fuzzed) but
+# read from the request itself: declared parameters would cost the hot path a resolution each.
+READ_HEADERS = {
+    "parameters": [
+        {"name": name, "in": "header", "required": False, "schema": schema}
+        for name, schema in (
+            (request_headers.SESSION_HEADER, request_headers.SESSION_ID_SCHEMA),
+            (request_headers.IDEMPOTENCY_HEADER, request_headers.IDEMPOTENCY_KEY_SCHEMA),
+            (request_headers.TRACEPARENT_HEADER, {"type": "string"}),
+        )
+    ]
+}
+
+
+@router.post(
+    "/v1/chat/completions",
+    response_model=None,
+    responses=STREAM_OR_JSON,
+    openapi_extra=READ_HEADERS,
+)
 async def chat_completions(
     body: ChatRequest, request: Request, who: AdmittedCaller
 ) -> JSONResponse | StreamingResponse:
@@ -58,7 +76,7 @@ async def chat_completions(
         body.session_id = session
     submit = client.submit if body.stream else client.submit_awaited
     trace = tracing.onward(request.headers.get("traceparent"))
-    idempotency_key = request.headers.get(IDEMPOTENCY_HEADER) or None
+    idempotency_key = request_headers.idempotency_key(request.headers)
     job_id = await submit(
         request=body,
         tenant=who.tenant,

@@ -26,6 +26,7 @@ from chatq.shared.errors import (
     ProviderError,
     ProviderRejected,
     QueueUnavailable,
+    short,
 )
 from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
 from chatq.shared.logs import request_id_var
@@ -58,7 +59,7 @@ def check_model(request: ChatRequest, models: list[str]) -> None:
     """Refuses a model no deployment serves, naming the ones that are served."""
     if request.model not in models:
         raise ModelNotFound(
-            f"The model '{request.model}' does not exist or you do not have access to it. "
+            f"The model {short(request.model)} does not exist or you do not have access to it. "
             f"Available models: {', '.join(models)}.",
             param="model",
         )

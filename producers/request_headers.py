@@ -22,12 +22,18 @@ TRACEPARENT_HEADER = "traceparent"
 MAX_ID_CHARS = 200
 _SAFE_ID = re.compile(SAFE_ID)
 
+SESSION_ID_SCHEMA = {"type": "string", "maxLength": MAX_ID_CHARS, "pattern": r"^[A-Za-z0-9_.@-]*$"}
+IDEMPOTENCY_KEY_SCHEMA = {
+    "type": "string",
+    "maxLength": idempotency.MAX_KEY_CHARS,
+    "pattern": r"^[ -~]*$",
+}
 SessionIdHeader = Annotated[
     str | None,
     Header(
         alias=SESSION_HEADER,
         description="Keep the conversation server-side (as the body's `session_id`).",
-        json_schema_extra={"maxLength": MAX_ID_CHARS, "pattern": r"^[A-Za-z0-9_.@-]*$"},
+        json_schema_extra={k: v for k, v in SESSION_ID_SCHEMA.items() if k != "type"},
     ),
 ]
 IdempotencyKeyHeader = Annotated[
@@ -35,7 +41,7 @@ IdempotencyKeyHeader = Annotated[
     Header(
         alias=IDEMPOTENCY_HEADER,
         description="A retry with this key and the same body gets what the first request made.",
-        json_schema_extra={"maxLength": idempotency.MAX_KEY_CHARS, "pattern": r"^[ -~]*$"},
+        json_schema_extra={k: v for k, v in IDEMPOTENCY_KEY_SCHEMA.items() if k != "type"},
     ),
 ]
 TraceparentHeader = Annotated[

@@ -7,7 +7,7 @@ import json
 
 from chatq.producers.responses_format import ResponsesRequest
 from chatq.shared import keys
-from chatq.shared.errors import NotFound
+from chatq.shared.errors import NotFound, short
 from redis.asyncio import Redis
 
 
@@ -37,7 +37,7 @@ class ResponseStore:
         tenant's."""
         raw = await self.redis.get(_key(tenant, response_id))
         if raw is None:
-            raise ResponseNotFound(f"No response with id '{response_id[:64]}'.", param=param)
+            raise ResponseNotFound(f"No response with id {short(response_id)}.", param=param)
         record = json.loads(raw)
         return StoredResponse(
             ResponsesRequest.model_validate(record["request"]), record["created_at"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from chatq.shared import keys
-from chatq.shared.errors import NotFound
+from chatq.shared.errors import NotFound, short
 from chatq.shared.job_state import JobCommands
 from chatq.shared.jobs import ChatJob, ChatMessage, ChatResult, Role
 from chatq.shared.settings import Settings
@@ -61,7 +61,7 @@ class SessionStore:
 
     def get(self, tenant: str | None, session_id: str) -> Session:
         if not self.redis.exists(keys.session_key(tenant, session_id)):
-            raise SessionNotFound(f"No session with id '{session_id}'.", param="session_id")
+            raise SessionNotFound(f"No session with id {short(session_id)}.", param="session_id")
         return self.load(tenant, session_id)
 
     def touch(

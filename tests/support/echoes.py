@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-# Of one sent value, what an error message may show: chatq's own messages show 16 characters
-# (``chatq.shared.errors.short``), the Responses API's not-found 64.
-MAX_ECHO_CHARS = 64
+# Of one sent value, what an error message may show: chatq's messages show 16 characters
+# (``chatq.shared.errors.short``); 40 leaves room for the quotes and a value's own text.
+MAX_ECHO_CHARS = 40
 
 
 def echoes(value: str, message: str, limit: int = MAX_ECHO_CHARS) -> bool:
