@@ -15,6 +15,7 @@ the text already contains, so ``restore(mask(text))`` is always ``text``.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections.abc import Callable
@@ -28,7 +29,12 @@ ID_CHECK = "10X98765432"
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "EMAIL",
-        re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@" r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"),
+        # Starts only where a run of local-part characters starts: tried from inside a long
+        # run (of digits, say) too, it would scan the rest of the run each time.
+        re.compile(
+            r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@"
+            r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+        ),
     ),
     ("ID", re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")),
     ("CARD", re.compile(r"(?<![\d-])\d{4}(?:[ -]?\d{3,4}){2,4}(?:[ -]?\d{1,3})?(?![\d-])")),
@@ -84,7 +90,7 @@ _CHECKS = {"ID": valid_resident_id, "CARD": valid_card, "IP": valid_ip}
 
 def find_personal_data(text: str) -> list[tuple[int, int, str]]:
     """(start, end, kind) of each piece of personal data, in order, never overlapping."""
-    taken: list[tuple[int, int, str]] = []
+    taken: list[tuple[int, int, str]] = []  # sorted by start, never overlapping
     for kind, pattern in _PATTERNS:
         check = _CHECKS.get(kind)
         for match in pattern.finditer(text):
@@ -93,10 +99,13 @@ def find_personal_data(text: str) -> list[tuple[int, int, str]]:
             if end is None:
                 continue
             end += start
-            if any(start < e and s < end for s, e, _ in taken):
+            at = bisect.bisect_left(taken, (start,))
+            if at > 0 and taken[at - 1][1] > start:  # the span before reaches into it
                 continue
-            taken.append((start, end, kind))
-    return sorted(taken)
+            if at < len(taken) and taken[at][0] < end:  # the span after starts inside it
+                continue
+            taken.insert(at, (start, end, kind))
+    return taken
 
 
 def _valid_end(found: str, check: Callable[[str], bool] | None) -> int | None:

@@ -154,3 +154,10 @@ def test_streamed_restoring_matches_whole_restoring(parts, data):
 def test_a_value_between_spaces_never_reaches_the_provider(value, before, after):
     masked = Masker().mask(f"{before} {value} {after}")
     assert value not in masked
+
+
+def test_an_address_is_found_from_the_start_of_its_run_only():
+    text = "contact: " + "a" * 5000 + "@example.com, or 4111 1111 1111 1111"
+    found = find_personal_data(text)
+    assert [(text[s:e][:3], kind) for s, e, kind in found] == [("aaa", "EMAIL"), ("411", "CARD")]
+    assert found[0][1] - found[0][0] == 5000 + len("@example.com")
