@@ -355,3 +355,29 @@ def test_n_in_one_call_streams_the_servers_interleaved_choices_each_under_its_in
     # llama.cpp sends one usage chunk per choice; chatq's stream ends with one, the server's
     # own count for the request (which, like its non-streamed answer's, counts one choice).
     assert usage.completion_tokens == plain.usage.completion_tokens
+
+
+def test_a_response_through_chatq_is_the_servers_chat_answer(stack):
+    asked = chat(
+        messages=[{"role": "system", "content": "Be brief."}, user("What is snow?")],
+        max_tokens=200,
+    )
+    expected = direct(stack).chat.completions.create(**asked).choices[0].message.content
+    response = stack.openai().responses.create(
+        model=MODEL_NAME,
+        instructions="Be brief.",
+        input="What is snow?",
+        temperature=0,
+        max_output_tokens=200,
+    )
+    assert response.status == "completed" and response.output_text == expected
+    with stack.openai().responses.stream(
+        model=MODEL_NAME,
+        instructions="Be brief.",
+        input="What is snow?",
+        temperature=0,
+        max_output_tokens=200,
+        extra_body={"cache": False},
+    ) as events:
+        streamed = events.get_final_response()
+    assert streamed.output_text == expected
