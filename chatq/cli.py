@@ -331,7 +331,7 @@ def batch_run(
     """Run a batch file through the bulk queue; run it again to resume after a crash."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from chatq.producers.batch_runner import BatchRunner
+    from chatq.producers.batch_runner import BatchRunner, endpoint_of
     from chatq.producers.client import ChatqClient
 
     def run() -> None:
@@ -358,7 +358,13 @@ def batch_run(
                 )
 
             runner = BatchRunner(
-                client, input_path, output, errors, window=window, on_progress=show
+                client,
+                input_path,
+                output,
+                errors,
+                window=window,
+                on_progress=show,
+                endpoint=endpoint_of(input_path),
             )
             result = runner.run()
         console.print(

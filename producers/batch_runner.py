@@ -56,6 +56,20 @@ def batch_id_for(input_path: Path) -> str:
     return "b" + hashlib.blake2b(resolved, digest_size=8).hexdigest()
 
 
+def endpoint_of(input_path: Path) -> str:
+    """The endpoint a batch file's lines ask for, as its first line says (chat completions if
+    it says none it knows): every line of a batch asks the same one."""
+    with input_path.open() as lines:
+        for text in lines:
+            if text.strip():
+                try:
+                    url = json.loads(text).get("url")
+                except (ValueError, AttributeError):
+                    return CHAT_URL
+                return url if url in ENDPOINTS else CHAT_URL
+    return CHAT_URL
+
+
 def job_id_for(batch_id: str, custom_id: str) -> str:
     digest = hashlib.blake2b(custom_id.encode(), digest_size=12).hexdigest()
     return f"job_{batch_id}_{digest}"
