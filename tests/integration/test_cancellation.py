@@ -3,13 +3,13 @@ provider stops generating within a second, and the job ends cancelled once."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
 import requests
 from chatq.shared.jobs import JobStatus
 
+from tests.support.batches import batch_ended, cancel_batch, start_batch
 from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
@@ -89,33 +89,15 @@ def test_cancelling_a_batch_stops_the_calls_of_its_lines_in_flight(stack, tmp_pa
         }
         for i in range(4)
     ]
-    upload = requests.post(
-        f"{stack.gateway_url}/files",
-        files={"file": ("in.jsonl", "\n".join(json.dumps(x) for x in lines).encode())},
-        data={"purpose": "batch"},
-        timeout=30,
-    ).json()
-    create = {"input_file_id": upload["id"], "endpoint": "/v1/chat/completions"}
-    batch = requests.post(
-        f"{stack.gateway_url}/batches", json={**create, "completion_window": "24h"}, timeout=30
-    ).json()
+    batch = start_batch(stack.gateway_url, lines)
     eventually(lambda: generating(stack) == 4 or None, timeout=30, every=0.05)
     cancelled_at = time.monotonic()
-    requests.post(f"{stack.gateway_url}/batches/{batch['id']}/cancel", timeout=30)
+    cancel_batch(stack.gateway_url, batch["id"])
     eventually(lambda: generating(stack) == 0 or None, timeout=10, every=0.02)
     stopped_in = time.monotonic() - cancelled_at
     assert stopped_in < 1.0, f"the provider generated {stopped_in:.2f} s after the cancel"
-    final = eventually(
-        lambda: (
-            b
-            if (b := requests.get(f"{stack.gateway_url}/batches/{batch['id']}", timeout=10).json())[
-                "status"
-            ]
-            == "cancelled"
-            else None
-        ),
-        timeout=30,
-    )
+    final = batch_ended(stack.gateway_url, batch["id"])
+    assert final["status"] == "cancelled"
     assert final["request_counts"]["completed"] == 0
 
 

@@ -14,6 +14,7 @@ from chatq.shared.jobs import JobStatus
 from chatq.workers.provider_call import choice_seed
 
 from chatq.local_model import MODEL_NAME, install_model
+from tests.support.batches import batch_ended, cancel_batch, start_batch
 from tests.support.stacks import stack_fixture
 from tests.support.waiting import eventually
 
@@ -233,28 +234,16 @@ def test_cancelling_a_batch_frees_the_slots_of_its_lines_in_flight(stack):
         }
         for i in range(3)
     ]
-    upload = requests.post(
-        f"{stack.gateway_url}/files",
-        files={"file": ("in.jsonl", "\n".join(json.dumps(x) for x in lines).encode())},
-        data={"purpose": "batch"},
-        timeout=30,
-    ).json()
-    create = {"input_file_id": upload["id"], "endpoint": "/v1/chat/completions"}
-    batch = requests.post(
-        f"{stack.gateway_url}/batches", json={**create, "completion_window": "24h"}, timeout=30
-    ).json()
+    batch = start_batch(stack.gateway_url, lines)
     eventually(lambda: busy_slots(stack) == 3 or None, timeout=30, every=0.05)
     cancelled_at = time.monotonic()
-    requests.post(f"{stack.gateway_url}/batches/{batch['id']}/cancel", timeout=30)
+    cancel_batch(stack.gateway_url, batch["id"])
     eventually(lambda: busy_slots(stack) == 0 or None, timeout=10, every=0.02)
     freed_in = time.monotonic() - cancelled_at
     assert freed_in < 1.0, f"the server generated {freed_in:.2f} s after the cancel"
 
-    def ended() -> dict | None:
-        now = requests.get(f"{stack.gateway_url}/batches/{batch['id']}", timeout=10).json()
-        return now if now["status"] == "cancelled" else None
-
-    assert eventually(ended, timeout=30)["request_counts"]["completed"] == 0
+    final = batch_ended(stack.gateway_url, batch["id"])
+    assert final["status"] == "cancelled" and final["request_counts"]["completed"] == 0
 
 
 def test_n_by_calls_samples_each_choice_with_a_seed_of_its_own(stack):
