@@ -20,6 +20,7 @@ from typing import Any
 
 from chatq.simulator.checks import check_context, check_request, parse_body
 from chatq.simulator.config import SimConfig
+from chatq.simulator.embeddings import EmbeddingProblem, embeddings, inputs_of
 from chatq.simulator.limits import Refusal
 from chatq.simulator.replies import Reply, max_tokens_of, prompt_tokens, replies_for
 from chatq.simulator.state import Simulator
@@ -180,6 +181,42 @@ def create_app(
             return
         await websocket.close()
 
+    async def create_embeddings(request: Request) -> Response:
+        """OpenAI's embeddings: checked, logged and rate limited as a chat is, answered with
+        deterministic vectors (``chatq.simulator.embeddings``)."""
+        body = parse_body(await request.body())
+        now = sim.clock()
+        key = bearer_key(request.headers)
+        entry = sim.record(body, request.headers.get(JOB_ID_HEADER), now, key_id(key))
+        if not key_accepted(key, config):
+            sim.invalid(entry)
+            return json_response(
+                error(BAD_KEY_MESSAGE, "invalid_request_error", "invalid_api_key"), 401
+            )
+        try:
+            items = inputs_of(body)
+            model = body.get("model")
+            if not isinstance(model, str) or not model:
+                raise EmbeddingProblem("you must provide a model parameter", "model")
+            if config.models is not None and model not in config.models:
+                message = f"The model `{model}` does not exist or you do not have access to it."
+                raise EmbeddingProblem(message, "model", 404)
+            answer = embeddings(body, items)
+        except EmbeddingProblem as problem:
+            sim.invalid(entry)
+            body_out = error(problem.message, "invalid_request_error")
+            body_out["error"]["param"] = problem.param
+            return json_response(body_out, problem.status)
+        tokens = answer["usage"]["prompt_tokens"]
+        refusal = sim.limiter.admit(tokens, now)
+        if refusal is not None:
+            sim.rate_limited(entry, refusal.retry_after_s)
+            refused = rate_limited(refusal, sim.limiter.headers(now))
+            return json_response(refused.body, refused.status, refused.headers)
+        sim.stats.embedded += len(items)
+        sim.completed(tokens, 0)
+        return json_response(answer, 200, sim.limiter.headers(now))
+
     async def models(request: Request) -> Response:
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "chatq-simulator"}
@@ -217,6 +254,7 @@ def create_app(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             WebSocketRoute("/v1/chat/completions", chat_completions_ws),
+            Route("/v1/embeddings", create_embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/sim/stats", stats, methods=["GET"]),
             Route("/sim/requests", requests_log, methods=["GET"]),

@@ -27,6 +27,7 @@ class Stats:
     streamed: int = 0  # streams started (a cut one included)
     active: int = 0  # answers being generated now (a real server's busy slots)
     abandoned: int = 0  # streams stopped before their end (client gone, or cut)
+    embedded: int = 0  # inputs answered by /v1/embeddings
     prompt_tokens: int = 0  # of completed answers
     completion_tokens: int = 0
 
