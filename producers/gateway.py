@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from chatq.producers import (
     batch_routes,
     chat_routes,
+    embedding_routes,
     job_routes,
     metrics_route,
     response_routes,
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(chat_routes.router)
     app.include_router(job_routes.router)
     app.include_router(response_routes.router)
+    app.include_router(embedding_routes.router)
     app.include_router(batch_routes.router)
     app.include_router(batch_routes.uploads)
     app.include_router(session_routes.router)

@@ -28,7 +28,7 @@ from chatq.shared.errors import (
     QueueUnavailable,
     short,
 )
-from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, JobStatus
+from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, EmbeddingInput, JobStatus
 from chatq.shared.logs import request_id_var
 from chatq.shared.outage import REDIS_DOWN
 from chatq.shared.redis_clients import redact
@@ -88,6 +88,7 @@ def prepare_job(
     privacy: bool = True,
     traceparent: str | None = None,
     idempotency_key: str | None = None,
+    embedding: EmbeddingInput | None = None,
 ) -> tuple[ChatJob, str]:
     """The validated job a ``submit`` call stands for, and the queue it goes to. Its trace
     is ``traceparent``, else the current span's (when tracing is on). With an
@@ -105,13 +106,15 @@ def prepare_job(
         "privacy": privacy,
         "request_id": request_id_var.get(),
         "traceparent": traceparent or tracing.traceparent(),
+        "embedding": embedding,
     }
     if idempotency_key is not None:
         if job_id is not None:
             raise InvalidJob("Give a job id or an idempotency key, not both.")
         job_id = idempotency.scoped_id("job", tenant, idempotency.check_key(idempotency_key))
         sent = request.model_dump(mode="json", exclude_unset=True)
-        extra["request_hash"] = idempotency.request_hash([sent, webhook_url])
+        asked = embedding.model_dump(mode="json") if embedding is not None else None
+        extra["request_hash"] = idempotency.request_hash([sent, webhook_url, asked])
     if job_id is not None:
         extra["id"] = job_id
     job = ChatJob(request=request, **extra)

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from chatq.producers.jobs import Messages, prepare_job, producer_app, raise_for_result
 from chatq.shared.deployments import DeploymentRegistry
-from chatq.shared.jobs import ChatJob, ChatRequest
+from chatq.shared.jobs import ChatJob, ChatRequest, EmbeddingInput
 from chatq.shared.protocol import DeltaEvent, Event
 from chatq.shared.settings import Settings
 
@@ -33,6 +33,7 @@ class ClientBase(Generic[Submitted]):
         resend_queued: bool = False,
         traceparent: str | None = None,
         idempotency_key: str | None = None,
+        embedding: EmbeddingInput | None = None,
         **params: Any,
     ) -> Submitted:
         """Enqueues a chat job and returns its id at once (the asyncio client: awaitable).
@@ -56,6 +57,7 @@ class ClientBase(Generic[Submitted]):
             privacy=privacy,
             traceparent=traceparent,
             idempotency_key=idempotency_key,
+            embedding=embedding,
             **params,
         )
         new_id = job_id is None and idempotency_key is None
@@ -73,6 +75,7 @@ class ClientBase(Generic[Submitted]):
         privacy: bool = True,
         traceparent: str | None = None,
         idempotency_key: str | None = None,
+        embedding: EmbeddingInput | None = None,
         **params: Any,
     ) -> tuple[ChatJob, str]:
         """The validated job ``submit`` would send, and its queue."""
@@ -89,6 +92,7 @@ class ClientBase(Generic[Submitted]):
             privacy=privacy,
             traceparent=traceparent,
             idempotency_key=idempotency_key,
+            embedding=embedding,
         )
 
     def _send(self, job: ChatJob, queue: str, *, resend_queued: bool, new_id: bool) -> Submitted:

@@ -236,6 +236,14 @@ class ChatRequest(BaseModel):
         return body
 
 
+class EmbeddingInput(BaseModel):
+    """What an embeddings job sends to ``/embeddings``: its inputs, exactly as given (texts
+    or token arrays), and the vector size asked for."""
+
+    input: list[str] | list[list[int]] = Field(min_length=1)
+    dimensions: int | None = Field(None, ge=1)
+
+
 def new_job_id() -> str:
     return f"job_{secrets.token_hex(16)}"  # as uuid4().hex, at a quarter of the CPU
 
@@ -253,6 +261,9 @@ class ChatJob(BaseModel):
     request_id: str | None = None  # the HTTP request that submitted it, for the logs
     traceparent: str | None = None  # W3C trace context of its submission (chatq.shared.tracing)
     request_hash: str | None = None  # with an idempotency key: its request's hash
+    # An embeddings job: its call goes to /embeddings with these inputs. Its ``request`` is
+    # their stand-in for what is chat-shaped (limits, the scheduler's token estimate).
+    embedding: EmbeddingInput | None = None
 
     @field_validator("traceparent", mode="before")
     @classmethod

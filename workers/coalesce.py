@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import orjson
 from chatq.shared.job_state import answers
-from chatq.shared.jobs import CHATQ_FIELDS, ChatRequest, ChatResult
+from chatq.shared.jobs import CHATQ_FIELDS, ChatJob, ChatRequest, ChatResult
 from chatq.shared.scripts import ScriptCall
 from redis import Redis
 
@@ -45,6 +45,16 @@ def identity(request: ChatRequest) -> str:
     body = request.model_dump(mode="json", exclude_none=True, exclude=set(KEY_EXCLUDED))
     body["messages"] = [_normalised(m) for m in body["messages"]]
     canonical = orjson.dumps([ANSWER_FORMAT, body], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(canonical, digest_size=20).hexdigest()
+
+
+def embedding_key(job: ChatJob) -> str | None:
+    """The key identical embeddings requests share (the same model, inputs and dimensions):
+    embeddings are deterministic, so they share and cache unless the request says not to."""
+    if job.embedding is None or job.request.cache is False or job.request.coalesce is False:
+        return None
+    asked = [ANSWER_FORMAT, "embeddings", job.request.model, job.embedding.model_dump()]
+    canonical = orjson.dumps(asked, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(canonical, digest_size=20).hexdigest()
 
 

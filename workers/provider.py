@@ -67,10 +67,11 @@ class Endpoint:
     base_url: str
     api_key: str | None = None
     transport: str = "http"  # or "websocket"
+    path: str = "/chat/completions"  # or "/embeddings"
 
     @property
     def url(self) -> str:
-        return self.base_url.rstrip("/") + "/chat/completions"
+        return self.base_url.rstrip("/") + self.path
 
 
 class ProviderClient:
@@ -126,6 +127,35 @@ class ProviderClient:
             raise ProviderUnavailable("Provider sent an answer with no choices")
         completion.choices.sort(key=lambda c: c.index)
         return ProviderReply(completion, exhausted_for(response.headers))
+
+    def embed(
+        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, trace: str | None = None
+    ) -> ProviderReply:
+        """The vectors of ``body``'s inputs (``/embeddings``), as a ``Completion`` with no
+        choices whose ``data`` holds them as the provider sent them."""
+        try:
+            response = self._post(endpoint, body, job_id=job_id, stream=False, trace=trace)
+            data = response.read()
+        except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
+            self._raise_if_aborted(job_id, exc)
+            raise ProviderTimeout(f"Provider did not answer within the timeout: {exc}") from exc
+        except UNREACHABLE as exc:
+            self._raise_if_aborted(job_id, exc)
+            raise ProviderUnavailable(f"The provider's answer broke off: {exc}") from exc
+        except ProviderError as exc:
+            self._raise_if_aborted(job_id, exc)
+            raise
+        finally:
+            self.aborts.closed(job_id)
+        self._raise_if_aborted(job_id)
+        try:
+            answer = Completion.model_validate_json(data)
+        except ValidationError as exc:
+            raise ProviderUnavailable(f"Provider sent unreadable embeddings: {exc}") from exc
+        vectors = answer.model_extra.get("data") if answer.model_extra else None
+        if not isinstance(vectors, list) or not vectors:
+            raise ProviderUnavailable("Provider sent embeddings with no data")
+        return ProviderReply(answer, exhausted_for(response.headers))
 
     def stream(
         self,

@@ -276,15 +276,26 @@ class ProviderCalls:
         expected: int,
         index: int | None,
     ) -> ProviderReply:
-        endpoint = Endpoint(deployment.url, self.health.api_key(deployment), deployment.transport)
-        body = job.request.provider_body(
-            stream=relay is not None, model=deployment.provider_model, choices=choices
-        )
+        api_key = self.health.api_key(deployment)
+        if job.embedding is not None:  # the inputs' vectors, as floats (the gateway encodes)
+            endpoint = Endpoint(deployment.url, api_key, path="/embeddings")
+            body = {
+                "model": deployment.provider_model,
+                **job.embedding.model_dump(exclude_none=True),
+                "encoding_format": "float",
+            }
+        else:
+            endpoint = Endpoint(deployment.url, api_key, deployment.transport)
+            body = job.request.provider_body(
+                stream=relay is not None, model=deployment.provider_model, choices=choices
+            )
         if index is not None and isinstance(seed := body.get("seed"), int):
             body["seed"] = choice_seed(seed, index)
         started = time.perf_counter()
         trace = tracing.onward(job.traceparent)  # the attempt's span, or the caller's trace
         try:
+            if job.embedding is not None:
+                return self.provider.embed(endpoint, body, job_id=job.id, trace=trace)
             if relay is None:
                 return self.provider.complete(endpoint, body, job_id=job.id, trace=trace)
             relay.new_attempt()

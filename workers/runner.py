@@ -150,6 +150,9 @@ class ChatRunner:
         timings: Timings,
         streamed: list[StreamRelay],
     ) -> ChatResult:
+        if job.embedding is not None:  # vectors of the inputs as given: no hook rewrites them
+            completion = self.calls.answer(job, route, lease)
+            return done_result(job, completion, timings, claimed.attempt)
         turn = Turn(job, job.request, route.deployments)
         answered = self.hooks.before(turn)
         if answered is not None:

@@ -16,7 +16,7 @@ from chatq.shared.jobs import ChatJob, ChatResult, JobStatus, Timings
 from chatq.shared.protocol import DeltaEvent, EndEvent
 from chatq.shared.scripts import ScriptCall, chain
 from chatq.shared.store import Claimed, JobStore
-from chatq.workers.coalesce import Coalescer, Decision, request_key
+from chatq.workers.coalesce import Coalescer, Decision, embedding_key, request_key
 from chatq.workers.lifecycle import JobLifecycle, Sharing
 from chatq.workers.limiter import Deferred
 from chatq.workers.streaming import ChunkPublisher
@@ -48,6 +48,8 @@ class SharedAnswers:
 
     def key_for(self, job: ChatJob) -> str | None:
         """The key the job shares its answer under, or None if it must not share."""
+        if job.embedding is not None:
+            return embedding_key(job)
         return request_key(job.request)
 
     def run(self, job: ChatJob, key: str, own_call: OwnCall) -> ChatResult | None:

@@ -339,6 +339,7 @@ def test_stats_count_tokens_of_completed_answers():
         "streamed": 1,
         "active": 0,  # streams still being generated
         "abandoned": 0,  # streams stopped before their end
+        "embedded": 0,  # inputs of /v1/embeddings
         "prompt_tokens": 2 * plain["usage"]["prompt_tokens"],
         "completion_tokens": 2 * plain["usage"]["completion_tokens"],
     }

@@ -1,0 +1,60 @@
+"""OpenAI's embeddings on the gateway, each request a job, driven by the official client."""
+
+from __future__ import annotations
+
+import math
+
+import openai
+import pytest
+from chatq.simulator.embeddings import vector
+
+from tests.support.stacks import stack_fixture
+
+# The plain gateway stack of test_gateway, booted once for all.
+gateway_stack = stack_fixture(shared="gateway", gateway=True)
+
+TEXTS = [f"document number {i} about {'cats' if i % 2 else 'dogs'}" for i in range(100)]
+
+
+@pytest.fixture(scope="module")
+def client(gateway_stack) -> openai.OpenAI:
+    return gateway_stack.openai()
+
+
+def embedding_calls(stack) -> int:
+    return sum(1 for r in stack.sim_requests() if "input" in (r.get("body") or {}))
+
+
+def test_a_hundred_texts_get_a_hundred_vectors_in_order(client, gateway_stack):
+    answer = client.embeddings.create(model="sim-mini", input=TEXTS, encoding_format="float")
+    assert [item.index for item in answer.data] == list(range(100))
+    assert answer.data[7].embedding == vector(TEXTS[7], "sim-mini", 256)
+    assert answer.model == "sim-mini" and answer.usage.prompt_tokens > 0
+
+
+def test_base64_is_the_same_vectors_and_a_repeat_makes_no_call(client, gateway_stack):
+    texts = [f"{text} (again)" for text in TEXTS]
+    floats = client.embeddings.create(model="sim-mini", input=texts, encoding_format="float")
+    calls = embedding_calls(gateway_stack)
+    # The official client asks for base64 by default and decodes it itself.
+    decoded = client.embeddings.create(model="sim-mini", input=texts)
+    assert embedding_calls(gateway_stack) == calls  # answered from the cache
+    for plain, packed in zip(floats.data, decoded.data, strict=True):
+        pairs = zip(plain.embedding, packed.embedding, strict=True)
+        assert all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7) for a, b in pairs)
+
+
+def test_dimensions_and_token_arrays(client):
+    answer = client.embeddings.create(
+        model="sim-mini", input=[[1, 2, 3], [4, 5]], dimensions=8, encoding_format="float"
+    )
+    assert [len(item.embedding) for item in answer.data] == [8, 8]
+
+
+def test_errors_keep_openais_shapes(client):
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.embeddings.create(model="no-such-model", input="hi")
+    assert missing.value.body["param"] == "model"
+    with pytest.raises(openai.BadRequestError) as empty:
+        client.embeddings.create(model="sim-mini", input=["fine", ""])
+    assert empty.value.body["param"] == "input[1]"
