@@ -23,6 +23,12 @@ from typing import Any, TextIO
 
 from chatq.producers.batch_state import BatchStore
 from chatq.producers.client import ChatqClient
+from chatq.producers.embeddings_format import (
+    EmbeddingsRequest,
+    embedding_input,
+    embeddings_answer,
+    stand_in_request,
+)
 from chatq.producers.jobs import describe_validation_errors, error_for_result
 from chatq.producers.openai_format import completion
 from chatq.producers.responses_format import (
@@ -40,12 +46,13 @@ from chatq.shared.errors import (
     error_body,
     http_status_and_type,
 )
-from chatq.shared.jobs import ChatRequest, ChatResult, JobStatus, Priority
+from chatq.shared.jobs import ChatRequest, ChatResult, EmbeddingInput, JobStatus, Priority
 from pydantic import ValidationError
 
 CHAT_URL = "/v1/chat/completions"
 RESPONSES_URL = "/v1/responses"
-ENDPOINTS = (CHAT_URL, RESPONSES_URL)
+EMBEDDINGS_URL = "/v1/embeddings"
+ENDPOINTS = (CHAT_URL, RESPONSES_URL, EMBEDDINGS_URL)
 DEFAULT_WINDOW = 500
 CANCEL_CHECK_S = 0.5  # while a line is awaited, how often a cancel of the batch is looked for
 
@@ -88,6 +95,8 @@ class Request:
     custom_id: str
     body: ChatRequest
     responses: ResponsesRequest | None = None  # a /v1/responses line's request, as sent
+    embeddings: EmbeddingsRequest | None = None  # a /v1/embeddings line's request, as sent
+    embedding: EmbeddingInput | None = None  # and its inputs, as its job sends them
 
 
 def parse_line(
@@ -116,6 +125,11 @@ def parse_line(
             asked = ResponsesRequest.model_validate(data.get("body") or {})
             chat = chat_request(asked, session_id=None)
             return Request(number, custom_id, _bulk(chat), asked)
+        if endpoint == EMBEDDINGS_URL:
+            wanted = EmbeddingsRequest.model_validate(data.get("body") or {})
+            inputs = embedding_input(wanted)
+            stand_in = _bulk(stand_in_request(wanted, inputs))
+            return Request(number, custom_id, stand_in, embeddings=wanted, embedding=inputs)
         body = ChatRequest.model_validate({**(data.get("body") or {}), "priority": Priority.bulk})
     except ValidationError as exc:
         return BadLine(number, describe_validation_errors(exc.errors()), custom_id)
@@ -128,14 +142,17 @@ def _bulk(request: ChatRequest) -> ChatRequest:
     return request.model_copy(update={"priority": Priority.bulk})
 
 
-def output_line(
-    custom_id: str, result: ChatResult, responses: ResponsesRequest | None = None
-) -> dict[str, Any]:
-    """A line of the output (or error) file; ``responses``: the line was a Responses
-    request, and its body is a ``response`` object."""
+def output_line(custom_id: str, result: ChatResult, item: Request | None = None) -> dict[str, Any]:
+    """A line of the output (or error) file; its body in the shape of the line's endpoint
+    (``item``'s: a chat completion by default)."""
+    responses = item.responses if item is not None else None
+    embeddings = item.embeddings if item is not None else None
     if result.status is JobStatus.done:
         finished = result.timings.finished_at or time.time()
-        if responses is not None:
+        if embeddings is not None and result.completion is not None:
+            wire = result.completion.wire()
+            body = embeddings_answer(wire, embeddings.model, embeddings.encoding_format)
+        elif responses is not None:
             response_id = RESPONSE_PREFIX + result.job_id.removeprefix("job_")
             body = response_object(
                 response_id,
@@ -281,6 +298,7 @@ class BatchRunner:
                 job_id = job_id_for(self.batch_id, item.custom_id)
                 self.client.submit(
                     request=self._fair_within_tenant(item.body),
+                    embedding=item.embedding,
                     job_id=job_id,
                     resend_queued=True,
                     tenant=self.tenant,
@@ -369,7 +387,7 @@ class BatchRunner:
             _write(errors, record)
             progress.failed += 1
         else:
-            record = output_line(item.custom_id, result, item.responses)
+            record = output_line(item.custom_id, result, item)
             if result.status is JobStatus.done:
                 _write(out, record)
                 progress.done += 1

@@ -38,7 +38,7 @@ class CreateBatch(BaseModel):
     """The body of ``POST /v1/batches``."""
 
     input_file_id: str = Field(min_length=1)
-    endpoint: Literal["/v1/chat/completions", "/v1/responses"]
+    endpoint: Literal["/v1/chat/completions", "/v1/responses", "/v1/embeddings"]
     completion_window: Literal["24h"]
     metadata: dict[str, str] | None = None
 

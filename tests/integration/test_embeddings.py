@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import openai
 import pytest
 from chatq.simulator.embeddings import vector
 
+from tests.support.batches import batch_ended, start_batch
 from tests.support.stacks import stack_fixture
 
 # The plain gateway stack of test_gateway, booted once for all.
@@ -58,3 +60,25 @@ def test_errors_keep_openais_shapes(client):
     with pytest.raises(openai.BadRequestError) as empty:
         client.embeddings.create(model="sim-mini", input=["fine", ""])
     assert empty.value.body["param"] == "input[1]"
+
+
+def test_an_embeddings_batch_completes_and_identical_lines_cost_one_call(client, gateway_stack):
+    distinct = [f"batch line text {i}" for i in range(40)]
+    lines = [
+        {
+            "custom_id": f"e{i}",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": "sim-mini", "input": distinct[i % 40], "dimensions": 16},
+        }
+        for i in range(200)
+    ]
+    before = embedding_calls(gateway_stack)
+    batch = start_batch(gateway_stack.gateway_url, lines, "/v1/embeddings")
+    done = batch_ended(gateway_stack.gateway_url, batch["id"], timeout=120)
+    assert done["status"] == "completed" and done["request_counts"]["completed"] == 200
+    assert embedding_calls(gateway_stack) - before == 40
+    output = client.files.content(done["output_file_id"]).text.splitlines()
+    bodies = {r["custom_id"]: r["response"]["body"] for r in map(json.loads, output)}
+    assert bodies["e41"]["data"][0]["embedding"] == bodies["e1"]["data"][0]["embedding"]
+    assert bodies["e1"]["data"][0]["embedding"] == vector(distinct[1], "sim-mini", 16)
