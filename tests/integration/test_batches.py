@@ -85,7 +85,7 @@ def test_bad_requests_get_openai_errors(client):
         )
     with pytest.raises(openai.BadRequestError) as bad_endpoint:
         client.batches.create(
-            input_file_id="file-x", endpoint="/v1/embeddings", completion_window="24h"
+            input_file_id="file-x", endpoint="/v1/completions", completion_window="24h"
         )
     assert "endpoint" in str(bad_endpoint.value)
     with pytest.raises(openai.BadRequestError) as bad_purpose:
