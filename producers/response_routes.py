@@ -28,6 +28,7 @@ from chatq.producers.response_store import ResponseStore
 from chatq.producers.responses_format import (
     ResponsesRequest,
     chat_request,
+    input_items,
     new_response_id,
     response_object,
     response_status,
@@ -130,6 +131,22 @@ async def get_response(
         )
         return StreamingResponse(_sse(events), media_type="text/event-stream")
     return FastJSONResponse(await _current(client, response_id, stored.request, stored.created_at))
+
+
+@router.get("/v1/responses/{response_id}/input_items", response_model=None)
+async def list_input_items(response_id: str, client: Client, who: Caller) -> JSONResponse:
+    """The items a stored response was given, in order."""
+    stored = await _stored(client).load(who.tenant, response_id, param="response_id")
+    items = input_items(response_id, stored.request.input)
+    return FastJSONResponse(
+        {
+            "object": "list",
+            "data": items,
+            "first_id": items[0]["id"] if items else None,
+            "last_id": items[-1]["id"] if items else None,
+            "has_more": False,
+        }
+    )
 
 
 @router.post("/v1/responses/{response_id}/cancel", response_model=None)

@@ -228,6 +228,22 @@ def chat_response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
 ResponseStatus = Literal["queued", "in_progress", "completed", "incomplete", "failed", "cancelled"]
 
 
+def input_items(response_id: str, given: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A response's input as the items ``GET /v1/responses/{id}/input_items`` lists: a
+    message's text as ``input_text`` parts, each item with an id."""
+    items = [{"role": "user", "content": given}] if isinstance(given, str) else given
+    listed = []
+    for index, item in enumerate(items):
+        shown = dict(item)
+        shown.setdefault("type", "message")
+        if shown["type"] == "message" and isinstance(shown.get("content"), str):
+            kind = "output_text" if shown.get("role") == "assistant" else "input_text"
+            shown["content"] = [{"type": kind, "text": shown["content"]}]
+        shown.setdefault("id", f"in_{response_id.removeprefix(RESPONSE_PREFIX)}_{index}")
+        listed.append(shown)
+    return listed
+
+
 def new_response_id() -> str:
     return f"{RESPONSE_PREFIX}{secrets.token_hex(16)}"
 

@@ -210,3 +210,20 @@ def test_a_batch_of_responses_lines_completes_with_response_objects(client):
     )
     errors = client.files.content(done.error_file_id).text
     assert "input" in errors
+
+
+def test_a_stored_responses_input_items_are_listed(client):
+    response = client.responses.create(
+        model="sim-mini",
+        input=[
+            {"role": "user", "content": "First question"},
+            {"role": "assistant", "content": "First answer"},
+            {"role": "user", "content": [{"type": "input_text", "text": "Second"}]},
+        ],
+    )
+    items = client.responses.input_items.list(response.id).data
+    assert [(item.role, item.content[0].text) for item in items] == [
+        ("user", "First question"),
+        ("assistant", "First answer"),
+        ("user", "Second"),
+    ]
