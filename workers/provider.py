@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,21 +104,7 @@ class ProviderClient:
             ):
                 answer.add(piece.data)
             return ProviderReply(answer.completion())
-        try:
-            response = self._post(endpoint, body, job_id=job_id, stream=False, trace=trace)
-            data = response.read()
-        except (TimeoutError, urllib3.exceptions.TimeoutError) as exc:
-            self._raise_if_aborted(job_id, exc)
-            raise ProviderTimeout(f"Provider did not answer within the timeout: {exc}") from exc
-        except UNREACHABLE as exc:
-            self._raise_if_aborted(job_id, exc)
-            raise ProviderUnavailable(f"The provider's answer broke off: {exc}") from exc
-        except ProviderError as exc:
-            self._raise_if_aborted(job_id, exc)
-            raise
-        finally:
-            self.aborts.closed(job_id)
-        self._raise_if_aborted(job_id)
+        data, headers = self._answer_of(endpoint, body, job_id=job_id, trace=trace)
         try:
             completion = Completion.model_validate_json(data)
         except ValidationError as exc:
@@ -126,13 +112,28 @@ class ProviderClient:
         if not completion.choices:
             raise ProviderUnavailable("Provider sent an answer with no choices")
         completion.choices.sort(key=lambda c: c.index)
-        return ProviderReply(completion, exhausted_for(response.headers))
+        return ProviderReply(completion, exhausted_for(headers))
 
     def embed(
         self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, trace: str | None = None
     ) -> ProviderReply:
         """The vectors of ``body``'s inputs (``/embeddings``), as a ``Completion`` with no
         choices whose ``data`` holds them as the provider sent them."""
+        data, headers = self._answer_of(endpoint, body, job_id=job_id, trace=trace)
+        try:
+            answer = Completion.model_validate_json(data)
+        except ValidationError as exc:
+            raise ProviderUnavailable(f"Provider sent unreadable embeddings: {exc}") from exc
+        vectors = answer.model_extra.get("data") if answer.model_extra else None
+        if not isinstance(vectors, list) or not vectors:
+            raise ProviderUnavailable("Provider sent embeddings with no data")
+        return ProviderReply(answer, exhausted_for(headers))
+
+    def _answer_of(
+        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, trace: str | None
+    ) -> tuple[bytes, Mapping[str, str]]:
+        """An unstreamed call's whole body and headers; a stop from outside (a cancel, a
+        deadline) raises ``JobCancelled``, any other failure its typed ``ProviderError``."""
         try:
             response = self._post(endpoint, body, job_id=job_id, stream=False, trace=trace)
             data = response.read()
@@ -148,14 +149,7 @@ class ProviderClient:
         finally:
             self.aborts.closed(job_id)
         self._raise_if_aborted(job_id)
-        try:
-            answer = Completion.model_validate_json(data)
-        except ValidationError as exc:
-            raise ProviderUnavailable(f"Provider sent unreadable embeddings: {exc}") from exc
-        vectors = answer.model_extra.get("data") if answer.model_extra else None
-        if not isinstance(vectors, list) or not vectors:
-            raise ProviderUnavailable("Provider sent embeddings with no data")
-        return ProviderReply(answer, exhausted_for(response.headers))
+        return data, response.headers
 
     def stream(
         self,
