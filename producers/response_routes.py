@@ -36,6 +36,7 @@ from chatq.producers.responses_format import (
 from chatq.shared import tracing
 from chatq.shared.completion import chunks_of
 from chatq.shared.errors import ChatqError, InvalidRequest, error_body
+from chatq.shared.jobs import JobStatus
 from chatq.shared.protocol import DeltaEvent, EndEvent
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -73,8 +74,6 @@ async def create_response(
             turns = await client.session_messages(who.tenant, previous)
             history = [m.model_dump(mode="json", exclude_unset=True) for m in turns]
     chat = chat_request(body, session_id=session_id, history=history)
-    if body.store:
-        await stored.save(who.tenant, response_id, body, created)
     waits = not (body.stream or body.background)
     submit = client.submit_awaited if waits else client.submit
     await submit(
@@ -84,6 +83,8 @@ async def create_response(
         privacy=who.privacy,
         traceparent=tracing.onward(request.headers.get("traceparent")),
     )
+    if body.store:  # once accepted: a refused request (an unknown model, say) leaves nothing
+        await stored.save(who.tenant, response_id, body, created)
     log.info("response %s submitted (model %s)", response_id, body.model)
     if body.stream:
         events = response_events(client, response_id, body, created, fresh=True)
@@ -98,7 +99,7 @@ async def create_response(
             response_object(response_id, body, status="queued", created_at=created)
         )
     result = await client.result(response_id)
-    if result.status.value != "done":
+    if result.status is not JobStatus.done:
         return error_response(error_for_result(result))
     status = response_status(result.status, result.completion)
     answer = response_object(
