@@ -18,6 +18,8 @@ A job names an alias (its ``model``); workers pick one healthy deployment of tha
     max_n = 8                        # choices per call ('n'): identical sampled requests that
                                      # arrive together share one call (1: not supported)
     images = true                    # takes image parts (false: text only; see hooks.ocr)
+    max_inputs = 256                 # embeddings inputs per call: requests that arrive together
+                                     # share one call, their inputs in one list (1: never)
 
 The file is read again when it changes, so keys rotate and deployments change without a restart.
 """
@@ -37,6 +39,8 @@ from chatq.shared.settings import Settings
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
 RELOAD_CHECK_S = 2.0
+DEFAULT_MAX_INPUTS = 256
+MAX_INPUTS = 2048  # OpenAI's limit on one embeddings request's inputs
 
 
 class Deployment(BaseModel):
@@ -54,6 +58,9 @@ class Deployment(BaseModel):
     weight: float = Field(1.0, gt=0)
     transport: Literal["http", "websocket"] = "http"
     max_n: int = Field(1, ge=1, le=128)
+    # Embeddings inputs one call may carry: requests that arrive together are gathered into
+    # one call's ``input`` list up to this many (OpenAI takes 2048); 1 sends each alone.
+    max_inputs: int = Field(DEFAULT_MAX_INPUTS, ge=1, le=MAX_INPUTS)
     # The provider's limits also hold pro rata over any window this long (OpenAI's are
     # quantised to about a second); 0 if they hold per minute only.
     quantum_s: float = Field(1.0, ge=0, le=60)
@@ -103,6 +110,7 @@ def default_deployments(settings: Settings) -> list[Deployment]:
             max_concurrency=settings.provider_max_concurrency,
             transport=settings.provider_transport,
             max_n=settings.provider_max_n,
+            max_inputs=settings.provider_max_inputs,
             quantum_s=settings.provider_quantum_s,
         )
         for model in settings.models

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     provider_max_n: int = Field(
         1, ge=1, le=128, description="Choices one call may ask for ('n'); 1 if unsupported."
     )
+    provider_max_inputs: int = Field(
+        256,
+        ge=1,
+        le=2048,
+        description="Embeddings inputs one call may carry, gathered from requests that arrive "
+        "together; 1: each request alone.",
+    )
     provider_quantum_s: float = Field(
         1.0,
         ge=0,

@@ -44,7 +44,7 @@ class GatheredCalls:
         self.own_call = own_call
         self.clock = clock
         self.coalescer = coalescer  # counts the prompt tokens a gathered call saved
-        self.gatherer: Gatherer[ChatResult | None] = Gatherer(
+        self.gatherer: Gatherer[ChatJob, ChatResult | None] = Gatherer(
             self._run_group, window_s=window_s, max_size=max_size
         )
 
@@ -78,18 +78,9 @@ class GatheredCalls:
             lease = self.calls.book(jobs[0], route.first, choices=len(jobs))
         except Deferred as deferred:
             return {**outcomes, **{job.id: deferred for job in jobs}}
-        claimed: list[tuple[ChatJob, Claimed]] = []
+        claimed, refused = self.lifecycle.claim_each(jobs)
+        outcomes.update(refused)
         try:
-            for job in jobs:
-                try:
-                    claim = self.lifecycle.claim(job)
-                except Deferred as deferred:
-                    outcomes[job.id] = deferred
-                    continue
-                if claim is None:
-                    outcomes[job.id] = None
-                else:
-                    claimed.append((job, claim))
             if not claimed:
                 self.calls.release(lease)
                 return outcomes

@@ -1,5 +1,6 @@
-"""Gathering: identical sampled requests that arrive within a few milliseconds of each other
-go to the provider as one call asking for one choice per job (OpenAI's ``n``).
+"""Gathering: jobs that arrive within a few milliseconds of each other go to the provider as
+one call. Identical sampled requests ask for one choice per job (OpenAI's ``n``, here);
+embeddings requests put their inputs in one list (``chatq.workers.gathered_embeddings``).
 
 Deterministic requests need no gathering: they share one call through ``chatq.workers.coalesce``.
 Sampled ones (temperature > 0) must each get their own answer, but a provider that takes ``n``
@@ -17,12 +18,21 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-from chatq.shared.jobs import ChatJob, ChatRequest
+from chatq.shared.jobs import ChatRequest
 from chatq.workers.coalesce import identity
 
+
+class Gathered(Protocol):
+    """What is gathered: anything with the id its outcome is found under."""
+
+    @property
+    def id(self) -> str: ...
+
+
 T = TypeVar("T")
+I = TypeVar("I", bound=Gathered)  # noqa: E741
 Outcome = T | BaseException  # what one job's thread returns, or raises
 
 
@@ -39,22 +49,24 @@ def gather_key(request: ChatRequest) -> str | None:
 
 
 @dataclass
-class _Gathering(Generic[T]):
+class _Gathering(Generic[I, T]):
     limit: int
-    jobs: list[ChatJob] = field(default_factory=list)
+    alone: bool  # a one-off: runs at once, with no one to wait for
+    used: int = 0
+    jobs: list[I] = field(default_factory=list)
     full: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
     outcomes: dict[str, Outcome[T]] = field(default_factory=dict)
 
 
-class Gatherer(Generic[T]):
-    """Gathers jobs by key for ``window_s`` (or until ``limit`` of them) and runs each
+class Gatherer(Generic[I, T]):
+    """Gathers jobs by key for ``window_s`` (or until they fill ``limit``) and runs each
     gathering once, in the thread of the job that opened it; every job's thread waits for
     its own outcome."""
 
     def __init__(
         self,
-        run_group: Callable[[list[ChatJob]], dict[str, Outcome[T]]],
+        run_group: Callable[[list[I]], dict[str, Outcome[T]]],
         *,
         window_s: float,
         max_size: int,
@@ -69,24 +81,34 @@ class Gatherer(Generic[T]):
         self.clock = clock
         self.memory = memory
         self._lock = threading.Lock()
-        self._open: dict[str, _Gathering[T]] = {}
+        self._open: dict[str, _Gathering[I, T]] = {}
         self._last_seen: OrderedDict[str, float] = OrderedDict()
 
-    def submit(self, key: str, job: ChatJob, *, limit: int) -> T:
-        """Runs ``job`` with the others of its key that arrive in the window: its outcome."""
+    def submit(self, key: str, job: I, *, limit: int, size: int = 1) -> T:
+        """Runs ``job`` with the others of its key that arrive in the window: its outcome.
+
+        A gathering holds up to ``limit`` (at most ``max_size``) of size, each job ``size``
+        of it; a job that would overfill the open gathering closes it and opens the next.
+        """
         with self._lock:
             gathering = self._open.get(key)
+            if gathering is not None and gathering.used + size > gathering.limit:
+                del self._open[key]  # full enough: it runs, and this job opens the next
+                gathering.full.set()
+                gathering = None
             opener = gathering is None
             if gathering is None:
                 hot = self._seen_recently(key)
-                gathering = _Gathering(limit=min(limit, self.max_size) if hot else 1)
-                if hot:
+                capacity = min(limit, self.max_size)
+                gathering = _Gathering(limit=capacity, alone=not hot or size >= capacity)
+                if not gathering.alone:
                     self._open[key] = gathering
             gathering.jobs.append(job)
-            if len(gathering.jobs) >= gathering.limit:
+            gathering.used += size
+            if not gathering.alone and gathering.used >= gathering.limit:
                 self._open.pop(key, None)
                 gathering.full.set()
-        if gathering.limit == 1:  # a one-off: no one to wait for
+        if gathering.alone:
             return self._run(gathering, job)
         if not opener:
             gathering.done.wait()
@@ -97,7 +119,7 @@ class Gatherer(Generic[T]):
                 del self._open[key]
         return self._run(gathering, job)
 
-    def _run(self, gathering: _Gathering[T], job: ChatJob) -> T:
+    def _run(self, gathering: _Gathering[I, T], job: I) -> T:
         try:
             gathering.outcomes = self.run_group(gathering.jobs)
         except BaseException as exc:  # every waiting thread must hear of it

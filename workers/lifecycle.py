@@ -101,6 +101,30 @@ class JobLifecycle:
                 return claimed
         raise AssertionError("unreachable")
 
+    def claim_each(
+        self, jobs: Iterable[ChatJob], held: dict[str, Claimed] | None = None
+    ) -> tuple[list[tuple[ChatJob, Claimed]], dict[str, Deferred | None]]:
+        """Claims jobs to answer together (those in ``held`` are claimed already): the ones
+        now held, and what the others' claims said (``Deferred``, or None: already ended).
+        If claiming fails, the claims made are released before the error goes on."""
+        claimed: list[tuple[ChatJob, Claimed]] = []
+        refused: dict[str, Deferred | None] = {}
+        try:
+            for job in jobs:
+                try:
+                    claim = (held or {}).get(job.id) or self.claim(job)
+                except Deferred as deferred:
+                    refused[job.id] = deferred
+                    continue
+                if claim is None:
+                    refused[job.id] = None
+                else:
+                    claimed.append((job, claim))
+        except BaseException:
+            self.release_all(job.id for job, _ in claimed)
+            raise
+        return claimed, refused
+
     def release(self, job_id: str) -> None:
         """This process no longer runs the job: its claim is no longer renewed."""
         with self._lock:

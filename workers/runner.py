@@ -5,6 +5,7 @@ or on its own call; each concern is a collaborator's:
 - ``ProviderCalls``: the slot under the limits, the call, retries and fallbacks;
 - ``SharedAnswers``: following an identical request's call, or the cache;
 - ``GatheredCalls``: one multi-choice call for identical sampled requests;
+- ``GatheredEmbeddings``: one call for the inputs of embeddings requests that arrive together;
 - ``HookChain``: what hooks do to the request and the answer.
 """
 
@@ -20,6 +21,7 @@ from chatq.shared.jobs import ChatJob, ChatResult, Timings
 from chatq.shared.outage import REDIS_DOWN
 from chatq.shared.store import Claimed
 from chatq.workers.gathered_calls import GatheredCalls
+from chatq.workers.gathered_embeddings import GatheredEmbeddings
 from chatq.workers.hooks import HookChain, Turn
 from chatq.workers.lifecycle import JobLifecycle
 from chatq.workers.limiter import Deferred, Lease
@@ -53,6 +55,7 @@ class ChatRunner:
         self.clock = clock
         self.sharing: SharedAnswers | None = None
         self.gathered: GatheredCalls | None = None
+        self.embeddings: GatheredEmbeddings | None = None
 
     def run(self, job: ChatJob) -> ChatResult | None:
         """Executes the job; None if it had already ended (a redelivery, or a cancel).
@@ -62,11 +65,14 @@ class ChatRunner:
         deadline = job.deadline
         if deadline is not None and self.clock() > deadline:
             return self.lifecycle.end(job, deadline_result(job, self.clock()))
+        call = self.own_call
+        if job.embedding is not None and self.embeddings is not None:
+            call = self.embeddings.run  # its call may carry other requests' inputs too
         if self.sharing is not None and (key := self.sharing.key_for(job)) is not None:
-            return self.sharing.run(job, key, self.own_call)
+            return self.sharing.run(job, key, call)
         if self.gathered is not None and (key := self.gathered.key_for(job)) is not None:
             return self.gathered.run(job, key)
-        return self.own_call(job, None, None)
+        return call(job, None, None)
 
     def own_call(
         self, job: ChatJob, claimed: Claimed | None, share_key: str | None
@@ -117,6 +123,11 @@ class ChatRunner:
             self.lifecycle.release(job.id)
             if job.deadline is not None:
                 aborts.forget(job.id)
+        return self.end(job, result, share_key)
+
+    def end(self, job: ChatJob, result: ChatResult, share_key: str | None) -> ChatResult:
+        """Records the job's end; if it led identical requests (``share_key``), frees them
+        its key and caches its answer."""
         sharing = None
         if share_key is not None and self.sharing is not None:
             sharing = self.sharing.ending(job, share_key, result)

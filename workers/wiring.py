@@ -17,6 +17,7 @@ from chatq.shared.store import JobStore
 from chatq.workers.coalesce import Coalescer
 from chatq.workers.end_listeners import EndMetrics, SessionTurns, TenantTokens, UserIndex, Webhooks
 from chatq.workers.gathered_calls import GatheredCalls
+from chatq.workers.gathered_embeddings import GatheredEmbeddings
 from chatq.workers.health import DeploymentHealth
 from chatq.workers.hooks import load_hooks
 from chatq.workers.lifecycle import JobLifecycle
@@ -88,5 +89,13 @@ def build_runner(
             window_s=settings.gather_window_ms / 1000,
             max_size=settings.gather_max_size,
             coalescer=coalescer,
+        )
+        runner.embeddings = GatheredEmbeddings(
+            calls,
+            lifecycle,
+            runner.own_call,
+            runner.end,
+            clock=time.time,
+            window_s=settings.gather_window_ms / 1000,
         )
     return runner

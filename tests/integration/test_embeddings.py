@@ -27,6 +27,12 @@ def embedding_calls(stack) -> int:
     return sum(1 for r in stack.sim_requests() if "input" in (r.get("body") or {}))
 
 
+def inputs_sent(stack) -> list:
+    """Every input the provider was asked to embed, in the order of its calls."""
+    bodies = [r.get("body") or {} for r in stack.sim_requests()]
+    return [item for body in bodies if "input" in body for item in body["input"]]
+
+
 def test_a_hundred_texts_get_a_hundred_vectors_in_order(client, gateway_stack):
     answer = client.embeddings.create(model="sim-mini", input=TEXTS, encoding_format="float")
     assert [item.index for item in answer.data] == list(range(100))
@@ -62,7 +68,8 @@ def test_errors_keep_openais_shapes(client):
     assert empty.value.body["param"] == "input[1]"
 
 
-def test_an_embeddings_batch_completes_and_identical_lines_cost_one_call(client, gateway_stack):
+def test_an_embeddings_batch_completes_and_its_lines_share_calls(client, gateway_stack):
+    """Identical lines cost one input, and the distinct ones are gathered into few calls."""
     distinct = [f"batch line text {i}" for i in range(40)]
     lines = [
         {
@@ -73,11 +80,12 @@ def test_an_embeddings_batch_completes_and_identical_lines_cost_one_call(client,
         }
         for i in range(200)
     ]
-    before = embedding_calls(gateway_stack)
+    calls, sent = embedding_calls(gateway_stack), len(inputs_sent(gateway_stack))
     batch = start_batch(gateway_stack.gateway_url, lines, "/v1/embeddings")
     done = batch_ended(gateway_stack.gateway_url, batch["id"], timeout=120)
     assert done["status"] == "completed" and done["request_counts"]["completed"] == 200
-    assert embedding_calls(gateway_stack) - before == 40
+    assert sorted(inputs_sent(gateway_stack)[sent:]) == sorted(distinct)
+    assert embedding_calls(gateway_stack) - calls < 40
     output = client.files.content(done["output_file_id"]).text.splitlines()
     bodies = {r["custom_id"]: r["response"]["body"] for r in map(json.loads, output)}
     assert bodies["e41"]["data"][0]["embedding"] == bodies["e1"]["data"][0]["embedding"]

@@ -12,6 +12,7 @@ import pytest
 import requests
 from chatq.shared.jobs import JobStatus
 from chatq.workers.provider_call import choice_seed
+from prometheus_client.parser import text_string_to_metric_families
 
 from chatq.local_model import MODEL_NAME, install_model
 from tests.support.batches import batch_ended, cancel_batch, start_batch
@@ -383,3 +384,38 @@ def test_embeddings_through_chatq_are_the_servers_own(stack):
         pairs = zip(mine.embedding, theirs.embedding, strict=True)
         assert all(abs(a - b) < 1e-5 for a, b in pairs)
     assert answer.usage.prompt_tokens == expected.usage.prompt_tokens
+
+
+def test_an_embeddings_batch_is_gathered_into_list_calls_with_the_servers_vectors(stack):
+    texts = [f"Note {i}: the {('red', 'green', 'blue')[i % 3]} door is open." for i in range(24)]
+    expected = direct(stack).embeddings.create(model=MODEL_NAME, input=texts)
+    lines = [
+        {
+            "custom_id": f"n{i}",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": MODEL_NAME, "input": text, "encoding_format": "float"},
+        }
+        for i, text in enumerate(texts)
+    ]
+    gathered = lookups(stack, "gathered")
+    batch = start_batch(stack.gateway_url, lines, "/v1/embeddings")
+    done = batch_ended(stack.gateway_url, batch["id"], timeout=120)
+    assert done["status"] == "completed" and done["request_counts"]["completed"] == 24
+    assert lookups(stack, "gathered") > gathered  # some lines shared a call with others
+    output = stack.openai().files.content(done["output_file_id"]).text.splitlines()
+    bodies = {r["custom_id"]: r["response"]["body"] for r in map(json.loads, output)}
+    for i, theirs in enumerate(expected.data):
+        mine = bodies[f"n{i}"]["data"][0]["embedding"]
+        assert all(abs(a - b) < 1e-4 for a, b in zip(mine, theirs.embedding, strict=True))
+
+
+def lookups(stack, how: str) -> float:
+    """Jobs answered so far in the way ``how`` names, from the gateway's /metrics."""
+    text = requests.get(stack.gateway_url.removesuffix("/v1") + "/metrics", timeout=10).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "chatq_cache_lookups_total" and s.labels.get("result") == how
+    )

@@ -74,6 +74,22 @@ def answer(text: str = "Hi there", *, n: int = 1, usage: int = 5) -> Completion:
     )
 
 
+def vectors(inputs: list[Any], *, usage: int | None = None) -> Completion:
+    """An embeddings answer: input i's vector is ``[i, its length]``; usage its lengths."""
+    tokens = sum(len(i) for i in inputs) if usage is None else usage
+    return Completion.model_validate(
+        {
+            "object": "list",
+            "model": "up-model",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": [float(i), float(len(item))]}
+                for i, item in enumerate(inputs)
+            ],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
 def text_chunks(text: str, *, index: int = 0) -> list[dict[str, Any]]:
     pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
     return [
@@ -93,6 +109,7 @@ class FakeProvider:
     endpoints: list[Endpoint] = field(default_factory=list)
     traces: list[str | None] = field(default_factory=list)  # each request's traceparent
     aborts: CallAborts = field(default_factory=CallAborts)  # as the real client's
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _next(self, endpoint: Endpoint, body: dict[str, Any], trace: str | None) -> Any:
         self.bodies.append(body)
@@ -109,6 +126,21 @@ class FakeProvider:
         step = self._next(endpoint, body, trace)
         assert isinstance(step, Completion), "scripted a stream for a plain call"
         return ProviderReply(step)
+
+    def embed(
+        self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, trace: str | None = None
+    ) -> ProviderReply:
+        """Scripted, or else one vector per input: ``[position, length]`` of each."""
+        with self._lock:
+            scripted = bool(self.script)
+            step = self._next(endpoint, body, trace) if scripted else None
+            if not scripted:
+                self.bodies.append(body)
+                self.endpoints.append(endpoint)
+                self.traces.append(trace)
+        if isinstance(step, Completion):
+            return ProviderReply(step)
+        return ProviderReply(vectors(body["input"]))
 
     def stream(
         self,
