@@ -1,5 +1,5 @@
 """A chat job's stream as the Responses API's event sequence: ``response.created``, each
-output item added, its text or arguments in deltas, each item done, then
+output item added, its reasoning, text, refusal or arguments in deltas, each item done, then
 ``response.completed`` (``incomplete``, ``failed``), every event with its ``sequence_number``.
 
 The events are a function of the job's chunks alone, so a caller resuming with
@@ -8,6 +8,8 @@ The events are a function of the job's chunks alone, so a caller resuming with
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from chatq.producers.responses_format import (
@@ -15,6 +17,10 @@ from chatq.producers.responses_format import (
     call_item,
     message_item,
     output_text,
+    reasoning_item,
+    reasoning_of,
+    reasoning_text,
+    refusal,
     response_object,
     response_status,
 )
@@ -23,17 +29,44 @@ from chatq.shared.jobs import ChatResult
 Event = dict[str, Any]
 
 
-class _Item:
-    """One output item being streamed: the message's text, or a function call."""
+@dataclass(frozen=True)
+class _PartKind:
+    """A kind of streamed text: the item and part it goes in, and its events' names."""
 
-    def __init__(self, output_index: int, body: dict[str, Any]):
-        self.output_index = output_index
-        self.body = body
-        self.text = ""  # the message's text, or the call's arguments so far
+    item: str  # "message" or "reasoning"
+    events: str  # "response.output_text", ...: its events are .delta and .done
+    done_field: str  # the field the .done event gives the whole text in
+    part: Callable[[str], dict[str, Any]]  # the part, given its text
+    logprobs: bool = False  # its events carry ``logprobs`` (none are passed on)
+
+    def fields(self) -> dict[str, Any]:
+        return {"logprobs": []} if self.logprobs else {}
+
+
+_TEXT = _PartKind("message", "response.output_text", "text", output_text, logprobs=True)
+_REFUSAL = _PartKind("message", "response.refusal", "refusal", refusal)
+_REASONING = _PartKind("reasoning", "response.reasoning_text", "text", reasoning_text)
+
+
+@dataclass
+class _Part:
+    kind: _PartKind
+    text: str = ""
+
+
+@dataclass
+class _Item:
+    """One output item being streamed: a message or reasoning with its parts, or a function
+    call with its arguments so far."""
+
+    output_index: int
+    body: dict[str, Any]
+    parts: list[_Part] = field(default_factory=list)
+    arguments: str = ""
 
     @property
-    def is_message(self) -> bool:
-        return self.body["type"] == "message"
+    def open(self) -> bool:
+        return self.body["status"] == "in_progress"
 
 
 class ResponseEvents:
@@ -45,7 +78,7 @@ class ResponseEvents:
         self.created_at = created_at
         self.sequence = 0
         self.items: list[_Item] = []
-        self._message: _Item | None = None
+        self._texts: dict[str, _Item] = {}  # the message and the reasoning, by item type
         self._calls: dict[int, _Item] = {}  # by the chunk's tool call index
 
     def start(self, status: str = "in_progress") -> list[Event]:
@@ -62,8 +95,12 @@ class ResponseEvents:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            if reasoning := reasoning_of(delta):
+                events += self._text(_REASONING, reasoning)
             if isinstance(text := delta.get("content"), str) and text:
-                events += self._text(text)
+                events += self._text(_TEXT, text)
+            if isinstance(refused := delta.get("refusal"), str) and refused:
+                events += self._text(_REFUSAL, refused)
             for call in delta.get("tool_calls") or ():
                 events += self._call(call)
         return events
@@ -73,7 +110,7 @@ class ResponseEvents:
         streamed is given to ``chunk`` first, as chunks.)"""
         events: list[Event] = []
         for item in self.items:
-            if item.body["status"] == "in_progress":
+            if item.open:
                 events += self._done(item)
         completion = result.completion
         status = response_status(result.status, completion)
@@ -95,31 +132,35 @@ class ResponseEvents:
 
     # -- items ---------------------------------------------------------------------------
 
-    def _text(self, text: str) -> list[Event]:
+    def _text(self, kind: _PartKind, text: str) -> list[Event]:
         events: list[Event] = []
-        if self._message is None:
-            item = self._add(message_item(self.response_id, None, "in_progress"))
-            self._message = item
+        item = self._texts.get(kind.item)
+        if item is None:
+            if (thinking := self._texts.get("reasoning")) is not None and thinking.open:
+                events += self._done(thinking)  # the reasoning is over once the answer starts
+            make = message_item if kind.item == "message" else reasoning_item
+            item = self._texts[kind.item] = self._add(make(self.response_id, [], "in_progress"))
             events.append(self._added(item))
+        part = next((p for p in item.parts if p.kind is kind), None)
+        if part is None:
+            part = _Part(kind)
+            item.parts.append(part)
             events.append(
                 self._event(
                     "response.content_part.added",
-                    item_id=item.body["id"],
-                    output_index=item.output_index,
-                    content_index=0,
-                    part=output_text(""),
+                    **self._where(item),
+                    content_index=len(item.parts) - 1,
+                    part=kind.part(""),
                 )
             )
-        item = self._message
-        item.text += text
+        part.text += text
         events.append(
             self._event(
-                "response.output_text.delta",
-                item_id=item.body["id"],
-                output_index=item.output_index,
-                content_index=0,
+                f"{kind.events}.delta",
+                **self._where(item),
+                content_index=item.parts.index(part),
                 delta=text,
-                logprobs=[],
+                **kind.fields(),
             )
         )
         return events
@@ -143,13 +184,10 @@ class ResponseEvents:
         elif function.get("name"):
             item.body["name"] += function["name"]
         if arguments := function.get("arguments"):
-            item.text += arguments
+            item.arguments += arguments
             events.append(
                 self._event(
-                    "response.function_call_arguments.delta",
-                    item_id=item.body["id"],
-                    output_index=item.output_index,
-                    delta=arguments,
+                    "response.function_call_arguments.delta", **self._where(item), delta=arguments
                 )
             )
         return events
@@ -164,35 +202,46 @@ class ResponseEvents:
             "response.output_item.added", output_index=item.output_index, item=dict(item.body)
         )
 
+    def _where(self, item: _Item) -> dict[str, Any]:
+        return {"item_id": item.body["id"], "output_index": item.output_index}
+
     def _done(self, item: _Item) -> list[Event]:
         events: list[Event] = []
         item.body["status"] = "completed"
-        where = {"item_id": item.body["id"], "output_index": item.output_index}
-        if item.is_message:
-            part = output_text(item.text)
-            item.body["content"] = [part]
-            events.append(
-                self._event(
-                    "response.output_text.done",
-                    **where,
-                    content_index=0,
-                    text=item.text,
-                    logprobs=[],
-                )
-            )
-            events.append(
-                self._event("response.content_part.done", **where, content_index=0, part=part)
-            )
-        else:
-            item.body["arguments"] = item.text
+        where = self._where(item)
+        if item.body["type"] == "function_call":
+            item.body["arguments"] = item.arguments
             events.append(
                 self._event(
                     "response.function_call_arguments.done",
                     **where,
                     name=item.body["name"],
-                    arguments=item.text,
+                    arguments=item.arguments,
                 )
             )
+        else:
+            if not item.parts and item.body["type"] == "message":
+                item.parts.append(_Part(_TEXT))
+            item.body["content"] = [part.kind.part(part.text) for part in item.parts]
+            for index, part in enumerate(item.parts):
+                kind = part.kind
+                events.append(
+                    self._event(
+                        f"{kind.events}.done",
+                        **where,
+                        content_index=index,
+                        **{kind.done_field: part.text},
+                        **kind.fields(),
+                    )
+                )
+                events.append(
+                    self._event(
+                        "response.content_part.done",
+                        **where,
+                        content_index=index,
+                        part=item.body["content"][index],
+                    )
+                )
         events.append(
             self._event("response.output_item.done", output_index=item.output_index, item=item.body)
         )

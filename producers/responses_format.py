@@ -114,6 +114,8 @@ def input_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
                 last["tool_calls"].append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "reasoning":  # a past turn's reasoning: chat providers take none back
+            continue
         elif kind == "function_call_output":
             output = item.get("output")
             content = output if isinstance(output, str) else _parts_text(output, index)
@@ -122,7 +124,7 @@ def input_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
         else:
             raise InvalidRequest(
                 f"Input items of type {str(kind)[:40]!r} are not supported; send messages, "
-                "function_call and function_call_output items.",
+                "function_call, function_call_output and reasoning items.",
                 param=f"input[{index}].type",
             )
     return messages
@@ -152,11 +154,13 @@ def _chat_part(part: Any, index: int) -> dict[str, Any]:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
         return {"type": "text", "text": part["text"]}
+    if kind == "refusal" and isinstance(part.get("refusal"), str):  # a past turn's refusal
+        return {"type": "text", "text": part["refusal"]}
     if kind == "input_image" and isinstance(part.get("image_url"), str):
         image = {"url": part["image_url"], "detail": part.get("detail") or "auto"}
         return {"type": "image_url", "image_url": image}
     raise InvalidRequest(
-        "Content parts must be input_text, output_text or input_image (with image_url).",
+        "Content parts must be input_text, output_text, refusal or input_image (with image_url).",
         param=f"input[{index}].content",
     )
 
@@ -252,19 +256,29 @@ def message_item_id(response_id: str) -> str:
     return "msg_" + response_id.removeprefix(RESPONSE_PREFIX)
 
 
+def reasoning_item_id(response_id: str) -> str:
+    return "rs_" + response_id.removeprefix(RESPONSE_PREFIX)
+
+
 def call_item_id(response_id: str, index: int) -> str:
     return f"fc_{response_id.removeprefix(RESPONSE_PREFIX)}_{index}"
 
 
 def output_items(response_id: str, completion: Completion | None) -> list[dict[str, Any]]:
-    """The answer's first choice as output items: its text as a message, then its calls."""
+    """The answer's first choice as output items: its reasoning, its text and any refusal
+    as a message, then its calls."""
     choice = completion.first if completion is not None else None
     if choice is None:
         return []
     items: list[dict[str, Any]] = []
     message = choice.message
-    if message.content or not message.tool_calls:
-        items.append(message_item(response_id, message.content or "", "completed"))
+    if reasoning := reasoning_of(message.wire()):
+        items.append(reasoning_item(response_id, [reasoning_text(reasoning)], "completed"))
+    parts = [output_text(message.content)] if message.content else []
+    if message.refusal:
+        parts.append(refusal(message.refusal))
+    if parts or not message.tool_calls:
+        items.append(message_item(response_id, parts or [output_text("")], "completed"))
     for index, call in enumerate(message.tool_calls or ()):
         function = call.function
         items.append(
@@ -280,19 +294,45 @@ def output_items(response_id: str, completion: Completion | None) -> list[dict[s
     return items
 
 
-def message_item(response_id: str, text: str | None, status: str) -> dict[str, Any]:
-    content = [] if text is None else [output_text(text)]
+def reasoning_of(message: dict[str, Any]) -> str | None:
+    """A chat message's (or delta's) reasoning text: ``reasoning_content`` as DeepSeek, Qwen
+    and llama.cpp send it, or ``reasoning`` as vLLM and OpenRouter do."""
+    for name in ("reasoning_content", "reasoning"):
+        if isinstance(text := message.get(name), str) and text:
+            return text
+    return None
+
+
+def message_item(response_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:
     return {
         "id": message_item_id(response_id),
         "type": "message",
         "status": status,
         "role": "assistant",
-        "content": content,
+        "content": parts,
+    }
+
+
+def reasoning_item(response_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:
+    return {
+        "id": reasoning_item_id(response_id),
+        "type": "reasoning",
+        "status": status,
+        "summary": [],
+        "content": parts,
     }
 
 
 def output_text(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def refusal(text: str) -> dict[str, Any]:
+    return {"type": "refusal", "refusal": text}
+
+
+def reasoning_text(text: str) -> dict[str, Any]:
+    return {"type": "reasoning_text", "text": text}
 
 
 def call_item(

@@ -16,7 +16,7 @@ from tests.support.waiting import eventually
 stack = stack_fixture(
     gateway=True,
     sim_args=["--ttft-ms", "50", "--tokens-per-s", "200"],
-    extra_env={"CHATQ_PROVIDER_MAX_CONCURRENCY": "1"},
+    extra_env={"CHATQ_PROVIDER_MAX_CONCURRENCY": "1", "CHATQ_MODELS": "sim-mini,sim-reasoner"},
 )
 
 
@@ -57,6 +57,43 @@ def test_a_streamed_response_is_the_event_sequence_the_client_parses(client):
     assert "response.output_text.delta" in kinds
     assert kinds[-1] == "response.completed"
     assert final.output_text and final.status == "completed"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reasoning_models_thoughts_are_a_reasoning_item_before_the_message(client, stream):
+    asked = {"model": "sim-reasoner", "input": "Why is the sky blue?", "max_output_tokens": 400}
+    if stream:
+        with client.responses.stream(**asked) as events:
+            kinds = [event.type for event in events]
+            response = events.get_final_response()
+        assert kinds.index("response.reasoning_text.delta") < kinds.index(
+            "response.output_text.delta"
+        )
+    else:
+        response = client.responses.create(**asked)
+    thinking, message = response.output
+    assert thinking.type == "reasoning" and thinking.content[0].text
+    assert message.type == "message" and response.output_text
+    follow_up = [*response.output, {"role": "user", "content": "And at sunset?"}]
+    assert client.responses.create(model="sim-reasoner", input=follow_up).output_text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_refusal_is_the_messages_refusal_part(client, stream):
+    asked = {"model": "sim-mini", "input": "sim:refuse this"}
+    if stream:
+        with client.responses.stream(**asked) as events:
+            kinds = [event.type for event in events]
+            response = events.get_final_response()
+        assert "response.refusal.delta" in kinds and "response.refusal.done" in kinds
+    else:
+        response = client.responses.create(**asked)
+    part = response.output[0].content[0]
+    assert part.type == "refusal" and part.refusal
+    again = client.responses.create(
+        model="sim-mini", input=[*response.output, *[{"role": "user", "content": "Why not?"}]]
+    )
+    assert again.status == "completed"
 
 
 def test_a_function_tool_round_trip(client):

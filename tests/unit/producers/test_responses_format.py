@@ -104,6 +104,52 @@ def test_an_answer_is_a_message_item_and_function_call_items():
     assert body["output"] == items and body["object"] == "response"
 
 
+def test_reasoning_and_a_refusal_become_a_reasoning_item_and_a_refusal_part():
+    answer = Completion.model_validate(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "refusal": "No.",
+                        "reasoning_content": "It asks for harm.",
+                    },
+                }
+            ]
+        }
+    )
+    items = output_items("resp_abc", answer)
+    assert [(i["type"], i["id"]) for i in items] == [
+        ("reasoning", "rs_abc"),
+        ("message", "msg_abc"),
+    ]
+    assert items[0]["content"] == [{"type": "reasoning_text", "text": "It asks for harm."}]
+    assert items[1]["content"] == [{"type": "refusal", "refusal": "No."}]
+
+
+def test_a_past_turns_output_goes_back_in_as_input():
+    """What an agent loop sends: the last response's output items, then the new input."""
+    items = [
+        {"role": "user", "content": "Hi"},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "content": []},
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "refusal", "refusal": "No."}],
+        },
+        {"role": "user", "content": "Why?"},
+    ]
+    messages = chat_request(request(input=items), session_id=None).messages
+    assert [(m.role.value, m.content) for m in messages] == [
+        ("user", "Hi"),
+        ("assistant", "No."),
+        ("user", "Why?"),
+    ]
+
+
 def test_chatqs_own_fields_ride_along():
     chat = chat_request(request(deadline_s=5, priority="bulk", cache=False), session_id=None)
     assert (chat.deadline_s, chat.priority.value, chat.cache) == (5, "bulk", False)
