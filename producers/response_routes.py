@@ -81,6 +81,7 @@ async def create_response(
         job_id=response_id,
         tenant=who.tenant,
         privacy=who.privacy,
+        webhook_url=str(body.webhook_url) if body.webhook_url else None,
         traceparent=tracing.onward(request.headers.get("traceparent")),
     )
     if body.store:  # once accepted: a refused request (an unknown model, say) leaves nothing

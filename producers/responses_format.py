@@ -14,7 +14,7 @@ from typing import Any, Literal
 from chatq.shared.completion import Completion
 from chatq.shared.errors import InvalidRequest
 from chatq.shared.jobs import SAFE_ID, ChatRequest, JobError, JobStatus
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 RESPONSE_PREFIX = "resp_"
 # chatq's own fields a response may carry too, as a chat may (``extra_body`` in the SDK).
@@ -46,6 +46,11 @@ class ResponsesRequest(BaseModel):
     background: bool = False
     store: bool = True
     previous_response_id: str | None = Field(None, min_length=1, max_length=200, pattern=SAFE_ID)
+    webhook_url: AnyHttpUrl | None = Field(
+        None,
+        description="chatq's own: called when the response ends (POST, HMAC-signed), as a "
+        "job's webhook; its data.job_id is the response's id.",
+    )
 
     @field_validator("metadata")
     @classmethod

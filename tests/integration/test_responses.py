@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import openai
 import pytest
@@ -16,7 +18,13 @@ from tests.support.waiting import eventually
 stack = stack_fixture(
     gateway=True,
     sim_args=["--ttft-ms", "50", "--tokens-per-s", "200"],
-    extra_env={"CHATQ_PROVIDER_MAX_CONCURRENCY": "1", "CHATQ_MODELS": "sim-mini,sim-reasoner"},
+    extra_env={
+        "CHATQ_PROVIDER_MAX_CONCURRENCY": "1",
+        "CHATQ_MODELS": "sim-mini,sim-reasoner",
+        "CHATQ_WEBHOOK_SECRET": "whsec-test",
+        "CHATQ_WEBHOOK_ALLOW_HTTP": "true",  # the test's receiver, on loopback
+        "CHATQ_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+    },
 )
 
 
@@ -145,6 +153,34 @@ def test_background_mode_is_polled_to_completion(client):
 
     done = eventually(finished, timeout=30)
     assert done.status == "completed" and done.output_text
+
+
+def test_a_background_responses_webhook_is_called_when_it_ends(client):
+    calls: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            calls.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = f"http://127.0.0.1:{server.server_port}/hook"
+        response = client.responses.create(
+            model="sim-mini", input="Hi.", background=True, extra_body={"webhook_url": hook}
+        )
+        eventually(lambda: calls or None, every=0.05, what="no webhook call")
+    finally:
+        server.shutdown()
+    event = json.loads(calls[0])
+    assert event["type"] == "job.done" and event["data"]["job_id"] == response.id
+    assert client.responses.retrieve(response.id).status == "completed"
 
 
 def test_a_background_response_cancelled_while_queued_ends_cancelled(client, stack):
