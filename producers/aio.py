@@ -9,7 +9,7 @@ from typing import Any
 from chatq.producers import jobs
 from chatq.producers.client import ChatqClient
 from chatq.producers.jobs import Messages, raise_for_result
-from chatq.producers.sdk_base import ClientBase, text_of
+from chatq.producers.sdk_base import ClientBase, Inputs, text_of, vectors_of
 from chatq.producers.sessions import summary_message
 from chatq.shared.async_store import AsyncJobStore
 from chatq.shared.end_notices import EndNotices
@@ -124,6 +124,13 @@ class AsyncChatqClient(ClientBase[Awaitable[str]]):
     ) -> ChatResult:
         job_id = await self.submit(messages, model=model, **params)
         return raise_for_result(await self.result(job_id))
+
+    async def embed(
+        self, inputs: Inputs, *, model: str | None = None, dimensions: int | None = None
+    ) -> list[list[float]]:
+        """Submits an embeddings job and waits: a vector per input, in order."""
+        job_id = await self.submit_awaited(**self.embedding_job(inputs, model, dimensions))
+        return vectors_of(raise_for_result(await self.result(job_id)))
 
     async def status(self, job_id: str) -> JobRecord:
         return await self.store.get(job_id)

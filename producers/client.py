@@ -15,7 +15,7 @@ from chatq.producers.jobs import (
     send_webhook,
 )
 from chatq.producers.openai_format import ChunkServer
-from chatq.producers.sdk_base import ClientBase, text_of
+from chatq.producers.sdk_base import ClientBase, Inputs, text_of, vectors_of
 from chatq.producers.sessions import Conversations
 from chatq.shared.celery_config import queue_for
 from chatq.shared.completion import text_completion
@@ -112,6 +112,14 @@ class ChatqClient(ClientBase[str]):
         """Submits and waits: the finished result, or the job's error raised."""
         job_id = self.submit(messages, model=model, **params)
         return raise_for_result(self.result(job_id))
+
+    def embed(
+        self, inputs: Inputs, *, model: str | None = None, dimensions: int | None = None
+    ) -> list[list[float]]:
+        """Submits an embeddings job and waits: a vector per input, in order (a text, or a
+        token array, is one input); the job's error raised if it failed."""
+        job_id = self.submit(**self.embedding_job(inputs, model, dimensions))
+        return vectors_of(raise_for_result(self.result(job_id)))
 
     def chat_stream(
         self, messages: Messages, *, model: str | None = None, **params: Any

@@ -5,12 +5,26 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
-from chatq.producers.jobs import Messages, prepare_job, producer_app, raise_for_result
+from chatq.producers.embeddings_format import (
+    EmbeddingsRequest,
+    embedding_input,
+    stand_in_request,
+)
+from chatq.producers.jobs import (
+    Messages,
+    describe_validation_errors,
+    prepare_job,
+    producer_app,
+    raise_for_result,
+)
 from chatq.shared.deployments import DeploymentRegistry
-from chatq.shared.jobs import ChatJob, ChatRequest, EmbeddingInput
+from chatq.shared.errors import InvalidJob
+from chatq.shared.jobs import ChatJob, ChatRequest, ChatResult, EmbeddingInput
 from chatq.shared.protocol import DeltaEvent, Event
 from chatq.shared.settings import Settings
+from pydantic import ValidationError
 
+Inputs = str | list[str] | list[int] | list[list[int]]  # a text, texts or token arrays
 Submitted = TypeVar("Submitted")  # what ``submit`` returns: the job id, or an awaitable of it
 
 
@@ -98,6 +112,27 @@ class ClientBase(Generic[Submitted]):
     def _send(self, job: ChatJob, queue: str, *, resend_queued: bool, new_id: bool) -> Submitted:
         """Records and queues a validated job; its id. ``new_id``: its id was generated."""
         raise NotImplementedError
+
+    def embedding_job(
+        self, inputs: Inputs, model: str | None, dimensions: int | None
+    ) -> dict[str, Any]:
+        """``submit``'s arguments for an embeddings job of ``inputs``, checked as the
+        gateway checks them."""
+        try:
+            asked = EmbeddingsRequest(
+                model=model or self.settings.default_model, input=inputs, dimensions=dimensions
+            )
+        except ValidationError as exc:
+            raise InvalidJob(describe_validation_errors(exc.errors())) from exc
+        embedding = embedding_input(asked)
+        return {"request": stand_in_request(asked, embedding), "embedding": embedding}
+
+
+def vectors_of(result: ChatResult) -> list[list[float]]:
+    """An embeddings job's vectors, in the order of its inputs."""
+    extra = result.completion.model_extra if result.completion is not None else None
+    data = sorted((extra or {}).get("data") or (), key=lambda item: item.get("index", 0))
+    return [item["embedding"] for item in data]
 
 
 def text_of(event: Event) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 
 import openai
 import pytest
+from chatq.shared.errors import InvalidRequest
 from chatq.simulator.embeddings import vector
 
+from chatq import AsyncChatqClient
 from tests.support.batches import batch_ended, start_batch
 from tests.support.stacks import stack_fixture
 
@@ -90,3 +93,22 @@ def test_an_embeddings_batch_completes_and_its_lines_share_calls(client, gateway
     bodies = {r["custom_id"]: r["response"]["body"] for r in map(json.loads, output)}
     assert bodies["e41"]["data"][0]["embedding"] == bodies["e1"]["data"][0]["embedding"]
     assert bodies["e1"]["data"][0]["embedding"] == vector(distinct[1], "sim-mini", 16)
+
+
+def test_the_sdks_embed_gives_the_vectors_in_order(gateway_stack):
+    texts = ["sdk one", "sdk two", "sdk three"]
+    with gateway_stack.client() as client:
+        vectors = client.embed(texts, model="sim-mini", dimensions=8)
+        assert vectors == [vector(text, "sim-mini", 8) for text in texts]
+        assert client.embed([5, 6, 7], model="sim-mini") == [vector([5, 6, 7], "sim-mini", 256)]
+        with pytest.raises(InvalidRequest):
+            client.embed(["fine", ""], model="sim-mini")
+
+    async def embed_async() -> list[list[float]]:
+        client = AsyncChatqClient(gateway_stack.settings)
+        try:
+            return await client.embed("sdk async", model="sim-mini")
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(embed_async()) == [vector("sdk async", "sim-mini", 256)]
