@@ -119,18 +119,20 @@ class GatheredEmbeddings:
         except ChatqError:  # the model is gone: each job's own call ends it, saying why
             return self._alone(members)
         together = _fitting(members, route.first.max_inputs)
-        outcomes = self._alone(members[len(together) :])
+        rest = members[len(together) :]  # gathered for a bigger deployment: each alone
         if len(together) < 2:
-            return {**outcomes, **self._alone(together)}
-        group = combined(together)
+            return self._alone(members)
+        return {**self._together(together, route), **self._alone(rest)}
+
+    def _together(self, together: list[Member], route: Route) -> Outcomes:
+        """Books one slot for the members, claims them and answers them with one call."""
         try:
-            lease = self.calls.book(group, route.first)
+            lease = self.calls.book(combined(together), route.first)
         except Deferred as deferred:  # a job already claimed waits for a slot of its own
-            for member in together:
-                outcomes[member.id] = (
-                    deferred if member.claimed is None else self._alone([member])[member.id]
-                )
-            return outcomes
+            return {
+                m.id: deferred if m.claimed is None else self._alone([m])[m.id] for m in together
+            }
+        outcomes: Outcomes = {}
         held = {m.id: m.claimed for m in together if m.claimed is not None}
         jobs, refused = self.lifecycle.claim_each((m.job for m in together), held)
         outcomes.update(refused)
