@@ -19,6 +19,8 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 RESPONSE_PREFIX = "resp_"
 # chatq's own fields a response may carry too, as a chat may (``extra_body`` in the SDK).
 CHATQ_OWN = ("deadline_s", "priority", "fairness_key", "cache", "coalesce")
+# Parameters chat completions take under the same name, passed on as sent.
+SAME_IN_CHAT = ("service_tier", "prompt_cache_key", "safety_identifier")
 _ROLES = {"user", "system", "developer", "assistant"}
 _TEXT_PARTS = {"input_text", "output_text", "text"}
 
@@ -89,7 +91,10 @@ def chat_request(
     if (response_format := chat_response_format(request.text)) is not None:
         body["response_format"] = response_format
     extra = request.model_extra or {}
-    body |= {name: extra[name] for name in CHATQ_OWN if name in extra}
+    body |= {name: extra[name] for name in (*CHATQ_OWN, *SAME_IN_CHAT) if name in extra}
+    reasoning = extra.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
+        body["reasoning_effort"] = reasoning["effort"]
     if session_id is not None:
         body |= {"session_id": session_id, "session_ttl": "long"}
     return ChatRequest.model_validate(body)
@@ -410,6 +415,7 @@ def response_object(
         "output": output if output is not None else output_items(response_id, completion),
         "parallel_tool_calls": request.parallel_tool_calls is not False,
         "previous_response_id": request.previous_response_id,
+        "reasoning": (request.model_extra or {}).get("reasoning"),
         "store": request.store,
         "temperature": request.temperature,
         "text": request.text or {"format": {"type": "text"}},

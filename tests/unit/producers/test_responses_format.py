@@ -150,6 +150,13 @@ def test_a_past_turns_output_goes_back_in_as_input():
     ]
 
 
+def test_reasoning_effort_and_chats_own_parameters_are_passed_on():
+    asked = request(reasoning={"effort": "low"}, service_tier="flex", prompt_cache_key="k1")
+    chat = chat_request(asked, session_id=None).model_dump(exclude_none=True)
+    assert chat["reasoning_effort"] == "low"
+    assert (chat["service_tier"], chat["prompt_cache_key"]) == ("flex", "k1")
+
+
 def test_chatqs_own_fields_ride_along():
     chat = chat_request(request(deadline_s=5, priority="bulk", cache=False), session_id=None)
     assert (chat.deadline_s, chat.priority.value, chat.cache) == (5, "bulk", False)
