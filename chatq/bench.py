@@ -395,6 +395,18 @@ def _gathering_rows(table: Table, r: dict[str, Any]) -> None:
         f"{r['gathering_speedup']:.2f}x",
     )
     table.add_row(
+        f"gathering: provider calls for {r['embeddings_jobs']} embeddings jobs",
+        f"{r['embeddings_calls_on']}",
+        f"{r['embeddings_calls_off']} (each alone)",
+        f"{r['embeddings_calls_on'] / r['embeddings_calls_off']:.2f}x",
+    )
+    table.add_row(
+        "gathering: embeddings jobs/s under the rpm limit",
+        f"{r['embeddings_jobs_per_s_on']}",
+        f"{r['embeddings_jobs_per_s_off']} (each alone)",
+        f"{r['embeddings_speedup']:.2f}x",
+    )
+    table.add_row(
         "gathering: one-off request p50, ms",
         f"{r['gathering_one_off_p50_ms_on']}",
         f"{r['gathering_one_off_p50_ms_off']} (window off)",

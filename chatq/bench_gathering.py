@@ -3,7 +3,9 @@
 A burst of sampled requests, each prompt repeated (as when many users ask a bot the same
 thing), goes through one worker to a simulator with a request-rate limit, once with the
 gather window at 0 (off) and once at its default. Also measured: the latency of one-off
-requests, which must not pay for the window.
+requests, which must not pay for the window. Then a burst of embeddings requests, each of one
+distinct text, under the same limit: each its own call (``max_inputs`` 1), then gathered into
+list calls (the default).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from rich.console import Console
 
 from chatq.bench_stack import bench_stack
 from chatq.producers.client import ChatqClient
+from chatq.shared.deployments import DEFAULT_MAX_INPUTS
 
 _serial = itertools.count()
 
@@ -36,7 +39,15 @@ class GatheringOptions:
 def measure_gathering(options: GatheringOptions, console: Console) -> dict[str, float]:
     off = _run_phase(options, 0.0, console)
     on = _run_phase(options, options.window_ms, console)
+    alone = _embeddings_phase(options, 1, console)
+    listed = _embeddings_phase(options, DEFAULT_MAX_INPUTS, console)
     return {
+        "embeddings_jobs": alone["jobs"],
+        "embeddings_calls_off": alone["calls"],
+        "embeddings_calls_on": listed["calls"],
+        "embeddings_jobs_per_s_off": round(alone["jobs_per_s"], 1),
+        "embeddings_jobs_per_s_on": round(listed["jobs_per_s"], 1),
+        "embeddings_speedup": round(listed["jobs_per_s"] / alone["jobs_per_s"], 2),
         "gathering_jobs": off["jobs"],
         "gathering_calls_off": off["calls"],
         "gathering_calls_on": on["calls"],
@@ -90,6 +101,30 @@ def _run_phase(options: GatheringOptions, window_ms: float, console: Console) ->
         "jobs_per_s": len(burst) / took,
         "one_off_p50_ms": percentile(one_off, 50),
     }
+
+
+def _embeddings_phase(
+    options: GatheringOptions, max_inputs: int, console: Console
+) -> dict[str, float]:
+    label = "Embeddings, each its own call" if max_inputs == 1 else "Embeddings, gathered"
+    env = {"CHATQ_PROVIDER_RPM": str(options.rpm), "CHATQ_PROVIDER_MAX_INPUTS": str(max_inputs)}
+    sim_args = ("--ttft-ms", "20", "--rpm", str(options.rpm))
+    with (
+        bench_stack(console, label, sim_args=sim_args, env=env) as stack,
+        ChatqClient(stack.settings) as client,
+    ):
+        client.embed("warm-up")  # the model's key is hot from here on
+        stack.sim_reset()
+        with console.status(f"{label}: a burst of distinct texts..."):
+            burst = next(_serial)
+            texts = [f"Document {i} of burst {burst}." for i in range(options.prompts * 8)]
+            started = time.perf_counter()
+            job_ids = [client.submit(**client.embedding_job(t, None, None)) for t in texts]
+            for job_id in job_ids:
+                client.result(job_id, timeout=300)
+            took = time.perf_counter() - started
+        stats = stack.sim_stats()
+    return {"jobs": len(texts), "calls": stats["requests"], "jobs_per_s": len(texts) / took}
 
 
 def _unique_prompt() -> str:
