@@ -130,7 +130,8 @@ class FakeProvider:
     def embed(
         self, endpoint: Endpoint, body: dict[str, Any], *, job_id: str, trace: str | None = None
     ) -> ProviderReply:
-        """Scripted, or else one vector per input: ``[position, length]`` of each."""
+        """Scripted (a step may be a function of the body and job id), or else one vector
+        per input: ``[position, length]`` of each."""
         with self._lock:
             scripted = bool(self.script)
             step = self._next(endpoint, body, trace) if scripted else None
@@ -138,6 +139,8 @@ class FakeProvider:
                 self.bodies.append(body)
                 self.endpoints.append(endpoint)
                 self.traces.append(trace)
+        if callable(step):
+            step = step(body, job_id)
         if isinstance(step, Completion):
             return ProviderReply(step)
         return ProviderReply(vectors(body["input"]))

@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 import time
 
-from chatq.shared.errors import ProviderRejected, ProviderUnavailable
+from chatq.shared.errors import JobCancelled, ProviderRejected, ProviderUnavailable
 from chatq.shared.jobs import ChatJob, ChatRequest, EmbeddingInput, JobStatus
 from chatq.shared.settings import RetryPolicy
+from chatq.workers.call_aborts import DEADLINE
 from chatq.workers.gathered_embeddings import (
     MAX_CALL_TOKENS,
     GatheredEmbeddings,
@@ -20,6 +21,7 @@ from chatq.workers.lifecycle import JobLifecycle
 from chatq.workers.provider_call import ProviderCalls
 from chatq.workers.runner import ChatRunner
 
+from tests.support.waiting import eventually
 from tests.unit.workers.fakes import (
     FakeHealth,
     FakeLimiter,
@@ -180,3 +182,25 @@ def test_token_arrays_and_texts_are_never_in_one_call():
     run_together(runner, [embedding_job("a"), embedding_job([3]), embedding_job("b")])
     for body in provider.bodies:
         assert len({isinstance(item, str) for item in body["input"]}) == 1
+
+
+def test_a_deadline_passing_mid_call_cancels_its_job_and_the_others_ask_alone():
+    provider = FakeProvider()
+
+    def slow(body: dict, job_id: str) -> None:
+        """A call that runs until something stops it, as a stopped call ends."""
+        eventually(
+            lambda: provider.aborts.aborted(job_id) == DEADLINE or None, timeout=5, every=0.01
+        )
+        raise JobCancelled("stopped", code="deadline_exceeded")
+
+    runner, _, _ = gathering_runner(provider)
+    runner.run(embedding_job("warm"))
+    provider.script.append(slow)
+    late = embedding_job("late", deadline_s=0.5)
+    free = embedding_job("free")
+    results = run_together(runner, [late, free])
+    assert results[late.id].status is JobStatus.cancelled
+    assert results[late.id].error.code == "deadline_exceeded"
+    assert results[free.id].status is JobStatus.done
+    assert [body["input"] for body in provider.bodies[1:]] == [["late", "free"], ["free"]]
