@@ -16,12 +16,21 @@ from typing import Any, Protocol
 import orjson
 from chatq.shared.broker import task_end_event
 from chatq.shared.celery_config import TASK_CHAT, chat_argsrepr
-from chatq.shared.jobs import ChatJob, ChatResult, JobStatus
+from chatq.shared.jobs import ChatJob, ChatResult, JobError, JobStatus, Timings
 from chatq.shared.outage import retry_while_redis_down
 from chatq.shared.store import AlreadyEnded, Busy, Claimed, JobStore
 from chatq.workers.limiter import Deferred
+from redis.exceptions import RedisError
 
 log = logging.getLogger("chatq.worker")
+
+
+def cancelled_unrun(job: ChatJob, now: float) -> ChatResult:
+    """What Flower is told of a job cancelled before a worker ran it."""
+    error = JobError(type="cancelled", code="job_cancelled", message="Cancelled before it ran.")
+    timings = Timings(created_at=job.created_at, finished_at=now)
+    return ChatResult(job_id=job.id, status=JobStatus.cancelled, error=error, timings=timings)
+
 
 REDIS_PATIENCE_S = 300.0  # how long an answer in hand waits for Redis to come back
 
@@ -94,6 +103,8 @@ class JobLifecycle:
                 raise Deferred(retry_in_s, busy=True)
             case AlreadyEnded(status):
                 log.info("job %s skipped: already %s", job.id, status.value)
+                if status is JobStatus.cancelled:  # no worker ended it: Flower hears of it here
+                    self._publish(self._task_event(job, cancelled_unrun(job, self.clock())))
                 return None
             case Claimed() as claimed:
                 with self._lock:
@@ -167,6 +178,7 @@ class JobLifecycle:
             # cancelled by a caller while its call ran here, stopped by this worker: the
             # record gets what it used, and the listeners (quota, metrics, webhook) its end
             self.store.note_partial_answer(job.id, orjson.dumps(result.completion.wire()).decode())
+            self._publish(self._task_event(job, result))  # its end script published nothing
             ended = True
         if ended:
             self._tell(self.listeners, JobEnd(job, result, cached_as))
@@ -201,6 +213,16 @@ class JobLifecycle:
             )
             fields["traceback"] = ""
         return task_end_event(self.task_events_db, fields)
+
+    def _publish(self, event: tuple[str, str] | None) -> None:
+        """Publishes a task event apart from an end script; Flower's view is not worth a
+        job's failure."""
+        if event is None:
+            return
+        try:
+            self.store.redis.publish(*event)
+        except RedisError as exc:
+            log.warning("task event not published: %s", exc)
 
     @staticmethod
     def _tell(listeners: Sequence[EndListener], end: JobEnd) -> None:

@@ -110,3 +110,33 @@ def test_flower_with_basic_auth_as_the_compose_file_runs_it_asks_for_credentials
         stop([flower])
     assert anonymous.status_code == 401 and wrong.status_code == 401
     assert signed_in.status_code == 200
+
+
+# One call at a time, each 4 s to its first token: a second job waits for the first.
+one_at_a_time = stack_fixture(
+    scope="function",
+    gateway=True,
+    sim_args=["--ttft-ms", "4000"],
+    extra_env={"CHATQ_PROVIDER_MAX_CONCURRENCY": "1"},
+)
+
+
+def test_a_job_cancelled_while_running_is_revoked_in_flower(one_at_a_time):
+    """A job cancelled mid-call is shown revoked by its worker. One cancelled while it waited
+    in the fair scheduler never became a Celery task, and Flower does not list it (a job
+    cancelled while its message sat in a queue: test_task_display)."""
+    stack = one_at_a_time
+    env = {**without_metrics_dir(stack.env), "FLOWER_UNAUTHENTICATED_API": "true"}
+    flower = start_flower(free_port(), env)
+    try:
+        running, waiting = post_job(stack, "first"), post_job(stack, "second")
+        stats = stack.sim_stats
+        eventually(lambda: stats()["requests"] == 1 or None, every=0.05, what="no call sent")
+        for each in (waiting, running):
+            assert requests.delete(f"{stack.gateway_url}/jobs/{each}", timeout=10).ok
+        tasks = eventually(lambda: t if running in (t := flower_tasks(flower)) else None)
+    finally:
+        stop([flower])
+    assert (tasks[running]["name"], tasks[running]["state"]) == ("chatq.chat", "REVOKED")
+    assert tasks[running]["worker"].startswith("worker1@")
+    assert waiting not in tasks
