@@ -148,13 +148,20 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         return JSONResponse(openai_error_body(message, "invalid_request_error"), status_code=400)
     errors = [shown(e) for e in errors]
     message = describe_validation_errors(errors)
-    param = ".".join(str(p) for p in errors[0]["loc"]) if errors else None
+    param = _param(errors[0]) if errors else None
     return JSONResponse(
         openai_error_body(message, "invalid_request_error", param=param or None), status_code=400
     )
 
 
 PARAMETER_KINDS = frozenset({"body", "header", "query", "path", "cookie"})
+
+
+def _param(error: dict[str, Any]) -> str:
+    """The parameter an error is about: where a model's own check says (``ctx.param``),
+    else its location."""
+    said = (error.get("ctx") or {}).get("param")
+    return said if isinstance(said, str) else ".".join(str(p) for p in error["loc"])
 
 
 def shown(error: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 # Fields that steer chatq itself and are never forwarded to the provider.
 CHATQ_FIELDS = frozenset(
@@ -203,8 +204,11 @@ class ChatRequest(BaseModel):
             function = tool.get("function") if isinstance(tool, dict) else None
             name = function.get("name") if isinstance(function, dict) else None
             if name is not None and not (isinstance(name, str) and FUNCTION_NAME.match(name)):
-                raise ValueError(
-                    f"tools[{index}].function.name must be 1 to 64 letters, digits, _ or -"
+                where = f"tools[{index}].function.name"
+                raise PydanticCustomError(  # ctx.param: where the error says it is
+                    "tool_name",
+                    "{param} must be 1 to 64 letters, digits, _ or -",
+                    {"param": where},
                 )
         return self
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import pytest
 from chatq.producers.errors import install_error_handlers, shown
+from chatq.shared.jobs import ChatRequest
 from fastapi import FastAPI, Header
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
@@ -28,6 +29,10 @@ def client() -> TestClient:
     @app.post("/v1/things")
     def post(body: Body, tag: Annotated[str | None, Header(max_length=3)] = None) -> Body:
         return body
+
+    @app.post("/v1/chat")
+    def chat(body: ChatRequest) -> dict:
+        return {}
 
     @app.post("/v1/echo")
     def echo(body: dict) -> dict:
@@ -68,3 +73,14 @@ def test_text_the_encoder_cannot_carry_is_a_400_wherever_it_fails():
     reply = client().post("/v1/echo", content=raw, headers={"Content-Type": "application/json"})
     assert reply.status_code == 400
     assert "surrogate" in reply.json()["error"]["message"]
+
+
+def test_a_check_of_the_whole_request_names_the_parameter_it_refused():
+    tools = [{"type": "function", "function": {"name": "ok"}}]
+    tools.append({"type": "function", "function": {"name": "no spaces"}})
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": tools}
+    reply = client().post("/v1/chat", json=body)
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert error["param"] == "tools[1].function.name"
+    assert "tools[1].function.name must be 1 to 64 letters" in error["message"]
