@@ -11,10 +11,18 @@ import secrets
 import time
 from typing import Any, Literal
 
+from chatq.producers.jobs import describe_validation_errors
 from chatq.shared.completion import Completion
 from chatq.shared.errors import InvalidRequest
 from chatq.shared.jobs import SAFE_ID, ChatRequest, JobError, JobStatus
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 RESPONSE_PREFIX = "resp_"
 # chatq's own fields a response may carry too, as a chat may (``extra_body`` in the SDK).
@@ -97,7 +105,10 @@ def chat_request(
         body["reasoning_effort"] = reasoning["effort"]
     if session_id is not None:
         body |= {"session_id": session_id, "session_ttl": "long"}
-    return ChatRequest.model_validate(body)
+    try:
+        return ChatRequest.model_validate(body)
+    except ValidationError as exc:  # what the input became breaks a chat request's rules
+        raise InvalidRequest(describe_validation_errors(exc.errors()), param="input") from exc
 
 
 def input_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,6 +116,8 @@ def input_messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     message's tool calls, and each call's output a tool message."""
     if isinstance(items, str):
         return [{"role": "user", "content": items}]
+    if not items:
+        raise InvalidRequest("'input' must hold at least one item.", param="input")
     messages: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         kind = item.get("type", "message")

@@ -160,3 +160,17 @@ def test_reasoning_effort_and_chats_own_parameters_are_passed_on():
 def test_chatqs_own_fields_ride_along():
     chat = chat_request(request(deadline_s=5, priority="bulk", cache=False), session_id=None)
     assert (chat.deadline_s, chat.priority.value, chat.cache) == (5, "bulk", False)
+
+
+def test_an_empty_input_list_is_a_400_naming_input():
+    with pytest.raises(InvalidRequest) as refused:
+        chat_request(request(input=[]), session_id=None)
+    assert refused.value.param == "input"
+
+
+def test_a_translation_that_breaks_a_chat_requests_rules_is_a_400_not_a_500():
+    asked = request(input=[{"type": "function_call_output", "call_id": "c1", "output": "x"}])
+    asked.temperature = 9  # past what a chat request takes, as a caller's extra might be
+    with pytest.raises(InvalidRequest) as refused:
+        chat_request(asked, session_id=None)
+    assert refused.value.param == "input"
