@@ -12,7 +12,11 @@ from typing import Any
 from chatq.producers import request_headers
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.callers import AdmittedCaller, Caller, Client, gateway_client
-from chatq.producers.disconnects import cancelled_if_left, cancels_on_disconnect
+from chatq.producers.disconnects import (
+    awaited_unless_left,
+    cancelled_if_left,
+    cancels_on_disconnect,
+)
 from chatq.producers.errors import error_response
 from chatq.producers.jobs import error_for_result
 from chatq.producers.json_response import FastJSONResponse
@@ -100,7 +104,10 @@ async def chat_completions(
         if cancels_on_disconnect(policy, idempotency_key=idempotency_key):
             lines = cancelled_if_left(lines, partial(client.cancel, job_id))
         return StreamingResponse(lines, media_type="text/event-stream", headers=headers)
-    result = await client.result(job_id)
+    waiting = client.result(job_id)
+    if cancels_on_disconnect(client.settings.stream_disconnect, idempotency_key=idempotency_key):
+        waiting = awaited_unless_left(waiting, request.receive, partial(client.cancel, job_id))
+    result = await waiting
     if result.status is not JobStatus.done:
         return error_response(error_for_result(result), headers)
     return FastJSONResponse(completion(result, created), headers=headers)

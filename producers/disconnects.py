@@ -1,16 +1,20 @@
-"""What becomes of a chat whose client leaves mid-stream: its job is cancelled, or finished
-for a retry to collect, as ``Settings.stream_disconnect`` says."""
+"""What becomes of a chat whose client leaves before its answer, mid-stream or while waiting
+for it whole: its job is cancelled, or finished for a retry to collect, as
+``Settings.stream_disconnect`` says."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Literal
+from typing import Literal, TypeVar
+
+from starlette.types import Receive
 
 log = logging.getLogger("chatq.gateway")
 
 StreamDisconnect = Literal["auto", "finish", "cancel"]
+T = TypeVar("T")
 
 # Cancels started after their stream's task was itself cancelled: kept until they end.
 _cancelling: set[asyncio.Task[object]] = set()
@@ -39,6 +43,25 @@ async def cancelled_if_left(
             task = asyncio.get_running_loop().create_task(_cancel(cancel))
             _cancelling.add(task)
             task.add_done_callback(_cancelling.discard)
+
+
+async def awaited_unless_left(
+    waiting: Awaitable[T], receive: Receive, cancel: Callable[[], Awaitable[object]]
+) -> T:
+    """What ``waiting`` gives; if the client leaves first, ``cancel()`` runs (ending the job
+    ends the wait too). The request's body must have been read: ``receive`` then gives
+    nothing but the client's leaving."""
+    watcher = asyncio.get_running_loop().create_task(_cancel_when_left(receive, cancel))
+    try:
+        return await waiting
+    finally:
+        watcher.cancel()  # before the answer is sent: its end is no leaving
+
+
+async def _cancel_when_left(receive: Receive, cancel: Callable[[], Awaitable[object]]) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    await _cancel(cancel)
 
 
 async def _cancel(cancel: Callable[[], Awaitable[object]]) -> None:

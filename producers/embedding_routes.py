@@ -4,7 +4,10 @@ answer cache (embeddings are deterministic)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from chatq.producers.callers import AdmittedCaller, gateway_client
+from chatq.producers.disconnects import awaited_unless_left, cancels_on_disconnect
 from chatq.producers.embeddings_format import (
     EmbeddingsRequest,
     embedding_input,
@@ -36,7 +39,10 @@ async def create_embeddings(
         privacy=who.privacy,
         traceparent=tracing.onward(request.headers.get("traceparent")),
     )
-    result = await client.result(job_id)
+    waiting = client.result(job_id)
+    if cancels_on_disconnect(client.settings.stream_disconnect, idempotency_key=None):
+        waiting = awaited_unless_left(waiting, request.receive, partial(client.cancel, job_id))
+    result = await waiting
     if result.status is not JobStatus.done or result.completion is None:
         return error_response(error_for_result(result), {"X-Chatq-Job-Id": job_id})
     answer = embeddings_answer(result.completion.wire(), body.model, body.encoding_format)

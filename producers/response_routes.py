@@ -19,7 +19,11 @@ import orjson
 from chatq.producers.aio import AsyncChatqClient
 from chatq.producers.callers import AdmittedCaller, Caller, Client, gateway_client
 from chatq.producers.chat_routes import STREAM_OR_JSON
-from chatq.producers.disconnects import cancelled_if_left, cancels_on_disconnect
+from chatq.producers.disconnects import (
+    awaited_unless_left,
+    cancelled_if_left,
+    cancels_on_disconnect,
+)
 from chatq.producers.errors import error_response
 from chatq.producers.jobs import error_for_result
 from chatq.producers.json_response import FastJSONResponse
@@ -99,7 +103,10 @@ async def create_response(
         return FastJSONResponse(
             response_object(response_id, body, status="queued", created_at=created)
         )
-    result = await client.result(response_id)
+    waiting = client.result(response_id)
+    if cancels_on_disconnect(client.settings.stream_disconnect, idempotency_key=None):
+        waiting = awaited_unless_left(waiting, request.receive, partial(client.cancel, response_id))
+    result = await waiting
     if result.status is not JobStatus.done:
         return error_response(error_for_result(result))
     status = response_status(result.status, result.completion)

@@ -216,8 +216,9 @@ class Settings(BaseSettings):
     allow_open_gateway: bool = False
     gateway_port: int = 8000
     flower_port: int = 5555
-    # A /v1/chat/completions stream whose client leaves before its end: "cancel" the job (the
-    # provider stops generating), "finish" it (its answer stays retrievable), or "auto":
+    # A request whose client leaves before its answer (mid-stream, or waiting for it whole):
+    # "cancel" the job (the provider stops generating), "finish" it (its answer stays
+    # retrievable), or "auto":
     # finish where the request carries an Idempotency-Key (its retry gets that answer, with no
     # second call), else cancel (no one could ever read the answer).
     stream_disconnect: Literal["auto", "finish", "cancel"] = "auto"

@@ -3,10 +3,13 @@ provider stops generating within a second, and the job ends cancelled once."""
 
 from __future__ import annotations
 
+import json
+import socket
 import time
 
 import pytest
 import requests
+import urllib3
 from chatq.shared.jobs import JobStatus
 
 from tests.support.batches import batch_ended, cancel_batch, start_batch
@@ -144,3 +147,38 @@ def test_a_stream_with_an_idempotency_key_finishes_and_its_retry_gets_the_answer
     text = "".join(c.choices[0].delta.content or "" for c in retry if c.choices)
     assert text == result.completion.choices[0].message.content
     assert len([r for r in stack.sim_requests() if r["job_id"] == job_id]) == 1
+
+
+def test_a_chat_whose_client_leaves_before_its_whole_answer_is_cancelled(stack):
+    """The client of an unstreamed chat hangs up while the answer (1500 tokens at 40 a
+    second) is made: the job is cancelled at once and its call stopped."""
+    body = {**_long_chat(1500), "stream": False}
+    host, port = urllib3.util.parse_url(stack.gateway_url).netloc.split(":")
+    payload = json.dumps(body).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as client_socket:
+        client_socket.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        asked = body["messages"][0]["content"]
+        sent = eventually(lambda: _sim_request_of(stack, asked), timeout=10, every=0.02)
+    left_at = time.time()
+    with stack.client() as client:
+        record = eventually(
+            lambda: r if (r := client.status(sent["job_id"])).status.is_terminal else None,
+            timeout=10,
+            every=0.02,
+        )
+    assert record.status is JobStatus.cancelled
+    assert record.result.timings.finished_at - left_at < 1.0
+
+
+def _sim_request_of(stack, text: str) -> dict | None:
+    """The provider's record of the call that asked ``text``, once it came."""
+    for entry in stack.sim_requests():
+        messages = (entry.get("body") or {}).get("messages") or []
+        if messages and messages[-1].get("content") == text:
+            return entry
+    return None
