@@ -16,7 +16,7 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 
 from chatq.shared.completion import Completion, Usage
 from chatq.shared.deployments import MAX_INPUTS
@@ -62,8 +62,8 @@ class Member:
     def inputs(self) -> int:
         return len(self.job.embedding.input) if self.job.embedding else 0
 
-    @property
-    def tokens(self) -> int:
+    @cached_property
+    def tokens(self) -> int:  # counted once: a call's limits and its split both read it
         return input_tokens(self.job)
 
 
