@@ -17,16 +17,23 @@ from redis import Redis
 SECRET_TEXT = "my password is hunter2 and my card 4111 1111 1111 1111"
 
 
-def test_a_queued_chat_task_shows_no_message_text(redis_server):
-    url = f"{redis_server.rsplit('/', 1)[0]}/15"  # no worker reads this database
+def queue_only(redis_server: str, db: int) -> tuple[Redis, Settings]:
+    """A database no worker reads, emptied, and settings that send jobs straight to its
+    queue (no scheduler): their messages wait there."""
+    url = f"{redis_server.rsplit('/', 1)[0]}/{db}"
     redis = Redis.from_url(url, decode_responses=True)
     redis.flushdb()
     settings = Settings(
         _env_file=None,
         redis_url=url,
         provider_base_url="http://127.0.0.1:9/v1",
-        scheduler=SchedulerPolicy(mode="fifo"),  # straight to the queue: no worker releases it
+        scheduler=SchedulerPolicy(mode="fifo"),
     )
+    return redis, settings
+
+
+def test_a_queued_chat_task_shows_no_message_text(redis_server):
+    redis, settings = queue_only(redis_server, 15)
     with ChatqClient(settings) as client:
         job_id = client.submit(SECRET_TEXT, max_tokens=5)
     [raw] = redis.lrange(settings.interactive_queue, 0, -1)
@@ -37,15 +44,7 @@ def test_a_queued_chat_task_shows_no_message_text(redis_server):
 
 
 def test_a_job_cancelled_in_the_queue_is_shown_revoked_by_the_worker_that_skips_it(redis_server):
-    url = f"{redis_server.rsplit('/', 1)[0]}/14"
-    redis = Redis.from_url(url, decode_responses=True)
-    redis.flushdb()
-    settings = Settings(
-        _env_file=None,
-        redis_url=url,
-        provider_base_url="http://127.0.0.1:9/v1",
-        scheduler=SchedulerPolicy(mode="fifo"),
-    )
+    redis, settings = queue_only(redis_server, 14)
     with ChatqClient(settings) as client:
         job_id = client.submit(SECRET_TEXT, max_tokens=5)
         assert client.cancel(job_id)
