@@ -24,15 +24,14 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("chatq.worker")
 
+REDIS_PATIENCE_S = 300.0  # how long an answer in hand waits for Redis to come back
+
 
 def cancelled_unrun(job: ChatJob, now: float) -> ChatResult:
     """What Flower is told of a job cancelled before a worker ran it."""
     error = JobError(type="cancelled", code="job_cancelled", message="Cancelled before it ran.")
     timings = Timings(created_at=job.created_at, finished_at=now)
     return ChatResult(job_id=job.id, status=JobStatus.cancelled, error=error, timings=timings)
-
-
-REDIS_PATIENCE_S = 300.0  # how long an answer in hand waits for Redis to come back
 
 
 @dataclass(frozen=True)
