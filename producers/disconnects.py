@@ -16,7 +16,8 @@ log = logging.getLogger("chatq.gateway")
 StreamDisconnect = Literal["auto", "finish", "cancel"]
 T = TypeVar("T")
 
-# Cancels started after their stream's task was itself cancelled: kept until they end.
+# Cancels running in tasks of their own (their starter may itself be cancelled next): kept
+# until they end.
 _cancelling: set[asyncio.Task[object]] = set()
 
 
@@ -40,9 +41,7 @@ async def cancelled_if_left(
         ended = True
     finally:
         if not ended:
-            task = asyncio.get_running_loop().create_task(_cancel(cancel))
-            _cancelling.add(task)
-            task.add_done_callback(_cancelling.discard)
+            _start_cancel(cancel)
 
 
 async def awaited_unless_left(
@@ -61,7 +60,14 @@ async def awaited_unless_left(
 async def _cancel_when_left(receive: Receive, cancel: Callable[[], Awaitable[object]]) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-    await _cancel(cancel)
+    _start_cancel(cancel)  # its own task: the watcher is cancelled once the job's end comes
+
+
+def _start_cancel(cancel: Callable[[], Awaitable[object]]) -> None:
+    """Runs ``cancel()`` in a task of its own, kept until it ends."""
+    task = asyncio.get_running_loop().create_task(_cancel(cancel))
+    _cancelling.add(task)
+    task.add_done_callback(_cancelling.discard)
 
 
 async def _cancel(cancel: Callable[[], Awaitable[object]]) -> None:
