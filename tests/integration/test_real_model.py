@@ -280,17 +280,24 @@ def test_n_by_calls_samples_each_choice_with_a_seed_of_its_own(stack):
     assert first.usage.prompt_tokens == sum(c.usage.prompt_tokens for c in one_by_one)
 
 
-def test_a_batch_gets_the_servers_answers(stack):
+# As `chatq up --provider local` runs it ('n' up to the server's four slots in one call), but
+# one call at a time: the server decodes each alone, as the direct calls compared with them.
+# Decoded beside others on its one KV cache, a long greedy answer may part from its own.
+one_call_at_a_time = stack_fixture(
+    gateway=True, local_model=True, extra_env={"CHATQ_PROVIDER_MAX_CONCURRENCY": "1"}
+)
+
+
+def test_a_batch_gets_the_servers_answers(one_call_at_a_time):
+    stack = one_call_at_a_time
     questions = ["What is rain?", "Name a fruit.", "Say hi."]
-    # Short answers: the lines run at once, and decoded together on one KV cache a long
-    # greedy answer may part from the one the question gets alone.
     expected = {
-        f"q{i}": direct(stack).chat.completions.create(**chat(messages=[user(q)], max_tokens=12))
+        f"q{i}": direct(stack).chat.completions.create(**chat(messages=[user(q)]))
         for i, q in enumerate(questions)
     }
     lines = [
         {"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions"}
-        | {"body": chat(messages=[user(q)], max_tokens=12)}
+        | {"body": chat(messages=[user(q)])}
         for i, q in enumerate(questions)
     ]
     client = stack.openai()
@@ -316,12 +323,8 @@ def test_a_batch_gets_the_servers_answers(stack):
     }
 
 
-# As `chatq up --provider local` runs it: 'n' up to the server's four slots in one call.
-n_in_one_call = stack_fixture(gateway=True, local_model=True)
-
-
 def test_n_in_one_call_streams_the_servers_interleaved_choices_each_under_its_index(
-    n_in_one_call,
+    one_call_at_a_time,
 ):
     asked = chat(
         messages=[user("Invent a name for a dog.")],
@@ -340,9 +343,9 @@ def test_n_in_one_call_streams_the_servers_interleaved_choices_each_under_its_in
             usage = chunk.usage or usage
         return texts, usage
 
-    expected, _ = streamed(direct(n_in_one_call))
-    texts, usage = streamed(n_in_one_call.openai(), extra_body={"cache": False})
-    plain = direct(n_in_one_call).chat.completions.create(**asked)
+    expected, _ = streamed(direct(one_call_at_a_time))
+    texts, usage = streamed(one_call_at_a_time.openai(), extra_body={"cache": False})
+    plain = direct(one_call_at_a_time).chat.completions.create(**asked)
     assert texts == expected == [c.message.content for c in plain.choices]
     # llama.cpp sends one usage chunk per choice; chatq's stream ends with one, the server's
     # own count for the request (which, like its non-streamed answer's, counts one choice).
