@@ -126,8 +126,9 @@ class GatheredEmbeddings:
 
     def _together(self, together: list[Member], route: Route) -> Outcomes:
         """Books one slot for the members, claims them and answers them with one call."""
+        group = combined(together)
         try:
-            lease = self.calls.book(combined(together), route.first)
+            lease = self.calls.book(group, route.first)
         except Deferred as deferred:  # a job already claimed waits for a slot of its own
             return {
                 m.id: deferred if m.claimed is None else self._alone([m])[m.id] for m in together
@@ -142,16 +143,17 @@ class GatheredEmbeddings:
             if len(claimed) < 2:
                 self.calls.release(lease)
                 return {**outcomes, **self._alone([m for m, _ in claimed], claimed)}
-            return {**outcomes, **self._answer(claimed, route, lease)}
+            if len(claimed) < len(together):  # the call carries the claimed jobs' inputs only
+                group = combined([m for m, _ in claimed])
+            return {**outcomes, **self._answer(group, claimed, route, lease)}
         finally:  # whatever happened, this thread no longer holds their claims
             self.lifecycle.release_all(member.id for member, _ in claimed)
 
     def _answer(
-        self, claimed: list[tuple[Member, Claimed]], route: Route, lease: Lease
+        self, group: ChatJob, claimed: list[tuple[Member, Claimed]], route: Route, lease: Lease
     ) -> Outcomes:
-        """Makes the one call for the claimed jobs and ends each of them."""
+        """Makes the one call (``group``) for the claimed jobs and ends each of them."""
         members = [member for member, _ in claimed]
-        group = combined(members)
         started = self.clock()
         timings = {m.id: Timings(created_at=m.job.created_at, started_at=started) for m in members}
         aborts = self.calls.provider.aborts
